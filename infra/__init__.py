@@ -1,0 +1,1 @@
+"""carestack controller: tier catalog + client stack -> CarePlan -> AWS, Ansible, Kuma, lab."""

@@ -1,0 +1,456 @@
+"""The CarePlan: every number a client's care stack runs on, derived in one place.
+
+spec (catalog tier + client stack) -> CarePlan -> AWS components, Ansible
+variables, the agent's config, the monitors, the SLA targets. Nothing
+downstream derives a tier number again; if a consumer needs a value that is
+not here, add it here.
+
+Shape (all frozen dataclasses, `to_dict()` gives the JSON of `carestack plan --json`):
+
+CarePlan
+  client: id, name, tier, tier_title, timezone, contacts[name, role, email, phone, webhook]
+  hosting: mode (shared|dedicated), server (host name the sites run on), instance_type,
+           volume_gb, admin_cidr, platform_stack
+  storage: bucket, versioning, object_lock_days, retention_days (longest kept snapshot),
+           noncurrent_version_days, abort_multipart_days
+  backup: schedule, rpo_minutes, keep{hourly,daily,weekly,monthly}, forget_args,
+          prune (schedule), check (schedule), check_read_data_subsets, timeout_seconds
+  updates: schedule, window{weekday, start, duration_minutes}, apt_policy,
+           wordpress_policy, rollback, probe_slowdown_limit, timeout_seconds
+  monitoring: interval_seconds, retries, retry_interval_seconds, timeout_seconds,
+              alert_within_seconds, channels, cert_expiry_days, maintenance (the update window)
+  sites[]: id, name, domain, kind, https, url, root, linux_user, database (or None),
+           providers, checks[path, keyword, status, url], jobs[name, schedule, timeout_seconds,
+           push_grace_seconds, push_interval_seconds]
+  sla: uptime_target_percent, downtime_budget_minutes_per_month, downtime_budget_hours_per_year,
+       support{days, from, to, outage_line_until}, severities[name, response, fix],
+       small_jobs{per_month, max_minutes}, failover{rto_minutes, max_days} | None,
+       restore_drill (schedule) | None
+Schedule: on_calendar (systemd OnCalendar, in the client's time zone), period_seconds,
+          randomized_delay_seconds.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass
+from typing import Any
+
+from infra.spec import ClientSpec, Recurring, Tier, site_name
+from infra.units import SupportTime, parse_minute_of_hour, parse_time_of_day
+
+# Calendar lengths used for budgets and retention horizons.
+DAYS_PER_YEAR = 365.25
+DAYS_PER_MONTH = DAYS_PER_YEAR / 12
+# Upper bounds in days of one kept snapshot of each kind, for the retention horizon.
+KEEP_SPAN_DAYS = {"hourly": 1 / 24, "daily": 1, "weekly": 7, "monthly": 31}
+# After the oldest snapshot expires, deleted pack versions stay a further week,
+# so a destructive prune or a compromised key can still be undone.
+NONCURRENT_MARGIN_DAYS = 7
+# Kuma counts a push monitor down if no push came within its interval: the job's
+# own timeout, the timer's random delay and this slack for a slow start.
+PUSH_SLACK_SECONDS = 300
+# Timers start at a random point this share of their period late (at most 5 min),
+# so many sites on one host don't all start restic in the same second.
+RANDOM_DELAY_SHARE = 0.05
+MAX_RANDOM_DELAY_SECONDS = 300
+# Kuma marks a site down after retries; at most this many, however slow the alert promise.
+MAX_RETRIES = 3
+# Kuma's default request timeout is 80 % of the interval; never wait longer than this.
+MAX_CHECK_TIMEOUT_SECONDS = 48
+SITES_ROOT = "/srv/www"
+
+_PERIOD = {"hourly": 3600, "daily": 86400, "weekly": 7 * 86400, "monthly": 31 * 86400}
+
+
+@dataclass(frozen=True)
+class Schedule:
+    on_calendar: str
+    period_seconds: int
+    randomized_delay_seconds: int
+
+
+@dataclass(frozen=True)
+class ContactPlan:
+    name: str
+    role: str | None
+    email: str | None
+    phone: str | None
+    webhook: str | None
+
+
+@dataclass(frozen=True)
+class ClientPlan:
+    id: str
+    name: str
+    tier: str
+    tier_title: str
+    timezone: str
+    contacts: tuple[ContactPlan, ...]
+
+
+@dataclass(frozen=True)
+class HostingPlan:
+    mode: str
+    server: str
+    instance_type: str | None
+    volume_gb: int | None
+    admin_cidr: str
+    platform_stack: str | None
+
+
+@dataclass(frozen=True)
+class StoragePlan:
+    bucket: str
+    versioning: bool
+    object_lock_days: int
+    retention_days: int
+    noncurrent_version_days: int
+    abort_multipart_days: int
+
+
+@dataclass(frozen=True)
+class BackupPlan:
+    schedule: Schedule
+    rpo_minutes: int
+    keep: dict[str, int]
+    forget_args: tuple[str, ...]
+    prune: Schedule
+    check: Schedule
+    check_read_data_subsets: int
+    timeout_seconds: int
+
+
+@dataclass(frozen=True)
+class UpdateWindowPlan:
+    weekday: str
+    start: str
+    duration_minutes: int
+
+
+@dataclass(frozen=True)
+class UpdatePlan:
+    schedule: Schedule
+    window: UpdateWindowPlan
+    apt_policy: str
+    wordpress_policy: str
+    rollback: bool
+    probe_slowdown_limit: float
+    timeout_seconds: int
+
+
+@dataclass(frozen=True)
+class MonitoringPlan:
+    interval_seconds: int
+    retries: int
+    retry_interval_seconds: int
+    timeout_seconds: int
+    alert_within_seconds: int
+    channels: tuple[str, ...]
+    cert_expiry_days: int
+    maintenance: UpdateWindowPlan
+
+
+@dataclass(frozen=True)
+class CheckPlan:
+    path: str
+    keyword: str
+    status: int
+    url: str
+
+
+@dataclass(frozen=True)
+class JobPlan:
+    name: str
+    schedule: Schedule
+    timeout_seconds: int
+    push_grace_seconds: int
+    push_interval_seconds: int
+
+
+@dataclass(frozen=True)
+class SitePlan:
+    id: str
+    name: str
+    domain: str
+    kind: str
+    https: bool
+    url: str
+    root: str
+    linux_user: str
+    database: str | None
+    providers: tuple[str, ...]
+    checks: tuple[CheckPlan, ...]
+    jobs: tuple[JobPlan, ...]
+    repository_path: str
+
+    def job(self, name: str) -> JobPlan:
+        return next(job for job in self.jobs if job.name == name)
+
+
+@dataclass(frozen=True)
+class SeverityPlan:
+    name: str
+    response: str
+    response_minutes: int
+    response_business_days: int
+    fix: str
+    fix_minutes: int
+    fix_business_days: int
+
+
+@dataclass(frozen=True)
+class SupportPlan:
+    days: tuple[str, ...]
+    from_: str
+    to: str
+    outage_line_until: str | None
+
+
+@dataclass(frozen=True)
+class FailoverPlan:
+    rto_minutes: int
+    max_days: int
+
+
+@dataclass(frozen=True)
+class SlaPlan:
+    uptime_target_percent: float
+    downtime_budget_minutes_per_month: float
+    downtime_budget_hours_per_year: float
+    support: SupportPlan
+    severities: tuple[SeverityPlan, ...]
+    small_jobs_per_month: int
+    small_job_max_minutes: int
+    failover: FailoverPlan | None
+    restore_drill: Schedule | None
+
+
+@dataclass(frozen=True)
+class CarePlan:
+    client: ClientPlan
+    hosting: HostingPlan
+    storage: StoragePlan
+    backup: BackupPlan
+    updates: UpdatePlan
+    monitoring: MonitoringPlan
+    sites: tuple[SitePlan, ...]
+    sla: SlaPlan
+
+    def to_dict(self) -> dict[str, Any]:
+        return _jsonable(dataclasses.asdict(self))
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {key.rstrip("_"): _jsonable(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(item) for item in value]
+    return value
+
+
+# --- schedules ---------------------------------------------------------------
+
+
+def _schedule(calendar: str, period: int, timezone: str) -> Schedule:
+    delay = min(MAX_RANDOM_DELAY_SECONDS, int(period * RANDOM_DELAY_SHARE))
+    return Schedule(f"{calendar} {timezone}", period, delay)
+
+
+def _clock(at: str) -> str:
+    hour, minute = parse_time_of_day(at)
+    return f"{hour:02d}:{minute:02d}:00"
+
+
+def backup_schedule(every: str, at: str, timezone: str) -> Schedule:
+    if every == "hourly":
+        return _schedule(f"*-*-* *:{parse_minute_of_hour(at):02d}:00", _PERIOD["hourly"], timezone)
+    return _schedule(f"*-*-* {_clock(at)}", _PERIOD["daily"], timezone)
+
+
+def recurring_schedule(recurring: Recurring, timezone: str) -> Schedule:
+    day = f"{recurring.day} " if recurring.every == "weekly" else ""
+    return _schedule(f"{day}*-*-* {_clock(recurring.at)}", _PERIOD[recurring.every], timezone)
+
+
+def weekly_schedule(weekday: str, at: str, timezone: str) -> Schedule:
+    return _schedule(f"{weekday} *-*-* {_clock(at)}", _PERIOD["weekly"], timezone)
+
+
+# --- derived numbers ---------------------------------------------------------
+
+
+def forget_args(keep: dict[str, int]) -> tuple[str, ...]:
+    args: list[str] = []
+    for kind in ("hourly", "daily", "weekly", "monthly"):
+        if keep[kind]:
+            args += [f"--keep-{kind}", str(keep[kind])]
+    return tuple(args)
+
+
+def retention_days(keep: dict[str, int]) -> int:
+    """How far back the oldest kept snapshot can reach, in whole days."""
+    return math.ceil(max(count * KEEP_SPAN_DAYS[kind] for kind, count in keep.items()))
+
+
+def downtime_budget_minutes(uptime_target_percent: float, days: float) -> float:
+    return round((1 - uptime_target_percent / 100) * days * 24 * 60, 2)
+
+
+def check_retries(interval: int, alert_within: int, timeout: int) -> int:
+    """Retries that still let Kuma alert within the promise: first failure + retries <= alert_within."""
+    return max(0, min(MAX_RETRIES, (alert_within - timeout) // interval - 1))
+
+
+def check_timeout(interval: int) -> int:
+    return min(MAX_CHECK_TIMEOUT_SECONDS, int(interval * 0.8))
+
+
+def _job(name: str, schedule: Schedule, timeout: int) -> JobPlan:
+    grace = timeout + schedule.randomized_delay_seconds + PUSH_SLACK_SECONDS
+    return JobPlan(name, schedule, timeout, grace, schedule.period_seconds + grace)
+
+
+def _providers(kind: str, tier: Tier) -> tuple[str, ...]:
+    """The update providers that apply to a site of this kind."""
+    applies = {"apt": True, "wordpress": kind in ("wordpress", "woocommerce"), "release": kind == "php"}
+    return tuple(p for p in tier.updates.providers if applies[p])
+
+
+def _severity(name: str, response: SupportTime, fix: SupportTime) -> SeverityPlan:
+    return SeverityPlan(
+        name, str(response), response.minutes, response.business_days, str(fix), fix.minutes, fix.business_days
+    )
+
+
+def build_plan(spec: ClientSpec) -> CarePlan:
+    stack, tier = spec.stack, spec.tier
+    tz = stack.timezone
+    client_id = stack.client.id
+
+    keep = tier.backup.keep.model_dump()
+    kept_days = retention_days(keep)
+    lock_days = math.ceil(tier.backup.object_lock / 86400)
+    bucket = f"{stack.bucket_prefix}-{client_id}-backups"
+    storage = StoragePlan(
+        bucket=bucket,
+        versioning=True,
+        object_lock_days=lock_days,
+        retention_days=kept_days,
+        noncurrent_version_days=max(kept_days, lock_days) + NONCURRENT_MARGIN_DAYS,
+        abort_multipart_days=1,
+    )
+
+    backup_every = backup_schedule(tier.backup.every, tier.backup.at, tz)
+    backup = BackupPlan(
+        schedule=backup_every,
+        rpo_minutes=backup_every.period_seconds // 60,
+        keep=keep,
+        forget_args=forget_args(keep),
+        prune=recurring_schedule(tier.backup.prune, tz),
+        check=recurring_schedule(tier.backup.check, tz),
+        check_read_data_subsets=tier.backup.check.read_data_cycle,
+        timeout_seconds=tier.backup.timeout,
+    )
+
+    window = UpdateWindowPlan(tier.updates.window.day, tier.updates.window.at, tier.updates.window.duration // 60)
+    updates = UpdatePlan(
+        schedule=weekly_schedule(window.weekday, window.start, tz),
+        window=window,
+        apt_policy=tier.updates.apt,
+        wordpress_policy=tier.updates.wordpress,
+        rollback=tier.updates.rollback,
+        probe_slowdown_limit=tier.updates.probe_slowdown_limit,
+        timeout_seconds=tier.updates.window.duration,
+    )
+
+    mon = tier.monitoring
+    timeout = check_timeout(mon.interval)
+    monitoring = MonitoringPlan(
+        interval_seconds=mon.interval,
+        retries=check_retries(mon.interval, mon.alert_within, timeout),
+        retry_interval_seconds=mon.interval,
+        timeout_seconds=timeout,
+        alert_within_seconds=mon.alert_within,
+        channels=tuple(mon.channels),
+        cert_expiry_days=mon.cert_expiry_warning // 86400,
+        maintenance=window,
+    )
+
+    hosting = HostingPlan(
+        mode=tier.hosting.mode,
+        server=stack.shared_host if tier.hosting.mode == "shared" else f"{client_id}-1",
+        instance_type=tier.hosting.instance_type,
+        volume_gb=tier.hosting.volume_gb,
+        admin_cidr=stack.admin_cidr,
+        platform_stack=stack.platform_stack,
+    )
+
+    jobs = (
+        _job("backup", backup.schedule, backup.timeout_seconds),
+        _job("prune", backup.prune, backup.timeout_seconds),
+        _job("check", backup.check, backup.timeout_seconds),
+        _job("update", updates.schedule, updates.timeout_seconds),
+    )
+    sites = []
+    for site in stack.sites:
+        name = site_name(site)
+        site_id = f"{client_id}-{name}"
+        scheme = "https" if site.https else "http"
+        sites.append(
+            SitePlan(
+                id=site_id,
+                name=name,
+                domain=site.domain,
+                kind=site.kind,
+                https=site.https,
+                url=f"{scheme}://{site.domain}/",
+                root=f"{SITES_ROOT}/{site_id}",
+                linux_user=site_id,
+                database=None if site.kind == "static" else site_id.replace("-", "_"),
+                providers=_providers(site.kind, tier),
+                checks=tuple(
+                    CheckPlan(c.path, c.keyword, c.status, f"{scheme}://{site.domain}{c.path}") for c in site.checks
+                ),
+                jobs=jobs,
+                repository_path=f"{bucket}/{site_id}",
+            )
+        )
+
+    sla_tier = tier.sla
+    target = sla_tier.uptime_target
+    sla = SlaPlan(
+        uptime_target_percent=target,
+        downtime_budget_minutes_per_month=downtime_budget_minutes(target, DAYS_PER_MONTH),
+        downtime_budget_hours_per_year=round(downtime_budget_minutes(target, DAYS_PER_YEAR) / 60, 2),
+        support=SupportPlan(
+            tuple(sla_tier.support.days),
+            sla_tier.support.from_,
+            sla_tier.support.to,
+            sla_tier.support.outage_line_until,
+        ),
+        severities=tuple(_severity(name, s.response, s.fix) for name, s in sla_tier.severities.items()),
+        small_jobs_per_month=sla_tier.small_jobs.per_month,
+        small_job_max_minutes=sla_tier.small_jobs.max // 60,
+        failover=(
+            FailoverPlan(sla_tier.failover.within // 60, sla_tier.failover.max_days) if sla_tier.failover else None
+        ),
+        restore_drill=(
+            _schedule(
+                f"*-*-{sla_tier.restore_drill.day:02d} {_clock(sla_tier.restore_drill.at)}", _PERIOD["monthly"], tz
+            )
+            if sla_tier.restore_drill
+            else None
+        ),
+    )
+
+    client = ClientPlan(
+        id=client_id,
+        name=stack.client.name,
+        tier=spec.tier_name,
+        tier_title=tier.title,
+        timezone=tz,
+        contacts=tuple(ContactPlan(c.name, c.role, c.email, c.phone, c.webhook) for c in stack.contacts),
+    )
+    return CarePlan(client, hosting, storage, backup, updates, monitoring, tuple(sites), sla)

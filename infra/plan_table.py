@@ -1,0 +1,90 @@
+"""Render a CarePlan as the readable table `carestack plan` prints."""
+
+from __future__ import annotations
+
+from infra.plan import CarePlan, Schedule
+from infra.units import format_duration
+
+
+def _when(schedule: Schedule) -> str:
+    return f"{schedule.on_calendar} (+ up to {format_duration(schedule.randomized_delay_seconds)})"
+
+
+def _rows(plan: CarePlan) -> list[tuple[str, str]]:
+    b, u, m, s, st = plan.backup, plan.updates, plan.monitoring, plan.sla, plan.storage
+    keep = ", ".join(f"{n} {k}" for k, n in b.keep.items() if n)
+    rows = [
+        ("client", f"{plan.client.name} ({plan.client.id})"),
+        ("tier", f"{plan.client.tier} - {plan.client.tier_title}"),
+        ("time zone", plan.client.timezone),
+        (
+            "hosting",
+            f"{plan.hosting.mode} on {plan.hosting.server}"
+            + (f" ({plan.hosting.instance_type}, {plan.hosting.volume_gb} GB)" if plan.hosting.instance_type else ""),
+        ),
+        ("ssh from", plan.hosting.admin_cidr),
+        ("backups", _when(b.schedule)),
+        ("RPO", f"{b.rpo_minutes} min of data at most"),
+        ("keep", f"{keep}  [restic forget {' '.join(b.forget_args)}]"),
+        ("prune", _when(b.prune)),
+        ("integrity check", f"{_when(b.check)}, all data read every {b.check_read_data_subsets} checks"),
+        ("job timeout", format_duration(b.timeout_seconds)),
+        (
+            "bucket",
+            f"{st.bucket}: versioned, old versions kept {st.noncurrent_version_days} d, "
+            f"object lock {st.object_lock_days} d"
+            if st.object_lock_days
+            else f"{st.bucket}: versioned, old versions kept {st.noncurrent_version_days} d, no object lock",
+        ),
+        (
+            "updates",
+            f"{_when(u.schedule)}, window {u.window.duration_minutes} min; apt {u.apt_policy}, "
+            f"WordPress {u.wordpress_policy}, rollback {'on' if u.rollback else 'off'}",
+        ),
+        (
+            "site checks",
+            f"every {format_duration(m.interval_seconds)}, timeout {m.timeout_seconds} s, "
+            f"{m.retries} retries, alert within {format_duration(m.alert_within_seconds)} by {', '.join(m.channels)}",
+        ),
+        (
+            "uptime target",
+            f"{s.uptime_target_percent} % = {s.downtime_budget_minutes_per_month} min/month, "
+            f"{s.downtime_budget_hours_per_year} h/year of downtime",
+        ),
+        (
+            "support",
+            f"{'/'.join(s.support.days)} {s.support.from_}-{s.support.to}"
+            + (f", outage line until {s.support.outage_line_until}" if s.support.outage_line_until else ""),
+        ),
+    ]
+    rows += [(f"severity {sev.name}", f"response {sev.response}, fix {sev.fix}") for sev in s.severities]
+    rows.append(("small jobs", f"{s.small_jobs_per_month} a month, up to {s.small_job_max_minutes} min each"))
+    rows.append(
+        (
+            "failover",
+            f"standby restore within {s.failover.rto_minutes} min, up to {s.failover.max_days} days"
+            if s.failover
+            else "none",
+        )
+    )
+    rows.append(("restore drill", _when(s.restore_drill) if s.restore_drill else "none"))
+    for site in plan.sites:
+        pages = ", ".join(f"{c.path} ~ {c.keyword!r}" for c in site.checks)
+        rows.append(
+            (f"site {site.id}", f"{site.url} [{site.kind}] pages: {pages}; updates by {', '.join(site.providers)}")
+        )
+        for job in site.jobs:
+            rows.append(
+                (
+                    f"  job {job.name}",
+                    f"push expected every {format_duration(job.push_interval_seconds)} "
+                    f"(grace {format_duration(job.push_grace_seconds)})",
+                )
+            )
+    return rows
+
+
+def render(plan: CarePlan) -> str:
+    rows = _rows(plan)
+    width = max(len(key) for key, _ in rows)
+    return "\n".join(f"{key.ljust(width)}  {value}" for key, value in rows)

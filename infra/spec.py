@@ -1,0 +1,660 @@
+"""Load and validate the tier catalog and the stack files.
+
+A stack file is a Pulumi stack configuration (`Pulumi.<name>.yaml`) whose
+`carestack:` keys describe either a client (its tier, contacts, sites and
+overrides) or the platform (the pool of shared hosts). Validation reports
+every error at once, each naming the exact key (`carestack:sites[1].domain`)
+and what would be valid, before anything downstream sees the stack.
+"""
+
+from __future__ import annotations
+
+import copy
+import difflib
+import ipaddress
+import re
+import zoneinfo
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from types import UnionType
+from typing import Annotated, Any, Literal, Union, get_args, get_origin
+
+import yaml
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
+
+from infra.units import (
+    WEEKDAYS,
+    SupportTime,
+    format_duration,
+    parse_duration,
+    parse_minute_of_hour,
+    parse_support_time,
+    parse_time_of_day,
+)
+
+CATALOG_PATH = Path(__file__).parent / "catalog" / "tiers.yaml"
+STACKS_DIR = Path(__file__).resolve().parent.parent / "stacks"
+NAMESPACE = "carestack"
+
+
+class SpecError(Exception):
+    """Every problem found in one file, each as `path: message`."""
+
+    def __init__(self, source: str, problems: list[str]) -> None:
+        self.source = source
+        self.problems = problems
+        super().__init__(f"{source}: {len(problems)} error(s)\n" + "\n".join(f"  - {p}" for p in problems))
+
+
+# --- field types -----------------------------------------------------------
+
+Duration = Annotated[int, BeforeValidator(parse_duration)]
+SupportDuration = Annotated[SupportTime, BeforeValidator(parse_support_time)]
+Weekday = Literal["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"]
+
+
+def _time_of_day(value: object) -> str:
+    parse_time_of_day(value)
+    return str(value)
+
+
+TimeOfDay = Annotated[str, BeforeValidator(_time_of_day)]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+# --- the tier ----------------------------------------------------------------
+
+
+class HostingTier(Strict):
+    mode: Literal["shared", "dedicated"]
+    instance_type: str | None = None
+    volume_gb: int | None = Field(default=None, ge=8, le=16384)
+
+
+class Keep(Strict):
+    hourly: int = Field(default=0, ge=0)
+    daily: int = Field(default=0, ge=0)
+    weekly: int = Field(default=0, ge=0)
+    monthly: int = Field(default=0, ge=0)
+
+
+class Recurring(Strict):
+    every: Literal["daily", "weekly"]
+    day: Weekday | None = None
+    at: TimeOfDay
+
+
+class CheckSchedule(Recurring):
+    read_data_cycle: int = Field(ge=1, le=100)
+
+
+class BackupTier(Strict):
+    every: Literal["hourly", "daily"]
+    at: str
+    keep: Keep
+    prune: Recurring
+    check: CheckSchedule
+    timeout: Duration = Field(gt=0)
+    object_lock: Duration = Field(ge=0)
+
+
+class UpdateWindow(Strict):
+    day: Weekday
+    at: TimeOfDay
+    duration: Duration
+
+
+class UpdatesTier(Strict):
+    window: UpdateWindow
+    providers: list[Literal["apt", "wordpress", "release"]]
+    apt: Literal["security", "all", "none"]
+    wordpress: Literal["minor", "all", "none"]
+    rollback: bool
+    probe_slowdown_limit: float = Field(ge=1.0, le=100.0)
+
+
+class MonitoringTier(Strict):
+    interval: Duration
+    pages_per_site: int = Field(ge=1, le=50)
+    alert_within: Duration
+    channels: list[Literal["email", "sms", "webhook"]] = Field(min_length=1)
+    cert_expiry_warning: Duration
+
+
+class Support(Strict):
+    days: list[Weekday] = Field(min_length=1)
+    from_: TimeOfDay = Field(alias="from")
+    to: TimeOfDay
+    outage_line_until: TimeOfDay | None = None
+
+
+class Severity(Strict):
+    response: SupportDuration
+    fix: SupportDuration
+
+
+class SmallJobs(Strict):
+    per_month: int = Field(ge=0)
+    max: Duration
+
+
+class Failover(Strict):
+    within: Duration = Field(gt=0)
+    max_days: int = Field(ge=1, le=365)
+
+
+class RestoreDrill(Strict):
+    every: Literal["monthly"]
+    day: int = Field(ge=1, le=28)
+    at: TimeOfDay
+
+
+class SlaTier(Strict):
+    uptime_target: float = Field(gt=90.0, lt=100.0)
+    support: Support
+    severities: dict[str, Severity] = Field(min_length=1)
+    small_jobs: SmallJobs
+    failover: Failover | None = None
+    restore_drill: RestoreDrill | None = None
+
+
+class Tier(Strict):
+    title: str
+    hosting: HostingTier
+    backup: BackupTier
+    updates: UpdatesTier
+    monitoring: MonitoringTier
+    sla: SlaTier
+
+
+# --- the stacks --------------------------------------------------------------
+
+_DOMAIN_LABEL = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
+_TLD = re.compile(r"^[a-z]{2,63}$")
+_SLUG = re.compile(r"^[a-z][a-z0-9]{0,11}$")
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[a-z]{2,}$", re.IGNORECASE)
+_PHONE = re.compile(r"^\+[1-9]\d{6,14}$")
+_URL = re.compile(r"^https?://[^\s/]+(/\S*)?$")
+
+
+def _domain(value: object) -> str:
+    text = str(value).lower().rstrip(".") if isinstance(value, str) else ""
+    labels = text.split(".")
+    if (
+        not text
+        or len(text) > 253
+        or len(labels) < 2
+        or not all(_DOMAIN_LABEL.match(label) for label in labels)
+        or not _TLD.match(labels[-1])
+    ):
+        raise ValueError(f"expected a domain name such as www.example.com, got {value!r}")
+    return text
+
+
+def _pattern(regex: re.Pattern[str], expected: str) -> BeforeValidator:
+    def check(value: object) -> str:
+        if not isinstance(value, str) or not regex.match(value):
+            raise ValueError(f"expected {expected}, got {value!r}")
+        return value
+
+    return BeforeValidator(check)
+
+
+def _cidr(value: object) -> str:
+    try:
+        network = ipaddress.ip_network(str(value), strict=True)
+    except ValueError:
+        raise ValueError(f"expected a network in CIDR notation such as 203.0.113.0/24, got {value!r}") from None
+    if network.prefixlen == 0:
+        raise ValueError("must not be the whole internet: SSH is opened only to the agency's admin range")
+    return str(network)
+
+
+def _timezone(value: object) -> str:
+    try:
+        zoneinfo.ZoneInfo(str(value))
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        raise ValueError(f"expected an IANA time zone such as Europe/Berlin or UTC, got {value!r}") from None
+    return str(value)
+
+
+DomainName = Annotated[str, BeforeValidator(_domain)]
+Slug = Annotated[str, _pattern(_SLUG, "a short lower-case name: a letter, then up to 11 letters or digits")]
+Email = Annotated[str, _pattern(_EMAIL, "an e-mail address")]
+Phone = Annotated[str, _pattern(_PHONE, 'a phone number in international format such as "+4930123456"')]
+WebhookUrl = Annotated[str, _pattern(_URL, "an http(s) URL")]
+Cidr = Annotated[str, BeforeValidator(_cidr)]
+TimeZone = Annotated[str, BeforeValidator(_timezone)]
+PagePath = Annotated[str, _pattern(re.compile(r"^/\S*$"), 'a path on the site starting with "/"')]
+
+
+class ClientInfo(Strict):
+    id: Slug
+    name: str = Field(min_length=1)
+
+
+class Contact(Strict):
+    name: str = Field(min_length=1)
+    role: str | None = None
+    email: Email | None = None
+    phone: Phone | None = None
+    webhook: WebhookUrl | None = None
+
+
+class PageCheck(Strict):
+    path: PagePath
+    keyword: str = Field(min_length=1)
+    status: int = Field(default=200, ge=100, le=599)
+
+
+class Site(Strict):
+    domain: DomainName
+    name: Slug | None = None
+    kind: Literal["wordpress", "woocommerce", "php", "static"]
+    https: bool = True
+    checks: list[PageCheck] = Field(min_length=1)
+
+
+class ClientStack(Strict):
+    client: ClientInfo
+    tier: str
+    contacts: list[Contact] = Field(min_length=1)
+    sites: list[Site] = Field(min_length=1)
+    overrides: dict[str, Any] = Field(default_factory=dict)
+    timezone: TimeZone = "UTC"
+    admin_cidr: Cidr
+    shared_host: str = "shared-1"
+    platform_stack: str | None = None
+    bucket_prefix: Slug = "carestack"
+
+
+class SharedHost(Strict):
+    name: Annotated[str, _pattern(re.compile(r"^[a-z][a-z0-9-]{0,30}$"), "a host name such as shared-1")]
+    instance_type: str
+    volume_gb: int = Field(ge=8, le=16384)
+
+
+class PlatformStack(Strict):
+    role: Literal["platform"]
+    admin_cidr: Cidr
+    shared_hosts: list[SharedHost] = Field(min_length=1)
+    standby: SharedHost
+
+
+# --- resolved results --------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ClientSpec:
+    """A validated client stack with its tier resolved (catalog + overrides)."""
+
+    source: str
+    stack: ClientStack
+    tier_name: str
+    tier: Tier
+
+
+@dataclass(frozen=True)
+class PlatformSpec:
+    source: str
+    stack: PlatformStack
+
+
+StackSpec = Union[ClientSpec, PlatformSpec]
+
+
+# --- error formatting --------------------------------------------------------
+
+
+def _format_loc(prefix: str, loc: Iterable[str | int]) -> str:
+    text = prefix
+    for part in loc:
+        if isinstance(part, int):
+            text += f"[{part}]"
+        else:
+            text += part if text.endswith(":") or not text else f".{part}"
+    return text
+
+
+def _unwrap(annotation: Any) -> Any:
+    """Strip Optional[...] and Annotated[...] down to the type that holds the keys."""
+    while get_origin(annotation) in (Union, UnionType, Annotated):
+        annotation = next(a for a in get_args(annotation) if a is not type(None))
+    return annotation
+
+
+def _model_at(model: type[BaseModel], loc: tuple[str | int, ...]) -> type[BaseModel] | None:
+    """The model that owns the keys at `loc`, to list the valid keys there."""
+    current: Any = model
+    for part in loc:
+        current = _unwrap(current)
+        if get_origin(current) in (list, dict):
+            current = get_args(current)[-1]
+        elif isinstance(current, type) and issubclass(current, BaseModel):
+            field = next((f for n, f in current.model_fields.items() if (f.alias or n) == part), None)
+            current = field.annotation if field else None
+        else:
+            return None
+    current = _unwrap(current)
+    return current if isinstance(current, type) and issubclass(current, BaseModel) else None
+
+
+def _valid_keys(model: type[BaseModel]) -> list[str]:
+    return [f.alias or n for n, f in model.model_fields.items()]
+
+
+def _describe(error: Mapping[str, Any], root: type[BaseModel]) -> str:
+    loc: tuple[str | int, ...] = tuple(error["loc"])
+    if error["type"] == "extra_forbidden":
+        owner = _model_at(root, loc[:-1])
+        valid = _valid_keys(owner) if owner else []
+        close = difflib.get_close_matches(str(loc[-1]), valid, n=1)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        return f"unknown key{hint} (valid keys: {', '.join(valid)})"
+    if error["type"] == "missing":
+        return "is required"
+    message = str(error["msg"])
+    return message.removeprefix("Value error, ")
+
+
+def _problems(exc: ValidationError, root: type[BaseModel], prefix: str) -> list[str]:
+    return [f"{_format_loc(prefix, err['loc'])}: {_describe(err, root)}" for err in exc.errors()]
+
+
+# --- the catalog -------------------------------------------------------------
+
+
+def _read_yaml(path: Path) -> Any:
+    try:
+        return yaml.safe_load(path.read_text())
+    except FileNotFoundError:
+        raise SpecError(str(path), ["file not found"]) from None
+    except yaml.YAMLError as exc:
+        raise SpecError(str(path), [f"not valid YAML: {exc}"]) from None
+
+
+def merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
+    """Mappings merge key by key; a key set to null is removed; anything else replaces."""
+    merged = copy.deepcopy(dict(base))
+    for key, value in override.items():
+        if value is None:
+            merged.pop(key, None)
+        elif isinstance(value, Mapping) and isinstance(merged.get(key), Mapping):
+            merged[key] = merge(merged[key], value)
+        else:
+            merged[key] = copy.deepcopy(value)
+    return merged
+
+
+@dataclass(frozen=True)
+class Catalog:
+    source: str
+    raw: dict[str, dict[str, Any]]  # each tier with `extends` resolved, before validation
+    tiers: dict[str, Tier]
+
+    def names(self) -> list[str]:
+        return list(self.tiers)
+
+
+def _resolve_extends(source: str, raw_tiers: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    problems: list[str] = []
+    resolved: dict[str, dict[str, Any]] = {}
+
+    def resolve(name: str, chain: tuple[str, ...]) -> dict[str, Any] | None:
+        if name in resolved:
+            return resolved[name]
+        body = raw_tiers[name]
+        if not isinstance(body, Mapping):
+            problems.append(f"tiers.{name}: expected a mapping of the tier's settings")
+            return None
+        parent = body.get("extends")
+        own = {k: v for k, v in body.items() if k != "extends"}
+        if parent is None:
+            resolved[name] = merge({}, own)
+            return resolved[name]
+        if parent not in raw_tiers:
+            problems.append(f"tiers.{name}.extends: unknown tier {parent!r} (tiers: {', '.join(raw_tiers)})")
+            return None
+        if parent in chain:
+            problems.append(f"tiers.{name}.extends: circular inheritance {' -> '.join(chain + (parent,))}")
+            return None
+        base = resolve(parent, chain + (parent,))
+        if base is None:
+            return None
+        resolved[name] = merge(base, own)
+        return resolved[name]
+
+    for name in raw_tiers:
+        resolve(name, (name,))
+    if problems:
+        raise SpecError(source, problems)
+    return resolved
+
+
+def load_catalog(path: Path = CATALOG_PATH) -> Catalog:
+    data = _read_yaml(path)
+    if not isinstance(data, Mapping) or not isinstance(data.get("tiers"), Mapping) or not data["tiers"]:
+        raise SpecError(str(path), ["tiers: expected a mapping of tier names to their settings"])
+    raw = _resolve_extends(str(path), data["tiers"])
+    problems: list[str] = []
+    tiers: dict[str, Tier] = {}
+    for name, body in raw.items():
+        try:
+            tiers[name] = Tier.model_validate(body)
+        except ValidationError as exc:
+            problems.extend(_problems(exc, Tier, f"tiers.{name}"))
+            continue
+        problems.extend(f"tiers.{name}.{p}" for p in tier_problems(tiers[name]))
+    if problems:
+        raise SpecError(str(path), problems)
+    return Catalog(str(path), raw, tiers)
+
+
+# --- semantic checks ---------------------------------------------------------
+
+
+def tier_problems(tier: Tier) -> list[str]:
+    """Contradictions a well-typed tier can still contain, as `path: message`."""
+    problems: list[str] = []
+    backup, monitoring, updates, sla = tier.backup, tier.monitoring, tier.updates, tier.sla
+    try:
+        if backup.every == "hourly":
+            parse_minute_of_hour(backup.at)
+        else:
+            parse_time_of_day(backup.at)
+    except ValueError as exc:
+        problems.append(f"backup.at: {exc} (for a backup every {'hour' if backup.every == 'hourly' else 'day'})")
+    if backup.every == "daily" and backup.keep.hourly:
+        problems.append(
+            f"backup.keep.hourly: {backup.keep.hourly} hourly snapshots can't be kept from one backup a day; "
+            'set it to 0 or back up every "hourly"'
+        )
+    if not any(backup.keep.model_dump().values()):
+        problems.append("backup.keep: keeps no snapshot at all; set at least one of hourly, daily, weekly, monthly")
+    for name in ("prune", "check"):
+        schedule: Recurring = getattr(backup, name)
+        if schedule.every == "weekly" and schedule.day is None:
+            problems.append(f"backup.{name}.day: a weekly schedule needs a day ({', '.join(WEEKDAYS)})")
+        if schedule.every == "daily" and schedule.day is not None:
+            problems.append(f"backup.{name}.day: a daily schedule takes no day; remove it or use every: weekly")
+    if tier.hosting.mode == "dedicated" and (tier.hosting.instance_type is None or tier.hosting.volume_gb is None):
+        problems.append("hosting: a dedicated server needs instance_type and volume_gb")
+    if tier.hosting.mode == "shared" and (tier.hosting.instance_type or tier.hosting.volume_gb):
+        problems.append("hosting: shared hosting is sized by the platform stack; remove instance_type and volume_gb")
+    if not 15 * 60 <= updates.window.duration <= 12 * 3600:
+        problems.append(
+            f"updates.window.duration: {format_duration(updates.window.duration)} is outside 15m..12h "
+            "(an update needs time for a backup, the update, probes and a rollback)"
+        )
+    if updates.window.duration < backup.timeout:
+        problems.append(
+            f"updates.window.duration: {format_duration(updates.window.duration)} is shorter than the backup "
+            f"timeout {format_duration(backup.timeout)}, but every update starts with a backup"
+        )
+    if not 20 <= monitoring.interval <= 24 * 3600:
+        problems.append(f"monitoring.interval: {format_duration(monitoring.interval)} is outside 20s..24h")
+    if monitoring.alert_within < monitoring.interval:
+        problems.append(
+            f"monitoring.alert_within: {format_duration(monitoring.alert_within)} can't be kept with a check "
+            f"every {format_duration(monitoring.interval)}; check more often or allow more time"
+        )
+    support = sla.support
+    if parse_time_of_day(support.from_) >= parse_time_of_day(support.to):
+        problems.append(f"sla.support: from {support.from_} is not before to {support.to}")
+    if support.outage_line_until is not None and parse_time_of_day(support.outage_line_until) < parse_time_of_day(
+        support.to
+    ):
+        problems.append(
+            f"sla.support.outage_line_until: {support.outage_line_until} ends before support ({support.to})"
+        )
+    day_minutes = _minutes_between(support.from_, support.to)
+    for name, severity in sla.severities.items():
+        if severity.fix.comparable_minutes(day_minutes) < severity.response.comparable_minutes(day_minutes):
+            problems.append(
+                f"sla.severities.{name}.fix: {severity.fix} is sooner than the response {severity.response}"
+            )
+    if sla.restore_drill is not None and sla.failover is None:
+        problems.append("sla.restore_drill: a restore drill needs a standby, but this tier has no failover")
+    return problems
+
+
+def _minutes_between(start: str, end: str) -> int:
+    (h1, m1), (h2, m2) = parse_time_of_day(start), parse_time_of_day(end)
+    return (h2 * 60 + m2) - (h1 * 60 + m1)
+
+
+def _client_problems(stack: ClientStack, tier: Tier) -> list[str]:
+    problems: list[str] = []
+    seen_domains: dict[str, int] = {}
+    seen_names: dict[str, int] = {}
+    for index, site in enumerate(stack.sites):
+        here = f"carestack:sites[{index}]"
+        if site.domain in seen_domains:
+            problems.append(f"{here}.domain: {site.domain} is already sites[{seen_domains[site.domain]}].domain")
+        seen_domains.setdefault(site.domain, index)
+        name = site_name(site)
+        if name in seen_names:
+            problems.append(
+                f"{here}.name: the site name {name!r} is already used by sites[{seen_names[name]}]; set a distinct name"
+            )
+        seen_names.setdefault(name, index)
+        if len(site.checks) > tier.monitoring.pages_per_site:
+            problems.append(
+                f"{here}.checks: {len(site.checks)} pages, but the tier checks at most "
+                f"{tier.monitoring.pages_per_site} per site"
+            )
+        paths = [check.path for check in site.checks]
+        for dup in sorted({p for p in paths if paths.count(p) > 1}):
+            problems.append(f"{here}.checks: the page {dup} is listed twice")
+    reachable = {
+        "email": any(c.email for c in stack.contacts),
+        "sms": any(c.phone for c in stack.contacts),
+        "webhook": any(c.webhook for c in stack.contacts),
+    }
+    needs = {"email": "an email", "sms": "a phone", "webhook": "a webhook"}
+    for channel in tier.monitoring.channels:
+        if not reachable[channel]:
+            problems.append(f"carestack:contacts: the tier alerts by {channel}, but no contact has {needs[channel]}")
+    return problems
+
+
+def site_name(site: Site) -> str:
+    """The site's short name: given, or the first label of its domain that isn't www."""
+    if site.name:
+        return site.name
+    labels = [label for label in site.domain.split(".")[:-1] if label != "www"] or ["site"]
+    return re.sub(r"[^a-z0-9]", "", labels[0])[:12] or "site"
+
+
+# --- loading stacks ----------------------------------------------------------
+
+
+def stack_name(path: Path) -> str:
+    """`Pulumi.bakery.yaml` -> `bakery`."""
+    name = path.name
+    if not (name.startswith("Pulumi.") and name.endswith((".yaml", ".yml"))) or name.count(".") < 2:
+        raise SpecError(str(path), ["a stack file is named Pulumi.<stack>.yaml"])
+    return name.split(".", 1)[1].rsplit(".", 1)[0]
+
+
+def carestack_config(source: str, document: Any) -> dict[str, Any]:
+    """The `carestack:` keys of a stack document, without the namespace."""
+    if not isinstance(document, Mapping) or not isinstance(document.get("config"), Mapping):
+        raise SpecError(source, ["config: a stack file holds its settings under config: (Pulumi stack format)"])
+    return {
+        key.split(":", 1)[1]: value
+        for key, value in document["config"].items()
+        if isinstance(key, str) and key.startswith(f"{NAMESPACE}:")
+    }
+
+
+def parse_stack(source: str, config: Mapping[str, Any], catalog: Catalog | None = None) -> StackSpec:
+    """Validate the `carestack:` settings of one stack (namespace already stripped)."""
+    if config.get("role") == "platform":
+        try:
+            return PlatformSpec(source, PlatformStack.model_validate(config))
+        except ValidationError as exc:
+            raise SpecError(source, _problems(exc, PlatformStack, f"{NAMESPACE}:")) from None
+
+    catalog = catalog or load_catalog()
+    problems: list[str] = []
+    stack: ClientStack | None = None
+    try:
+        stack = ClientStack.model_validate(config)
+    except ValidationError as exc:
+        problems.extend(_problems(exc, ClientStack, f"{NAMESPACE}:"))
+
+    tier_name = config.get("tier")
+    if tier_name is not None and tier_name not in catalog.tiers:
+        problems.append(f"{NAMESPACE}:tier: unknown tier {tier_name!r} (tiers: {', '.join(catalog.names())})")
+        raise SpecError(source, problems)
+    overrides = config.get("overrides") or {}
+    if not isinstance(overrides, Mapping) or tier_name is None:
+        raise SpecError(source, problems)
+
+    merged = merge(catalog.raw[tier_name], overrides)
+    tier: Tier | None = None
+    try:
+        tier = Tier.model_validate(merged)
+    except ValidationError as exc:
+        for error in exc.errors():
+            loc = tuple(error["loc"])
+            where = f"{NAMESPACE}:overrides" if _has_path(overrides, loc) else f"{catalog.source}: tiers.{tier_name}"
+            problems.append(f"{_format_loc(where, loc)}: {_describe(error, Tier)}")
+    if tier is not None:
+        for problem in tier_problems(tier):
+            path = tuple(problem.split(":", 1)[0].split("."))
+            if _has_path(overrides, path):
+                problems.append(f"{NAMESPACE}:overrides.{problem}")
+            else:
+                problems.append(f"{NAMESPACE}:overrides: with tier {tier_name} and these overrides, {problem}")
+    if stack is not None and tier is not None:
+        problems.extend(_client_problems(stack, tier))
+    if problems or stack is None or tier is None:
+        raise SpecError(source, problems)
+    return ClientSpec(source, stack, tier_name, tier)
+
+
+def _has_path(data: Any, loc: tuple[str | int, ...]) -> bool:
+    for part in loc:
+        if (isinstance(data, Mapping) and part in data) or (isinstance(data, list) and isinstance(part, int) and part < len(data)):
+            data = data[part]
+        else:
+            return False
+    return True
+
+
+def load_stack(path: Path, catalog: Catalog | None = None) -> StackSpec:
+    path = Path(path)
+    stack_name(path)
+    return parse_stack(str(path), carestack_config(str(path), _read_yaml(path)), catalog)
+
+
+def example_stacks() -> list[Path]:
+    """The stacks shipped in stacks/: the platform first, then the clients."""
+    paths = sorted(STACKS_DIR.glob("Pulumi.*.yaml"))
+    return sorted(paths, key=lambda p: stack_name(p) != "platform")
