@@ -304,7 +304,7 @@ class PlatformSpec:
     stack: PlatformStack
 
 
-StackSpec = Union[ClientSpec, PlatformSpec]
+StackSpec = ClientSpec | PlatformSpec
 
 
 # --- error formatting --------------------------------------------------------
@@ -420,9 +420,9 @@ def _resolve_extends(source: str, raw_tiers: Mapping[str, Any]) -> dict[str, dic
             problems.append(f"tiers.{name}.extends: unknown tier {parent!r} (tiers: {', '.join(raw_tiers)})")
             return None
         if parent in chain:
-            problems.append(f"tiers.{name}.extends: circular inheritance {' -> '.join(chain + (parent,))}")
+            problems.append(f"tiers.{name}.extends: circular inheritance {' -> '.join((*chain, parent))}")
             return None
-        base = resolve(parent, chain + (parent,))
+        base = resolve(parent, (*chain, parent))
         if base is None:
             return None
         resolved[name] = merge(base, own)
@@ -641,9 +641,9 @@ def parse_stack(source: str, config: Mapping[str, Any], catalog: Catalog | None 
 
 def _has_path(data: Any, loc: tuple[str | int, ...]) -> bool:
     for part in loc:
-        if (isinstance(data, Mapping) and part in data) or (isinstance(data, list) and isinstance(part, int) and part < len(data)):
+        try:
             data = data[part]
-        else:
+        except (KeyError, IndexError, TypeError):
             return False
     return True
 
