@@ -1,0 +1,29 @@
+# The two commands of the README: `make demo` and `make test`. Both set everything up first.
+VENV := .venv/bin
+STACKS := $(wildcard stacks/Pulumi.*.yaml)
+
+.PHONY: setup demo test test-fast lint down
+
+setup:
+	scripts/setup.sh
+
+demo: setup
+	$(VENV)/carestack validate $(STACKS)
+	$(VENV)/carestack lab up
+
+lint:
+	$(VENV)/ruff check .
+	$(VENV)/ruff format --check .
+	$(VENV)/mypy agent infra
+	cd ansible && ../$(VENV)/yamllint -s .
+	cd ansible && PATH=$(CURDIR)/$(VENV):$$PATH ../$(VENV)/ansible-lint --profile production
+
+test: setup lint
+	$(VENV)/pytest
+
+# The fast set (unit and Pulumi mock tests) for the edit-test loop; CI runs everything.
+test-fast:
+	$(VENV)/pytest -m "not lab and not agent and not kuma"
+
+down:
+	$(VENV)/carestack lab down

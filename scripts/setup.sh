@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# Installs everything carestack needs on a fresh Debian 12 machine, as root:
+# system packages (apt), the Python environment at .venv (pip), and Uptime Kuma (npm).
+# Idempotent: a second run only checks.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if [ "$(id -u)" -ne 0 ]; then
+  echo "setup: run as root (the lab boots servers with systemd-nspawn and manages network namespaces)" >&2
+  exit 1
+fi
+
+APT_PACKAGES=(
+  # the lab: servers, their network, their apt proxy
+  systemd-container debootstrap iproute2 iptables apt-cacher-ng openssh-client
+  # the agent's real parts, used by its tests on this machine
+  restic mariadb-server mariadb-client python3-pexpect
+  # tooling
+  python3-venv ca-certificates curl git make rsync zip unzip
+)
+missing=()
+for pkg in "${APT_PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
+done
+if ! command -v npm >/dev/null 2>&1; then
+  missing+=(nodejs npm)
+fi
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "setup: apt install ${missing[*]}"
+  apt-get update -q
+  # Services must not start on install: the lab and the tests start their own instances.
+  DEBIAN_FRONTEND=noninteractive RUNLEVEL=1 apt-get install -y -q --no-install-recommends "${missing[@]}"
+fi
+
+if [ ! -x .venv/bin/python ]; then
+  python3 -m venv .venv
+fi
+stamp=.venv/.carestack-installed
+if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ] || [ agent/pyproject.toml -nt "$stamp" ]; then
+  .venv/bin/pip install -q --upgrade pip
+  .venv/bin/pip install -q -e ".[dev]" -e ./agent
+  touch "$stamp"
+fi
+
+.venv/bin/carestack lab install
+echo "setup: done"
