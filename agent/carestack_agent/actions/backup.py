@@ -1,0 +1,169 @@
+"""backup SITE: files and the database in one snapshot, then forget by the plan's keep-*.
+
+One snapshot per run: restic backs up the site's paths plus a FUSE mount
+(`streamfs`) whose single file is `mariadb-dump --single-transaction`'s stdout,
+so the dump is streamed into the snapshot and never written to disk. The dump's
+exit status decides whether the snapshot counts: if the dump failed, restic is
+told so (EIO on the last read, restic exits 3) and the snapshot it may still
+have written is forgotten at once; the job fails.
+
+Tags: site:<id>, reason:<scheduled|pre-update|manual>, db:<name> (when there is
+a database); host via --host. `prune` is not run here: it has its own timer.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+from .. import exitcodes
+from ..config import Config
+from ..hooks import mariadb
+from ..jobs import Context, JobFailed, JobResult, human_bytes, run_job
+from ..proc import terminate
+from ..restic import ResticResult, with_retries
+from ..streamfs import StreamFile, clear_stale_mount
+from .common import dump_dir, unlock_stale
+
+log = logging.getLogger("carestack_agent.backup")
+
+
+def backup_args(ctx: Context, reason: str) -> list[str]:
+    site = ctx.site
+    args = ["backup", "--host", ctx.config.agent.host, "--tag", f"site:{site.id}", "--tag", f"reason:{reason}"]
+    if site.database is not None:
+        args += ["--tag", f"db:{site.database.name}"]
+    for pattern in site.exclude:
+        args += ["--exclude", pattern]
+    return args + [str(p) for p in site.paths]
+
+
+def _backup_once(ctx: Context, reason: str) -> tuple[ResticResult, str | None, int]:
+    """One attempt; returns restic's result, the dump failure (or None) and the dump's size."""
+    args = backup_args(ctx, reason)
+    site, settings = ctx.site, ctx.config.agent
+    if site.database is None:
+        return ctx.restic.run_raw(args, ctx.deadline), None, 0
+    mount = dump_dir(ctx.config, site.id)
+    ctx.restic.env()  # secrets are checked before the dump starts
+    proc, err = mariadb.start_dump(settings, site.database.name, site.database.socket)
+    assert proc.stdout is not None
+    stream = StreamFile(
+        mount, f"{site.database.name}.sql", proc.stdout.fileno(), lambda: mariadb.finish_dump(proc, err)
+    )
+    try:
+        with stream:
+            result = ctx.restic.run_raw([*args, str(mount)], ctx.deadline)
+    finally:
+        if proc.poll() is None:  # restic stopped before the end of the dump
+            terminate(proc, grace=2)
+        proc.stdout.close()
+    failure = stream.failure
+    if failure is None and not stream.eof:
+        failure = "the dump was not read to its end (restic stopped early)"
+        if result.returncode == 0:  # cannot happen unless restic skipped the file: never count it as good
+            failure = "restic did not read the database dump"
+    return result, failure, stream.bytes_served
+
+
+def do_backup(ctx: Context, reason: str) -> str:
+    """The body of a backup, for callers that hold the site lock (update-with-rollback)."""
+    site, restic = ctx.site, ctx.restic
+    ctx.figures["reason"] = reason
+    restic.env()
+    clear_stale_mount(dump_dir(ctx.config, site.id))
+    unlock_stale(ctx)
+    attempts = 0
+
+    def attempt() -> tuple[ResticResult, str | None, int]:
+        nonlocal attempts
+        attempts += 1
+        result, failure, dumped = _backup_once(ctx, reason)
+        if result.snapshot_id is None:
+            # no snapshot: restic itself failed (a dump cut short is only a consequence)
+            raise restic.classify(result, "backup")
+        return result, failure, dumped
+
+    started = time.monotonic()
+    result, failure, dumped = with_retries(attempt, settings=ctx.config.agent, deadline=ctx.deadline, what="backup")
+    snap = result.snapshot_id
+    summary: dict[str, Any] = result.summary or {}
+    ctx.figures.update(
+        {
+            "snapshot_id": snap,
+            "files_new": summary.get("files_new"),
+            "files_changed": summary.get("files_changed"),
+            "files_unmodified": summary.get("files_unmodified"),
+            "bytes_added": summary.get("data_added"),
+            "bytes_processed": summary.get("total_bytes_processed"),
+            "dump_bytes": dumped if site.database is not None else None,
+            "backup_seconds": round(time.monotonic() - started, 3),
+            "attempts": attempts,
+        }
+    )
+    if failure is not None:
+        discarded = _forget_bad(ctx, snap)
+        ctx.figures["snapshot_id"] = None
+        ctx.figures["discarded_snapshot"] = snap
+        what = (
+            f"; snapshot {snap} discarded"
+            if discarded
+            else (f"; snapshot {snap} could NOT be discarded" if snap else "")
+        )
+        raise JobFailed(f"database dump failed: {failure}{what}")
+    if result.returncode == 3:
+        unread = [str(e.get("item", "?")) for e in result.errors][:3]
+        raise JobFailed(
+            f"snapshot {snap} is incomplete: {len(result.errors)} file(s) could not be read, e.g. {', '.join(unread)}"
+        )
+    forget_args = ["forget", "--tag", f"site:{site.id}", "--group-by", "", *site.retention.forget_args()]
+    try:
+        with_retries(
+            lambda: restic.run(forget_args, ctx.deadline, what="forget"),
+            settings=ctx.config.agent,
+            deadline=ctx.deadline,
+            what="forget",
+        )
+    except Exception as e:
+        raise JobFailed(f"snapshot {snap} saved, but forget failed: {getattr(e, 'message', e)}") from e
+    return (
+        f"snapshot {snap}: {summary.get('total_files_processed', 0)} files "
+        f"({summary.get('files_new', 0)} new, {summary.get('files_changed', 0)} changed), "
+        f"{human_bytes(summary.get('data_added', 0))} added"
+        + (f", db {human_bytes(dumped)}" if site.database is not None else "")
+        + f", {time.monotonic() - started:.1f}s"
+    )
+
+
+def _forget_bad(ctx: Context, snap: str | None) -> bool:
+    if not snap:
+        return False
+    try:
+        with_retries(
+            lambda: ctx.restic.run(["forget", snap], ctx.deadline, what="forget"),
+            settings=ctx.config.agent,
+            deadline=ctx.deadline,
+            what="forget",
+        )
+        log.warning("backup %s: snapshot %s discarded because the database dump failed", ctx.site.id, snap)
+        return True
+    except Exception:
+        log.error("backup %s: could not discard snapshot %s with a failed dump", ctx.site.id, snap)
+        return False
+
+
+def backup(config: Config, site_id: str, reason: str = "manual", *, wait: bool = False) -> JobResult:
+    """Back up one site with a reason; the result's figures carry `snapshot_id`."""
+    if reason not in ("scheduled", "pre-update", "manual"):
+        return JobResult("backup", site_id, False, f"unknown reason {reason!r}", exitcodes.USAGE, "")
+    site = config.site(site_id)
+    return run_job(
+        config,
+        site_id,
+        "backup",
+        lambda ctx: do_backup(ctx, reason),
+        timeout=site.jobs.backup_timeout_seconds,
+        wait=wait,
+        extra={"reason": reason},
+    )

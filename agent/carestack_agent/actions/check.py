@@ -1,0 +1,60 @@
+"""check SITE: `restic check` reading a rotating subset of the data.
+
+With check_read_data_subsets = N > 1, run k reads `--read-data-subset=k/N`
+and k advances (1..N) only when a check passes, so every pack is read over N
+successful runs. N = 1 reads everything each time. The rotation is kept in
+<state_dir>/check/<site>.json.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+from ..config import Config
+from ..jobs import Context, JobResult, run_job
+from ..restic import with_retries
+from .common import unlock_stale
+
+
+def rotation_file(ctx: Context) -> Path:
+    return ctx.config.agent.state_dir / "check" / f"{ctx.site.id}.json"
+
+
+def next_subset(path: Path, n: int) -> int:
+    try:
+        k = int(json.loads(path.read_text())["next"])
+    except (OSError, ValueError, KeyError, TypeError):
+        k = 1
+    return k if 1 <= k <= n else 1
+
+
+def save_subset(path: Path, k: int) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps({"next": k}))
+    os.replace(tmp, path)
+
+
+def do_check(ctx: Context) -> str:
+    n = ctx.site.jobs.check_read_data_subsets
+    path = rotation_file(ctx)
+    k = next_subset(path, n)
+    args = ["check", "--read-data"] if n == 1 else ["check", f"--read-data-subset={k}/{n}"]
+    ctx.figures["subset"] = f"{k}/{n}"
+    unlock_stale(ctx)
+    result = with_retries(
+        lambda: ctx.restic.run(args, ctx.deadline, what="check"),
+        settings=ctx.config.agent,
+        deadline=ctx.deadline,
+        what="check",
+    )
+    save_subset(path, k % n + 1)
+    ctx.figures["check_seconds"] = round(result.duration, 3)
+    return f"repository ok, data subset {k}/{n} read, {result.duration:.1f}s"
+
+
+def check(config: Config, site_id: str, *, wait: bool = False) -> JobResult:
+    site = config.site(site_id)
+    return run_job(config, site_id, "check", do_check, timeout=site.jobs.check_timeout_seconds, wait=wait)

@@ -1,0 +1,34 @@
+"""init SITE: create the restic repository if it does not exist (idempotent; Ansible calls it)."""
+
+from __future__ import annotations
+
+from ..config import Config
+from ..jobs import Context, JobResult, run_job
+from ..restic import ResticError, with_retries
+
+INIT_TIMEOUT = 300
+
+
+def do_init(ctx: Context) -> str:
+    def exists() -> bool:
+        try:
+            ctx.restic.run(["cat", "config"], ctx.deadline, what="cat config")
+            return True
+        except ResticError as e:
+            if e.kind == "not_initialized":
+                return False
+            raise
+
+    settings, deadline = ctx.config.agent, ctx.deadline
+    if with_retries(exists, settings=settings, deadline=deadline, what="init"):
+        ctx.figures["created"] = False
+        return f"repository {ctx.site.repository} already initialized"
+    with_retries(
+        lambda: ctx.restic.run(["init"], deadline, what="init"), settings=settings, deadline=deadline, what="init"
+    )
+    ctx.figures["created"] = True
+    return f"repository {ctx.site.repository} initialized"
+
+
+def init(config: Config, site_id: str, *, wait: bool = True) -> JobResult:
+    return run_job(config, site_id, "init", do_init, timeout=INIT_TIMEOUT, wait=wait, push=False)

@@ -1,0 +1,30 @@
+"""prune SITE: remove data no snapshot references (on its own timer: slow and costly on S3).
+
+`forget` with the plan's keep-* already runs after every backup; prune only
+reclaims the space. On an object-locked bucket prune's deletes only add delete
+markers; the versions go when the lock and the lifecycle allow.
+"""
+
+from __future__ import annotations
+
+from ..config import Config
+from ..jobs import Context, JobResult, run_job
+from ..restic import with_retries
+from .common import unlock_stale
+
+
+def do_prune(ctx: Context) -> str:
+    unlock_stale(ctx)
+    result = with_retries(
+        lambda: ctx.restic.run(["prune"], ctx.deadline, what="prune"),
+        settings=ctx.config.agent,
+        deadline=ctx.deadline,
+        what="prune",
+    )
+    ctx.figures["prune_seconds"] = round(result.duration, 3)
+    return f"pruned in {result.duration:.1f}s"
+
+
+def prune(config: Config, site_id: str, *, wait: bool = False) -> JobResult:
+    site = config.site(site_id)
+    return run_job(config, site_id, "prune", do_prune, timeout=site.jobs.prune_timeout_seconds, wait=wait)

@@ -1,0 +1,111 @@
+"""carestack-agent command line: the verbs systemd units and operators call."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from . import __version__, exitcodes
+from .actions import backup as backup_action
+from .actions import check as check_action
+from .actions import init as init_action
+from .actions import prune as prune_action
+from .actions import restore as restore_action
+from .actions import status as status_action
+from .config import ConfigError, load
+from .jobs import JobResult
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="carestack-agent", description=__doc__)
+    p.add_argument("--config", help="config file (default $CARESTACK_AGENT_CONFIG or /etc/carestack/agent.toml)")
+    p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    p.add_argument("--version", action="version", version=f"carestack-agent {__version__}")
+    sub = p.add_subparsers(dest="verb", required=True, metavar="VERB")
+
+    def site_verb(name: str, help_: str, wait_default: bool = False) -> argparse.ArgumentParser:
+        sp = sub.add_parser(name, help=help_)
+        sp.add_argument("site")
+        sp.add_argument("--wait", action="store_true", default=wait_default, help="wait for the site's lock")
+        return sp
+
+    b = site_verb("backup", "files + database in one snapshot, then forget by keep-*")
+    b.add_argument("--reason", choices=("scheduled", "pre-update", "manual"), default="manual")
+    site_verb("prune", "remove unreferenced data (own schedule)")
+    site_verb("check", "restic check with a rotating --read-data-subset")
+    site_verb("init", "initialize the repository (idempotent)", wait_default=True)
+    r = site_verb("restore", "restore files and database from a snapshot")
+    which = r.add_mutually_exclusive_group()
+    which.add_argument("--snapshot", help="snapshot id (prefix)")
+    which.add_argument("--before", help="latest snapshot at or before this time (ISO 8601)")
+    r.add_argument("--target", help="restore files under this directory instead of in place")
+    r.add_argument("--database-socket", help="restore the database into the server on this socket")
+    r.add_argument("--database-name", help="restore the database under this name")
+    r.add_argument("--no-files", action="store_true", help="database only")
+    r.add_argument("--no-database", action="store_true", help="files only")
+    s = sub.add_parser("status", help="last result of each job per site")
+    s.add_argument("--json", action="store_true")
+    sub.add_parser("validate", help="check the configuration; print every error")
+    return p
+
+
+def _report(result: JobResult) -> int:
+    stream = sys.stdout if result.ok else sys.stderr
+    print(f"{result.job} {result.site}: {'ok' if result.ok else 'FAILED'}: {result.message}", file=stream)
+    return result.exit_code
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(levelname)s %(message)s",
+        stream=sys.stderr,
+    )
+    try:
+        config = load(args.config)
+    except ConfigError as e:
+        for line in e.errors:
+            print(line, file=sys.stderr)
+        return exitcodes.CONFIG
+    if args.verb == "validate":
+        print(f"{config.path}: ok ({len(config.sites)} site(s): {', '.join(sorted(config.sites)) or 'none'})")
+        return exitcodes.OK
+    if args.verb == "status":
+        data = status_action.collect(config)
+        print(json.dumps(data, indent=2) if args.json else status_action.render(data))
+        return exitcodes.OK if status_action.healthy(data) else exitcodes.FAILED
+    try:
+        config.site(args.site)
+    except ConfigError as e:
+        print(e.errors[0], file=sys.stderr)
+        return exitcodes.CONFIG
+    if args.verb == "backup":
+        return _report(backup_action.backup(config, args.site, args.reason, wait=args.wait))
+    if args.verb == "prune":
+        return _report(prune_action.prune(config, args.site, wait=args.wait))
+    if args.verb == "check":
+        return _report(check_action.check(config, args.site, wait=args.wait))
+    if args.verb == "init":
+        return _report(init_action.init(config, args.site, wait=args.wait))
+    if args.verb == "restore":
+        try:
+            before = restore_action.parse_time(args.before) if args.before else None
+        except ValueError:
+            print(f"--before: not an ISO 8601 time: {args.before!r}", file=sys.stderr)
+            return exitcodes.USAGE
+        opts = restore_action.RestoreOptions(
+            snapshot=args.snapshot,
+            before=before,
+            target=Path(args.target) if args.target else None,
+            database_socket=Path(args.database_socket) if args.database_socket else None,
+            database_name=args.database_name,
+            files=not args.no_files,
+            database=not args.no_database,
+        )
+        return _report(restore_action.restore(config, args.site, opts, wait=args.wait))
+    return exitcodes.USAGE

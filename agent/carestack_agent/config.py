@@ -1,0 +1,393 @@
+"""The agent's configuration: schema, validation and typed settings.
+
+The controller renders /etc/carestack/agent.toml from the CarePlan; this module
+is the only reader. Validation walks the whole file and reports every error
+with its key path (`sites.bakery-www.retention.keep_daily: must be an integer
+>= 0, got "x"`) before any job starts. Secrets are *paths* here; their contents
+are read by `secrets.py` at run time only.
+
+The schema is declarative (one `Field` per key, like borgmatic's schema.yaml),
+so `carestack-agent validate` and the code that builds the settings can never
+disagree about a key.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import tomllib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+DEFAULT_PATH = Path("/etc/carestack/agent.toml")
+ENV_PATH = "CARESTACK_AGENT_CONFIG"
+
+SITE_ID = re.compile(r"^[a-z][a-z0-9-]{0,31}$")
+HOSTNAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9.-]{0,62}$")
+DB_NAME = re.compile(r"^[A-Za-z0-9_]{1,64}$")
+DOMAIN = re.compile(
+    r"^(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$"
+)
+KINDS = ("wordpress", "woocommerce", "php", "static")
+REASONS = ("scheduled", "pre-update", "manual")
+KEEP_KEYS = ("keep_last", "keep_hourly", "keep_daily", "keep_weekly", "keep_monthly", "keep_yearly")
+
+
+class ConfigError(Exception):
+    """Raised with every problem found; `errors` holds one line per problem."""
+
+    def __init__(self, errors: list[str]) -> None:
+        super().__init__("\n".join(errors))
+        self.errors = errors
+
+
+# -- schema ------------------------------------------------------------------------
+
+Check = Callable[[Any], str | None]  # returns an error message (without the key path) or None
+
+
+def _show(value: Any) -> str:
+    if isinstance(value, (dict, list)):
+        return type(value).__name__
+    try:
+        return json.dumps(value)
+    except (TypeError, ValueError):
+        return repr(value)
+
+
+def integer(minimum: int, maximum: int | None = None) -> Check:
+    def check(v: Any) -> str | None:
+        ok = isinstance(v, int) and not isinstance(v, bool) and v >= minimum and (maximum is None or v <= maximum)
+        if ok:
+            return None
+        bound = f">= {minimum}" if maximum is None else f"between {minimum} and {maximum}"
+        return f"must be an integer {bound}, got {_show(v)}"
+
+    return check
+
+
+def number(minimum: float) -> Check:
+    def check(v: Any) -> str | None:
+        if isinstance(v, (int, float)) and not isinstance(v, bool) and v >= minimum:
+            return None
+        return f"must be a number >= {minimum:g}, got {_show(v)}"
+
+    return check
+
+
+def boolean(v: Any) -> str | None:
+    return None if isinstance(v, bool) else f"must be true or false, got {_show(v)}"
+
+
+def string(pattern: re.Pattern[str] | None = None, what: str = "") -> Check:
+    def check(v: Any) -> str | None:
+        if not isinstance(v, str) or not v:
+            return f"must be a non-empty string, got {_show(v)}"
+        if pattern is not None and not pattern.match(v):
+            return f"must be {what}, got {_show(v)}"
+        return None
+
+    return check
+
+
+def one_of(*choices: str) -> Check:
+    def check(v: Any) -> str | None:
+        return None if v in choices else f"must be one of {', '.join(choices)}, got {_show(v)}"
+
+    return check
+
+
+def abspath(v: Any) -> str | None:
+    if not isinstance(v, str) or not v.startswith("/") or "\0" in v:
+        return f"must be an absolute path, got {_show(v)}"
+    if any(part == ".." for part in v.split("/")):
+        return f"must not contain '..', got {_show(v)}"
+    return None
+
+
+def list_of(item: Check, *, non_empty: bool) -> Check:
+    def check(v: Any) -> str | None:
+        if not isinstance(v, list):
+            return f"must be a list, got {_show(v)}"
+        if non_empty and not v:
+            return "must not be empty"
+        for i, x in enumerate(v):
+            err = item(x)
+            if err:
+                return f"item {i} {err}"
+        return None
+
+    return check
+
+
+def url(v: Any) -> str | None:
+    if isinstance(v, str) and re.match(r"^https?://[^\s/]+(/\S*)?$", v):
+        return None
+    return f"must be an http:// or https:// URL, got {_show(v)}"
+
+
+def repository(v: Any) -> str | None:
+    if isinstance(v, str) and (re.match(r"^s3:https?://[^\s/]+/[^\s]+$", v) or v.startswith("/")):
+        return None
+    return f'must be "s3:http(s)://host[:port]/bucket[/prefix]" or an absolute path, got {_show(v)}'
+
+
+@dataclass(frozen=True)
+class Field:
+    check: Check
+    required: bool = False
+    default: Any = None
+    doc: str = ""
+
+
+AGENT_SCHEMA: dict[str, Field] = {
+    "host": Field(string(HOSTNAME, "a host name"), required=True, doc="snapshot host (restic --host)"),
+    "state_dir": Field(abspath, default="/var/lib/carestack", doc="journal, locks, rotation state"),
+    "restic": Field(abspath, default="/usr/bin/restic"),
+    "nice": Field(integer(0, 19), default=10, doc="restic and dumps run under nice (and ionice idle)"),
+    "ionice_idle": Field(boolean, default=True, doc="run restic and dumps in the idle I/O class"),
+    "mariadb_dump": Field(abspath, default="/usr/bin/mariadb-dump"),
+    "mariadb": Field(abspath, default="/usr/bin/mariadb"),
+    "retries": Field(integer(0, 20), default=3, doc="extra attempts of a restic command after a transient error"),
+    "retry_backoff_seconds": Field(number(0), default=10.0, doc="first retry delay; doubles each attempt"),
+    "push_timeout_seconds": Field(number(0.1), default=10.0),
+}
+
+DATABASE_SCHEMA: dict[str, Field] = {
+    "name": Field(string(DB_NAME, "a MariaDB database name ([A-Za-z0-9_], at most 64)"), required=True),
+    "socket": Field(abspath, default="/run/mysqld/mysqld.sock"),
+}
+
+RETENTION_SCHEMA: dict[str, Field] = {key: Field(integer(0), default=0) for key in KEEP_KEYS}
+
+JOBS_SCHEMA: dict[str, Field] = {
+    "backup_timeout_seconds": Field(integer(1), default=3600),
+    "check_timeout_seconds": Field(integer(1), default=3600),
+    "prune_timeout_seconds": Field(integer(1), default=3600),
+    "restore_timeout_seconds": Field(integer(1), default=3600),
+    "check_read_data_subsets": Field(integer(1, 10000), default=1),
+}
+
+SITE_SCHEMA: dict[str, Field] = {
+    "domain": Field(string(DOMAIN, "a domain name"), required=True),
+    "kind": Field(one_of(*KINDS), required=True),
+    "root": Field(abspath, required=True),
+    "paths": Field(list_of(abspath, non_empty=True), required=True),
+    "exclude": Field(list_of(string(), non_empty=False), default=[]),
+    "repository": Field(repository, required=True),
+    "password_file": Field(abspath, required=True),
+    "credentials_file": Field(abspath),
+    "push_base_url": Field(url),
+    "push_tokens_file": Field(abspath),
+}
+SITE_TABLES = {"database": DATABASE_SCHEMA, "retention": RETENTION_SCHEMA, "jobs": JOBS_SCHEMA}
+
+
+def _check_table(
+    data: Any, schema: Mapping[str, Field], path: str, errors: list[str], subtables: tuple[str, ...] = ()
+) -> dict[str, Any]:
+    """Validate one table; return it with defaults filled in (values only trusted if no errors)."""
+    if not isinstance(data, dict):
+        errors.append(f"{path}: must be a table, got {_show(data)}")
+        return {}
+    out: dict[str, Any] = {}
+    for key in data:
+        if key not in schema and key not in subtables:
+            errors.append(f"{path}.{key}: unknown key")
+    for key, field in schema.items():
+        if key not in data:
+            if field.required:
+                errors.append(f"{path}.{key}: is required")
+            out[key] = field.default
+            continue
+        err = field.check(data[key])
+        if err:
+            errors.append(f"{path}.{key}: {err}")
+        out[key] = data[key]
+    return out
+
+
+# -- typed settings ------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class AgentSettings:
+    host: str
+    state_dir: Path
+    restic: Path
+    nice: int
+    ionice_idle: bool
+    mariadb_dump: Path
+    mariadb: Path
+    retries: int
+    retry_backoff_seconds: float
+    push_timeout_seconds: float
+
+
+@dataclass(frozen=True)
+class Database:
+    name: str
+    socket: Path
+
+
+@dataclass(frozen=True)
+class Retention:
+    keep_last: int = 0
+    keep_hourly: int = 0
+    keep_daily: int = 0
+    keep_weekly: int = 0
+    keep_monthly: int = 0
+    keep_yearly: int = 0
+
+    def forget_args(self) -> list[str]:
+        args = []
+        for key in KEEP_KEYS:
+            n = getattr(self, key)
+            if n:
+                args += ["--" + key.replace("_", "-"), str(n)]
+        return args
+
+
+@dataclass(frozen=True)
+class Jobs:
+    backup_timeout_seconds: int = 3600
+    check_timeout_seconds: int = 3600
+    prune_timeout_seconds: int = 3600
+    restore_timeout_seconds: int = 3600
+    check_read_data_subsets: int = 1
+
+
+@dataclass(frozen=True)
+class Site:
+    id: str
+    domain: str
+    kind: str
+    root: Path
+    paths: tuple[Path, ...]
+    exclude: tuple[str, ...]
+    repository: str
+    password_file: Path
+    credentials_file: Path | None
+    push_base_url: str | None
+    push_tokens_file: Path | None
+    database: Database | None
+    retention: Retention
+    jobs: Jobs
+
+
+@dataclass(frozen=True)
+class Config:
+    path: Path
+    agent: AgentSettings
+    sites: dict[str, Site]
+
+    def site(self, site_id: str) -> Site:
+        try:
+            return self.sites[site_id]
+        except KeyError:
+            known = ", ".join(sorted(self.sites)) or "none"
+            raise ConfigError([f"sites.{site_id}: no such site (configured: {known})"]) from None
+
+
+def config_path(explicit: str | os.PathLike[str] | None = None) -> Path:
+    if explicit:
+        return Path(explicit)
+    return Path(os.environ.get(ENV_PATH) or DEFAULT_PATH)
+
+
+def parse(data: Mapping[str, Any], path: Path = DEFAULT_PATH) -> Config:
+    """Validate a parsed TOML document; raise ConfigError listing every problem."""
+    errors: list[str] = []
+    for key in data:
+        if key not in ("agent", "sites"):
+            errors.append(f"{key}: unknown key")
+    if "agent" not in data:
+        errors.append("agent: is required")
+    agent = _check_table(data.get("agent", {}), AGENT_SCHEMA, "agent", errors)
+    raw_sites = data.get("sites", {})
+    sites: dict[str, dict[str, Any]] = {}
+    if not isinstance(raw_sites, dict):
+        errors.append(f"sites: must be a table, got {_show(raw_sites)}")
+        raw_sites = {}
+    for site_id, raw in raw_sites.items():
+        path_ = f"sites.{site_id}"
+        if not SITE_ID.match(site_id):
+            errors.append(f"{path_}: site id must match [a-z][a-z0-9-]{{0,31}}")
+        site = _check_table(raw, SITE_SCHEMA, path_, errors, tuple(SITE_TABLES))
+        if not isinstance(raw, dict):
+            continue
+        for name, schema in SITE_TABLES.items():
+            if name in raw:
+                site[name] = _check_table(raw[name], schema, f"{path_}.{name}", errors)
+            elif name != "database":
+                site[name] = _check_table({}, schema, f"{path_}.{name}", errors)
+        _cross_checks(site, raw, path_, errors)
+        sites[site_id] = site
+    if errors:
+        raise ConfigError(errors)
+    settings = AgentSettings(
+        host=agent["host"],
+        state_dir=Path(agent["state_dir"]),
+        restic=Path(agent["restic"]),
+        nice=agent["nice"],
+        ionice_idle=agent["ionice_idle"],
+        mariadb_dump=Path(agent["mariadb_dump"]),
+        mariadb=Path(agent["mariadb"]),
+        retries=agent["retries"],
+        retry_backoff_seconds=float(agent["retry_backoff_seconds"]),
+        push_timeout_seconds=float(agent["push_timeout_seconds"]),
+    )
+    built = {site_id: _build_site(site_id, s) for site_id, s in sites.items()}
+    return Config(path=path, agent=settings, sites=built)
+
+
+def _cross_checks(site: dict[str, Any], raw: dict[str, Any], path: str, errors: list[str]) -> None:
+    repo = site.get("repository")
+    if isinstance(repo, str) and repo.startswith("s3:") and "credentials_file" not in raw:
+        errors.append(f"{path}.credentials_file: is required for an s3: repository")
+    if ("push_base_url" in raw) != ("push_tokens_file" in raw):
+        errors.append(f"{path}: push_base_url and push_tokens_file go together (set both or neither)")
+    retention = site.get("retention", {})
+    values = [retention.get(k) for k in KEEP_KEYS]
+    if all(isinstance(v, int) and not isinstance(v, bool) for v in values) and not any(values):
+        errors.append(f"{path}.retention: at least one keep_* must be > 0 (all zero would keep nothing)")
+    if site.get("kind") == "static" and "database" in raw:
+        errors.append(f"{path}.database: a static site has no database")
+
+
+def _build_site(site_id: str, s: dict[str, Any]) -> Site:
+    db = s.get("database")
+    return Site(
+        id=site_id,
+        domain=s["domain"],
+        kind=s["kind"],
+        root=Path(s["root"]),
+        paths=tuple(Path(p) for p in s["paths"]),
+        exclude=tuple(s["exclude"]),
+        repository=s["repository"],
+        password_file=Path(s["password_file"]),
+        credentials_file=Path(s["credentials_file"]) if s["credentials_file"] else None,
+        push_base_url=s["push_base_url"],
+        push_tokens_file=Path(s["push_tokens_file"]) if s["push_tokens_file"] else None,
+        database=Database(db["name"], Path(db["socket"])) if db else None,
+        retention=Retention(**s["retention"]),
+        jobs=Jobs(**s["jobs"]),
+    )
+
+
+def load(path: str | os.PathLike[str] | None = None) -> Config:
+    """Read and validate the config file (explicit path, $CARESTACK_AGENT_CONFIG, or the default)."""
+    p = config_path(path)
+    try:
+        with open(p, "rb") as f:
+            data = tomllib.load(f)
+    except FileNotFoundError:
+        raise ConfigError([f"{p}: no such file"]) from None
+    except PermissionError:
+        raise ConfigError([f"{p}: permission denied"]) from None
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError([f"{p}: not valid TOML: {e}"]) from None
+    return parse(data, p)

@@ -1,0 +1,11 @@
+"""Exit codes of carestack-agent (systemd and the update flow act on them)."""
+
+OK = 0
+FAILED = 1  # the job ran and failed (details in the journal and the heartbeat)
+USAGE = 2  # bad command line (argparse)
+AUTH = 3  # wrong repository password or S3 keys: retrying will not help
+NOT_INITIALIZED = 4  # no repository yet: run `carestack-agent init SITE`
+TIMEOUT = 5  # killed by the watchdog at the job's deadline
+UNAVAILABLE = 69  # EX_UNAVAILABLE: repository unreachable after all retries
+BUSY = 75  # EX_TEMPFAIL: another job holds the site's lock (use --wait)
+CONFIG = 78  # EX_CONFIG: invalid configuration or secret files

@@ -1,0 +1,172 @@
+"""MariaDB: a consistent streamed dump, and a restore that swaps in atomically.
+
+Dump: `mariadb-dump --single-transaction` (InnoDB snapshot at one instant; no
+table locks held while the site keeps writing), stdout is a pipe the caller
+streams into restic. Its exit status is checked: a dump that failed is a failed
+backup.
+
+Restore: the dump is imported into a staging database first; only when the
+import succeeded are the tables swapped in with one `RENAME TABLE` (atomic in
+MariaDB), so a broken or interrupted restore never leaves the site half
+restored. A schema with views, triggers or routines cannot be swapped with
+RENAME TABLE; it is imported into a recreated database instead.
+Authentication is MariaDB's unix_socket as root (the agent runs as root).
+"""
+
+from __future__ import annotations
+
+import subprocess
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..config import AgentSettings
+from ..proc import Deadline, TailReader, Watchdog, spawn
+
+STAGING_SUFFIX = "__csrestore"
+OLD_SUFFIX = "__csold"
+DUMP_OPTIONS = (
+    "--single-transaction",
+    "--quick",
+    "--routines",
+    "--triggers",
+    "--events",
+    "--hex-blob",
+    "--default-character-set=utf8mb4",
+)
+
+
+class DatabaseError(Exception):
+    pass
+
+
+def client_env() -> dict[str, str]:
+    return {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "HOME": "/root", "LANG": "C.UTF-8"}
+
+
+def start_dump(settings: AgentSettings, name: str, socket: Path) -> tuple[subprocess.Popen[bytes], TailReader]:
+    """Start the dump; the caller reads proc.stdout and must call `finish_dump`."""
+    proc = spawn(
+        [str(settings.mariadb_dump), f"--socket={socket}", "--user=root", *DUMP_OPTIONS, name],
+        env=client_env(),
+        nice=settings.nice,
+        ionice_idle=settings.ionice_idle,
+    )
+    return proc, TailReader(proc.stderr, keep=10)
+
+
+def finish_dump(proc: subprocess.Popen[bytes], stderr: TailReader) -> str | None:
+    """Wait for the dump; None if it succeeded, else a one-line reason."""
+    rc = proc.wait()
+    lines = [x for x in stderr.join(timeout=5) if x.strip()]
+    if rc == 0:
+        return None
+    detail = lines[-1] if lines else ""
+    return f"mariadb-dump exited with status {rc}" + (f": {detail}" if detail else "")
+
+
+@dataclass(frozen=True)
+class Target:
+    name: str
+    socket: Path
+
+
+def _q(identifier: str) -> str:
+    return "`" + identifier.replace("`", "``") + "`"
+
+
+def sql(
+    settings: AgentSettings, socket: Path, statement: str, deadline: Deadline, database: str | None = None
+) -> list[list[str]]:
+    """Run SQL through the mariadb client; rows as lists of strings."""
+    argv = [str(settings.mariadb), f"--socket={socket}", "--user=root", "--batch", "--skip-column-names"]
+    if database:
+        argv.append(f"--database={database}")
+    proc = spawn([*argv, "-e", statement], env=client_env())
+    with Watchdog(deadline, [proc]) as dog:
+        out, err = proc.communicate()
+    if proc.returncode != 0:
+        if dog.fired:
+            raise DatabaseError("mariadb client killed by the watchdog at the job's deadline")
+        msg = err.decode("utf-8", "replace").strip().splitlines()
+        raise DatabaseError(f"mariadb: {msg[-1] if msg else f'exit status {proc.returncode}'}")
+    return [line.split("\t") for line in out.decode("utf-8", "replace").splitlines()]
+
+
+def import_stream(
+    settings: AgentSettings,
+    target: Target,
+    database: str,
+    source: Sequence[str] | subprocess.Popen[bytes],
+    deadline: Deadline,
+) -> subprocess.Popen[bytes]:
+    """Start `mariadb` reading a dump on stdin from `source` (a running producer)."""
+    assert isinstance(source, subprocess.Popen) and source.stdout is not None
+    return spawn(
+        [str(settings.mariadb), f"--socket={target.socket}", "--user=root", "--binary-mode", f"--database={database}"],
+        env=client_env(),
+        stdin=source.stdout,
+        stdout=subprocess.DEVNULL,
+    )
+
+
+def staging_name(name: str) -> str:
+    return name[: 64 - len(STAGING_SUFFIX)] + STAGING_SUFFIX
+
+
+def old_name(name: str) -> str:
+    return name[: 64 - len(OLD_SUFFIX)] + OLD_SUFFIX
+
+
+def prepare_staging(settings: AgentSettings, target: Target, deadline: Deadline) -> str:
+    staging = staging_name(target.name)
+    sql(settings, target.socket, f"DROP DATABASE IF EXISTS {_q(staging)}; CREATE DATABASE {_q(staging)}", deadline)
+    return staging
+
+
+def swap_in(settings: AgentSettings, target: Target, staging: str, deadline: Deadline) -> str:
+    """Make `staging`'s content the live database `target.name`; returns how it was done."""
+    live, old = target.name, old_name(target.name)
+    rows = sql(
+        settings,
+        target.socket,
+        "SELECT TABLE_NAME, TABLE_TYPE FROM information_schema.TABLES WHERE TABLE_SCHEMA = "
+        f"'{staging}'; SELECT COUNT(*) FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA = '{staging}'; "
+        f"SELECT COUNT(*) FROM information_schema.ROUTINES WHERE ROUTINE_SCHEMA = '{staging}'",
+        deadline,
+    )
+    tables = [r[0] for r in rows if len(r) == 2 and r[1] == "BASE TABLE"]
+    others = [r for r in rows if len(r) == 2 and r[1] != "BASE TABLE"]
+    counts = [int(r[0]) for r in rows if len(r) == 1]
+    if others or any(counts):
+        raise DatabaseError("views, triggers or routines present")  # caller falls back to a direct import
+    sql(settings, target.socket, f"CREATE DATABASE IF NOT EXISTS {_q(live)}", deadline)
+    live_tables = [
+        r[0]
+        for r in sql(
+            settings,
+            target.socket,
+            f"SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA = '{live}'",
+            deadline,
+        )
+    ]
+    sql(settings, target.socket, f"DROP DATABASE IF EXISTS {_q(old)}; CREATE DATABASE {_q(old)}", deadline)
+    renames = [f"{_q(live)}.{_q(t)} TO {_q(old)}.{_q(t)}" for t in live_tables]
+    renames += [f"{_q(staging)}.{_q(t)} TO {_q(live)}.{_q(t)}" for t in tables]
+    if renames:
+        sql(settings, target.socket, "RENAME TABLE " + ", ".join(renames), deadline)
+    sql(settings, target.socket, f"DROP DATABASE {_q(old)}; DROP DATABASE {_q(staging)}", deadline)
+    return f"{len(tables)} tables swapped in atomically"
+
+
+def recreate(settings: AgentSettings, target: Target, deadline: Deadline) -> None:
+    sql(
+        settings,
+        target.socket,
+        f"DROP DATABASE IF EXISTS {_q(target.name)}; CREATE DATABASE {_q(target.name)}",
+        deadline,
+    )
+
+
+def drop(settings: AgentSettings, target: Target, name: str, deadline: Deadline) -> None:
+    sql(settings, target.socket, f"DROP DATABASE IF EXISTS {_q(name)}", deadline)

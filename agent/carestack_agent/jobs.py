@@ -1,0 +1,168 @@
+"""What every job shares: the site lock, the journal, the deadline, the heartbeat.
+
+`run_job` takes the lock, writes `start`, runs the action's body, maps its
+failure to a reason and an exit code, writes `end`, and pushes the heartbeat.
+Bodies only do their work and raise on failure; callers that already hold the
+site lock (the update-with-rollback flow) call the bodies with their own
+`Context` instead.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from . import exitcodes
+from .config import Config, Site
+from .hooks import kuma
+from .hooks.mariadb import DatabaseError
+from .journal import Journal
+from .lock import LockBusy, SiteLock
+from .proc import Deadline
+from .restic import Restic, ResticError
+from .secrets import SecretError
+from .streamfs import StreamFsError
+
+log = logging.getLogger("carestack_agent")
+
+RESTIC_EXIT = {
+    "auth": exitcodes.AUTH,
+    "not_initialized": exitcodes.NOT_INITIALIZED,
+    "timeout": exitcodes.TIMEOUT,
+    "transient": exitcodes.UNAVAILABLE,
+    "failed": exitcodes.FAILED,
+}
+
+
+class JobFailed(Exception):
+    def __init__(self, message: str, exit_code: int = exitcodes.FAILED, figures: dict[str, Any] | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.exit_code = exit_code
+        self.figures = figures or {}
+
+
+@dataclass
+class Context:
+    config: Config
+    site: Site
+    job: str
+    run_id: str
+    deadline: Deadline
+    restic: Restic
+    journal: Journal
+    figures: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def create(cls, config: Config, site: Site, job: str, timeout: float) -> Context:
+        return cls(
+            config=config,
+            site=site,
+            job=job,
+            run_id=new_run_id(),
+            deadline=Deadline(timeout),
+            restic=Restic(config.agent, site),
+            journal=Journal(config.agent.state_dir),
+        )
+
+
+@dataclass
+class JobResult:
+    job: str
+    site: str
+    ok: bool
+    message: str
+    exit_code: int
+    run_id: str
+    duration: float = 0.0
+    figures: dict[str, Any] = field(default_factory=dict)
+
+
+def new_run_id() -> str:
+    return time.strftime("%Y%m%dT%H%M%S") + "-" + secrets.token_hex(3)
+
+
+Body = Callable[[Context], str]  # returns the one-line summary; puts figures into ctx.figures
+
+
+def run_job(
+    config: Config,
+    site_id: str,
+    job: str,
+    body: Body,
+    *,
+    timeout: float,
+    wait: bool = False,
+    push: bool = True,
+    extra: dict[str, Any] | None = None,
+) -> JobResult:
+    site = config.site(site_id)
+    ctx = Context.create(config, site, job, timeout)
+    base = {"site": site.id, "job": job, "run_id": ctx.run_id, "host": config.agent.host, **(extra or {})}
+    lock = SiteLock(config.agent.state_dir, site.id, job)
+    try:
+        lock.acquire(wait=wait)
+    except LockBusy as e:
+        ctx.journal.append({**base, "event": "busy", "message": str(e)})
+        return JobResult(job, site.id, False, str(e), exitcodes.BUSY, ctx.run_id)
+    try:
+        ctx.journal.append({**base, "event": "start", "pid": os.getpid()})
+        started = time.monotonic()
+        log.info("%s %s: started (run %s)", job, site.id, ctx.run_id)
+        try:
+            summary = body(ctx)
+            ok, code, message = True, exitcodes.OK, summary
+        except JobFailed as e:
+            ok, code, message = False, e.exit_code, e.message
+            ctx.figures.update(e.figures)
+        except ResticError as e:
+            ok, code, message = False, RESTIC_EXIT.get(e.kind, exitcodes.FAILED), e.message
+        except SecretError as e:
+            ok, code, message = False, exitcodes.CONFIG, str(e)
+        except (DatabaseError, StreamFsError, OSError) as e:
+            ok, code, message = False, exitcodes.FAILED, f"{type(e).__name__}: {e}"
+        except Exception as e:  # an agent bug must still end the job cleanly and push down
+            log.exception("%s %s: internal error", job, site.id)
+            ok, code, message = False, exitcodes.FAILED, f"internal error: {type(e).__name__}"
+        duration = time.monotonic() - started
+        message = ctx.restic.redact(message)
+        ctx.journal.append(
+            {
+                **base,
+                "event": "end",
+                "result": "ok" if ok else "failed",
+                "exit_code": code,
+                "message": message,
+                "duration": round(duration, 3),
+                "figures": ctx.figures,
+            }
+        )
+        (log.info if ok else log.error)("%s %s: %s", job, site.id, message)
+        if push:
+            pushed = kuma.push(
+                site.push_base_url,
+                site.push_tokens_file,
+                job,
+                up=ok,
+                msg=message if ok else f"{job} failed: {message}",
+                ping_ms=int(duration * 1000),
+                timeout=config.agent.push_timeout_seconds,
+            )
+            if pushed:
+                log.info("%s %s: heartbeat pushed (%s)", job, site.id, "up" if ok else "down")
+        return JobResult(job, site.id, ok, message, code, ctx.run_id, duration, dict(ctx.figures))
+    finally:
+        lock.release()
+
+
+def human_bytes(n: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if abs(n) < 1024 or unit == "GiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} TiB"

@@ -1,0 +1,243 @@
+"""The restic driver: environment, watchdog, `--json` parsing, error classes, retries.
+
+restic runs directly (no shell). Its repository, password file and S3 keys
+reach it through the child's environment only, never argv. Output is parsed
+line by line from `--json`; only the summary, errors and the last backend
+error are kept (status lines are dropped), so the agent's memory stays small.
+
+Error classes decide what happens next:
+- auth: wrong repository password or S3 keys rejected -> fail now, clear message
+- transient: S3 unreachable, 5xx, timeouts, a repository locked by a live process
+  -> retry with exponential backoff within the job's deadline
+- not_initialized: no repository at the location -> `carestack-agent init SITE`
+- timeout: the watchdog killed restic at the job's deadline
+- failed: anything else
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import subprocess
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+from .config import AgentSettings, Site
+from .proc import Deadline, TailReader, Watchdog, spawn
+from .secrets import check_private, s3_environment
+
+log = logging.getLogger("carestack_agent.restic")
+
+AUTH_PATTERNS = (
+    (re.compile(r"wrong password or no key found"), "wrong repository password"),
+    (
+        re.compile(r"Access Denied|AccessDenied|InvalidAccessKeyId|SignatureDoesNotMatch|InvalidToken|"
+                   r"Access Key Id you provided does not exist|request signature we calculated|403 Forbidden"),
+        "S3 credentials rejected (access key unknown, wrong secret or not allowed on this bucket)",
+    ),
+)  # fmt: skip
+NOT_INITIALIZED = re.compile(
+    r"The specified key does not exist|NoSuchKey|config file .*(does not exist|not found)|"
+    r"unable to open config file: stat .*no such file"
+)
+NO_BUCKET = re.compile(r"NoSuchBucket|The specified bucket does not exist")
+TRANSIENT = re.compile(
+    r"connection refused|connection reset|i/o timeout|no such host|network is unreachable|"
+    r"TLS handshake timeout|server closed|broken pipe|unexpected EOF|: EOF|"
+    r"context deadline exceeded|Client\.Timeout|InternalError|SlowDown|"
+    r"\b50[0234] (Internal Server Error|Bad Gateway|Service Unavailable|Gateway Time-?out)|"
+    r"ServiceUnavailable|RequestTimeout|temporarily unavailable|"
+    r"repository is already locked",
+    re.IGNORECASE,
+)
+BACKEND_RETRY = re.compile(r"returned error, retrying after")
+
+
+class ResticError(Exception):
+    def __init__(self, kind: str, message: str) -> None:
+        super().__init__(message)
+        self.kind = kind
+        self.message = message
+
+
+@dataclass
+class ResticResult:
+    returncode: int
+    summary: dict[str, Any] | None = None
+    errors: list[dict[str, Any]] = field(default_factory=list)
+    documents: list[Any] = field(default_factory=list)
+    stderr: list[str] = field(default_factory=list)
+    last_backend_error: str | None = None
+    timed_out: bool = False
+    duration: float = 0.0
+
+    @property
+    def snapshot_id(self) -> str | None:
+        if self.summary and isinstance(self.summary.get("snapshot_id"), str):
+            return str(self.summary["snapshot_id"])
+        return None
+
+
+def _redact(text: str, secrets: Sequence[str]) -> str:
+    for s in secrets:
+        if len(s) >= 4:
+            text = text.replace(s, "***")
+    return text
+
+
+class Restic:
+    """restic for one site's repository."""
+
+    def __init__(self, settings: AgentSettings, site: Site) -> None:
+        self.settings = settings
+        self.site = site
+        self._env: dict[str, str] | None = None
+        self._secrets: list[str] = []
+
+    def env(self) -> dict[str, str]:
+        """The child's environment; secrets are loaded here, at run time, from their files."""
+        if self._env is None:
+            check_private(self.site.password_file)
+            env = {k: v for k, v in os.environ.items() if k in ("PATH", "LANG", "LC_ALL", "TZ", "TMPDIR")}
+            env.setdefault("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
+            env["HOME"] = str(self.settings.state_dir)
+            env["RESTIC_CACHE_DIR"] = str(self.settings.state_dir / "cache")
+            env["RESTIC_REPOSITORY"] = self.site.repository
+            env["RESTIC_PASSWORD_FILE"] = str(self.site.password_file)
+            if self.site.credentials_file is not None:
+                aws = s3_environment(self.site.credentials_file)
+                self._secrets = [v for k, v in aws.items() if k != "AWS_DEFAULT_REGION"]
+                env.update(aws)
+            self._env = env
+        return self._env
+
+    def redact(self, text: str) -> str:
+        return _redact(text, self._secrets)
+
+    def spawn(
+        self,
+        args: Sequence[str],
+        *,
+        stdout: Any = subprocess.PIPE,
+        stdin: Any = subprocess.DEVNULL,
+        json_flag: bool = True,
+    ) -> subprocess.Popen[bytes]:
+        argv = [str(self.settings.restic)] + (["--json"] if json_flag else []) + list(args)
+        return spawn(
+            argv,
+            env=self.env(),
+            nice=self.settings.nice,
+            ionice_idle=self.settings.ionice_idle,
+            stdin=stdin,
+            stdout=stdout,
+        )
+
+    def run(self, args: Sequence[str], deadline: Deadline, *, what: str | None = None) -> ResticResult:
+        """Run one restic command under the watchdog; raise ResticError unless it exits 0."""
+        result = self.run_raw(args, deadline)
+        if result.returncode != 0:
+            raise self.classify(result, what or args[0])
+        return result
+
+    def run_raw(self, args: Sequence[str], deadline: Deadline) -> ResticResult:
+        if deadline.expired():
+            return ResticResult(returncode=-1, timed_out=True)
+        started = time.monotonic()
+        proc = self.spawn(args)
+        result = ResticResult(returncode=0)
+
+        def on_stderr(line: str) -> None:
+            if BACKEND_RETRY.search(line) or TRANSIENT.search(line):
+                result.last_backend_error = line
+
+        stderr = TailReader(proc.stderr, on_line=on_stderr)
+        with Watchdog(deadline, [proc]) as dog:
+            assert proc.stdout is not None
+            for raw in proc.stdout:
+                line = raw.strip()
+                if not line:
+                    continue
+                try:
+                    msg = json.loads(line)
+                except ValueError:
+                    continue
+                if isinstance(msg, dict) and "message_type" in msg:
+                    kind = msg["message_type"]
+                    if kind == "summary":
+                        result.summary = msg
+                    elif kind == "error" and len(result.errors) < 100:
+                        result.errors.append(msg)
+                    continue
+                result.documents.append(msg)
+            result.returncode = proc.wait()
+            result.timed_out = dog.fired
+        result.stderr = [self.redact(x) for x in stderr.join(timeout=5)]
+        if result.last_backend_error:
+            result.last_backend_error = self.redact(result.last_backend_error)
+        result.duration = time.monotonic() - started
+        return result
+
+    def classify(self, result: ResticResult, what: str) -> ResticError:
+        text = "\n".join(result.stderr)
+        fatal = next((x for x in reversed(result.stderr) if x.startswith("Fatal:")), None)
+        detail = fatal or next((x for x in reversed(result.stderr) if x.strip()), f"exit status {result.returncode}")
+        if result.timed_out:
+            why = f"; last backend error: {_short(result.last_backend_error)}" if result.last_backend_error else ""
+            return ResticError("timeout", f"restic {what} killed by the watchdog at the job's deadline{why}")
+        for pattern, message in AUTH_PATTERNS:
+            if pattern.search(text):
+                return ResticError("auth", f"restic {what}: {message}")
+        if NO_BUCKET.search(text):
+            return ResticError("failed", f"restic {what}: the S3 bucket does not exist")
+        if TRANSIENT.search(text):
+            return ResticError("transient", f"restic {what}: repository unreachable or busy: {_short(detail)}")
+        if NOT_INITIALIZED.search(text) or "Is there a repository at the following location" in text:
+            return ResticError(
+                "not_initialized",
+                f"restic {what}: no repository at {self.site.repository} (run `carestack-agent init {self.site.id}`)",
+            )
+        return ResticError("failed", f"restic {what} failed (exit {result.returncode}): {_short(detail)}")
+
+    def snapshots(self, deadline: Deadline, *extra: str) -> list[dict[str, Any]]:
+        result = self.run(["snapshots", "--tag", f"site:{self.site.id}", *extra], deadline, what="snapshots")
+        docs = result.documents[-1] if result.documents else []
+        return [s for s in docs if isinstance(s, dict)] if isinstance(docs, list) else []
+
+
+def _short(text: str | None, limit: int = 240) -> str:
+    text = (text or "").strip().replace("\n", " ")
+    if text.startswith("Fatal: "):
+        text = text[len("Fatal: ") :]
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+T = TypeVar("T")
+
+
+def with_retries(
+    attempt: Callable[[], T],
+    *,
+    settings: AgentSettings,
+    deadline: Deadline,
+    what: str,
+    sleep: Callable[[float], None] = time.sleep,
+) -> T:
+    """Run `attempt`, retrying transient ResticErrors with exponential backoff inside the deadline."""
+    delay = settings.retry_backoff_seconds
+    for n in range(settings.retries + 1):
+        try:
+            return attempt()
+        except ResticError as e:
+            if e.kind != "transient" or n == settings.retries:
+                raise
+            wait = min(delay, max(0.0, deadline.remaining() - 1))
+            if wait <= 0:
+                raise
+            log.warning("%s: %s; retry %d/%d in %.1fs", what, e.message, n + 1, settings.retries, wait)
+            sleep(wait)
+            delay *= 2
+    raise AssertionError("unreachable")

@@ -1,0 +1,327 @@
+"""The lab's S3 server: moto in server mode, with IAM enforcement and scoped credentials.
+
+The lab (and the agent's tests) need a real S3 endpoint that authorizes requests
+the way AWS does, so the credentials restic gets are exercised with exactly the
+policy production attaches (`infra.storage_policy`). Flow:
+
+    server = start(state_dir, port=9000)               # idempotent
+    admin = bootstrap_admin(server.endpoint, secrets)   # before enforcement
+    enable_iam_enforcement(server.endpoint)            # from now on every request is checked
+    creds = provision_bucket(server.endpoint, admin, "cs-bakery-backups",
+                             object_lock_days=30, secrets_dir=secrets)   # idempotent
+    stop(state_dir)
+
+moto keeps everything in memory: stopping the server loses buckets, users and
+keys. Credentials are cached in `secrets_dir` (0600 files in the agent's
+env-file format) and re-used when the server still knows them, so a second
+provisioning run returns the same keys; after a restart they are re-issued.
+
+Object lock retention mode: COMPLIANCE. A care contract promises that backups
+survive for the tier's lock period even if the agency's own admin keys are
+stolen; GOVERNANCE lets any principal with s3:BypassGovernanceRetention delete
+versions, and moto even treats `BypassGovernanceRetention: false` as true, so
+GOVERNANCE would neither give that promise in AWS nor be tested here. restic's
+prune on a locked bucket only adds delete markers; the versions expire with
+the bucket lifecycle once the lock ends.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import ClientError
+
+from infra.storage_policy import restic_policy_json
+
+REGION = "us-east-1"
+PID_FILE = "moto.pid"
+LOG_FILE = "moto.log"
+RETENTION_MODE = "COMPLIANCE"
+ADMIN_USER = "carestack-lab-admin"
+
+
+@dataclass(frozen=True)
+class Credentials:
+    access_key_id: str
+    secret_access_key: str = ""
+
+    def __repr__(self) -> str:  # never print the secret
+        return f"Credentials(access_key_id={self.access_key_id!r}, secret_access_key=***)"
+
+    def env_text(self) -> str:
+        return f"AWS_ACCESS_KEY_ID={self.access_key_id}\nAWS_SECRET_ACCESS_KEY={self.secret_access_key}\n"
+
+
+@dataclass(frozen=True)
+class S3Server:
+    host: str
+    port: int
+    pid: int
+
+    @property
+    def endpoint(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+
+class S3LabError(RuntimeError):
+    pass
+
+
+# -- server process -----------------------------------------------------------------
+
+
+def _moto_server_binary() -> str:
+    candidate = Path(sys.executable).with_name("moto_server")
+    return str(candidate) if candidate.exists() else "moto_server"
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    # a zombie is not alive
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def _port_answers(host: str, port: int) -> bool:
+    try:
+        with urllib.request.urlopen(f"http://{host}:{port}/moto-api/data.json", timeout=1) as r:
+            return bool(r.status == 200)
+    except (OSError, urllib.error.URLError):
+        return False
+
+
+def running(state_dir: Path) -> S3Server | None:
+    """The server recorded in `state_dir` if its PID is alive and its port answers."""
+    try:
+        record = json.loads((Path(state_dir) / PID_FILE).read_text())
+        server = S3Server(str(record["host"]), int(record["port"]), int(record["pid"]))
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    if _pid_alive(server.pid) and _port_answers(server.host, server.port):
+        return server
+    return None
+
+
+def start(state_dir: Path, host: str = "127.0.0.1", port: int = 9000, *, timeout: float = 15.0) -> S3Server:
+    """Start moto_server on host:port (idempotent: a live recorded server is returned as is)."""
+    state_dir = Path(state_dir)
+    state_dir.mkdir(parents=True, exist_ok=True)
+    live = running(state_dir)
+    if live is not None:
+        if (live.host, live.port) != (host, port):
+            raise S3LabError(f"a server from {state_dir} already runs on {live.host}:{live.port}")
+        return live
+    with socket.socket() as probe:
+        if probe.connect_ex((host, port)) == 0:
+            raise S3LabError(f"{host}:{port} is already in use by another process")
+    log = open(state_dir / LOG_FILE, "ab")  # noqa: SIM115 - handed to the child
+    try:
+        proc = subprocess.Popen(
+            [_moto_server_binary(), "-H", host, "-p", str(port)],
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # survives the caller's terminal; stopped by PID
+        )
+    finally:
+        log.close()
+    server = S3Server(host, port, proc.pid)
+    deadline = time.monotonic() + timeout
+    while not _port_answers(host, port):
+        if proc.poll() is not None:
+            raise S3LabError(f"moto_server exited with {proc.returncode}; see {state_dir / LOG_FILE}")
+        if time.monotonic() > deadline:
+            proc.kill()
+            raise S3LabError(f"moto_server not ready on {host}:{port} after {timeout:.0f}s")
+        time.sleep(0.05)
+    tmp = state_dir / (PID_FILE + ".tmp")
+    tmp.write_text(json.dumps({"host": host, "port": port, "pid": proc.pid}))
+    tmp.replace(state_dir / PID_FILE)
+    return server
+
+
+def stop(state_dir: Path, timeout: float = 10.0) -> bool:
+    """Stop the recorded server by PID; True if one was running."""
+    pid_file = Path(state_dir) / PID_FILE
+    try:
+        pid = int(json.loads(pid_file.read_text())["pid"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return False
+    was_alive = _pid_alive(pid)
+    if was_alive:
+        os.kill(pid, signal.SIGTERM)
+        deadline = time.monotonic() + timeout
+        while _pid_alive(pid) and time.monotonic() < deadline:
+            _reap(pid)
+            time.sleep(0.05)
+        if _pid_alive(pid):
+            os.kill(pid, signal.SIGKILL)
+        _reap(pid)
+    pid_file.unlink(missing_ok=True)
+    return was_alive
+
+
+def _reap(pid: int) -> None:
+    with contextlib.suppress(ChildProcessError):
+        os.waitpid(pid, os.WNOHANG)
+
+
+# -- IAM and buckets ------------------------------------------------------------------
+
+
+def _client(service: str, endpoint: str, creds: Credentials) -> Any:
+    return boto3.client(
+        service,
+        endpoint_url=endpoint,
+        region_name=REGION,
+        aws_access_key_id=creds.access_key_id,
+        aws_secret_access_key=creds.secret_access_key,
+        config=Config(retries={"max_attempts": 2}, s3={"addressing_style": "path"}),
+    )
+
+
+def enable_iam_enforcement(endpoint: str) -> None:
+    """From now on moto authorizes every request against IAM (create users first)."""
+    req = urllib.request.Request(
+        f"{endpoint}/moto-api/reset-auth",
+        data=b"0",
+        headers={"Content-Type": "text/plain"},
+        method="POST",
+    )
+    with urllib.request.urlopen(req, timeout=10) as r:
+        if r.status != 200:
+            raise S3LabError(f"reset-auth answered {r.status}")
+
+
+def _read_cached(path: Path | None) -> Credentials | None:
+    if path is None or not path.exists():
+        return None
+    values: dict[str, str] = {}
+    for line in path.read_text().splitlines():
+        key, sep, value = line.partition("=")
+        if sep:
+            values[key.strip()] = value.strip()
+    if "AWS_ACCESS_KEY_ID" in values and "AWS_SECRET_ACCESS_KEY" in values:
+        return Credentials(values["AWS_ACCESS_KEY_ID"], values["AWS_SECRET_ACCESS_KEY"])
+    return None
+
+
+def _write_cached(path: Path | None, creds: Credentials) -> None:
+    if path is None:
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(creds.env_text())
+    tmp.replace(path)
+
+
+def _ensure_user_key(iam: Any, user: str, cache: Path | None) -> Credentials:
+    try:
+        iam.create_user(UserName=user)
+    except ClientError as e:
+        if e.response["Error"]["Code"] != "EntityAlreadyExists":
+            raise
+    existing = [k["AccessKeyId"] for k in iam.list_access_keys(UserName=user)["AccessKeyMetadata"]]
+    cached = _read_cached(cache)
+    if cached is not None and cached.access_key_id in existing:
+        return cached
+    for key_id in existing:  # secrets of unknown keys cannot be recovered: rotate
+        iam.delete_access_key(UserName=user, AccessKeyId=key_id)
+    key = iam.create_access_key(UserName=user)["AccessKey"]
+    creds = Credentials(key["AccessKeyId"], key["SecretAccessKey"])
+    _write_cached(cache, creds)
+    return creds
+
+
+def bootstrap_admin(endpoint: str, secrets_dir: Path | None = None) -> Credentials:
+    """An IAM user allowed everything: call before enable_iam_enforcement (idempotent)."""
+    bootstrap = Credentials("AKIABOOTSTRAP0000000", "bootstrap")  # any key works before enforcement
+    cache = Path(secrets_dir) / "s3-admin.env" if secrets_dir is not None else None
+    cached = _read_cached(cache)
+    iam = _client("iam", endpoint, cached or bootstrap)
+    try:
+        iam.get_user(UserName=ADMIN_USER)
+    except ClientError:
+        iam = _client("iam", endpoint, bootstrap)
+    creds = _ensure_user_key(iam, ADMIN_USER, cache)
+    iam.put_user_policy(
+        UserName=ADMIN_USER,
+        PolicyName="lab-admin",
+        PolicyDocument=json.dumps(
+            {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]}
+        ),
+    )
+    return creds
+
+
+def provision_bucket(
+    endpoint: str,
+    admin: Credentials,
+    bucket: str,
+    *,
+    object_lock_days: int,
+    versioning: bool = True,
+    user_name: str | None = None,
+    secrets_dir: Path | None = None,
+) -> Credentials:
+    """Create (or confirm) a client's bucket and its scoped IAM user; return that user's keys.
+
+    object_lock_days > 0 creates the bucket with object lock and a default
+    COMPLIANCE retention of that many days (object lock implies versioning).
+    The user gets exactly `infra.storage_policy`'s restic policy on this bucket.
+    """
+    if object_lock_days < 0:
+        raise ValueError("object_lock_days must be >= 0")
+    if object_lock_days and not versioning:
+        raise ValueError("object lock requires versioning")
+    s3 = _client("s3", endpoint, admin)
+    iam = _client("iam", endpoint, admin)
+    try:
+        s3.head_bucket(Bucket=bucket)
+    except ClientError as e:
+        if e.response["Error"]["Code"] not in ("404", "NoSuchBucket"):
+            raise
+        s3.create_bucket(Bucket=bucket, ObjectLockEnabledForBucket=object_lock_days > 0)
+    if versioning:
+        s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
+    if object_lock_days:
+        s3.put_object_lock_configuration(
+            Bucket=bucket,
+            ObjectLockConfiguration={
+                "ObjectLockEnabled": "Enabled",
+                "Rule": {"DefaultRetention": {"Mode": RETENTION_MODE, "Days": object_lock_days}},
+            },
+        )
+    user = user_name or f"{bucket}-restic"
+    cache = Path(secrets_dir) / f"{bucket}.s3.env" if secrets_dir is not None else None
+    creds = _ensure_user_key(iam, user, cache)
+    iam.put_user_policy(
+        UserName=user,
+        PolicyName="restic",
+        PolicyDocument=restic_policy_json(bucket, extra_bucket_actions=("s3:HeadBucket",)),
+    )
+    return creds
