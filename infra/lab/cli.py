@@ -1,0 +1,80 @@
+"""`carestack lab up | status | down`: the lab verbs of the carestack command."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from dataclasses import fields
+from pathlib import Path
+
+from infra.lab.config import STATE_DIR_ENV, LabConfig, load_config
+from infra.lab.down import lab_down
+from infra.lab.errors import LabError
+from infra.lab.state import LabState
+from infra.lab.status import render_summary, summary
+from infra.lab.up import lab_up
+
+
+def _up(args: argparse.Namespace) -> int:
+    config = load_config(
+        subnet=args.subnet,
+        bridge=args.bridge,
+        apt_port=args.apt_port,
+        s3_port=args.s3_port,
+        kuma_port=args.kuma_port,
+        alert_port=args.alert_port,
+    )
+    lab_up(config, args.stacks)
+    return 0
+
+
+def _status(args: argparse.Namespace) -> int:
+    config = load_config()
+    state = LabState.load(config.state_dir)
+    report = summary(state, config)
+    print(json.dumps(report.to_dict(), indent=2) if args.json else render_summary(report))
+    return 0 if all(s.running and s.ssh for s in report.servers) else 1
+
+
+def _down(args: argparse.Namespace) -> int:
+    lab_down(load_config(), keep_image=args.keep_image)
+    return 0
+
+
+def _guarded(verb: argparse.Namespace) -> int:
+    try:
+        result: int = verb.lab_run(verb)
+    except LabError as exc:
+        print(f"carestack lab {verb.lab_verb}: error: {exc}", file=sys.stderr)
+        return 1
+    return result
+
+
+def register(verbs: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    lab = verbs.add_parser(
+        "lab",
+        help="the whole care stack on this machine (servers, S3, Kuma)",
+        description=f"State directory: /var/lib/carestack-lab, or ${STATE_DIR_ENV}.",
+    )
+    lab_verbs = lab.add_subparsers(dest="lab_verb", required=True)
+
+    defaults = {f.name: f.default for f in fields(LabConfig)}
+    up = lab_verbs.add_parser("up", help="build or repair the lab and onboard the clients (idempotent)")
+    up.add_argument(
+        "stacks", nargs="*", type=Path, metavar="STACK_FILE", help="stack files (default: the example stacks)"
+    )
+    up.add_argument("--subnet", help=f"the lab's IPv4 subnet (default {defaults['subnet']})")
+    up.add_argument("--bridge", help=f"the lab bridge's name (default {defaults['bridge']})")
+    for name in ("apt", "s3", "kuma", "alert"):
+        default = defaults[f"{name}_port"]
+        up.add_argument(f"--{name}-port", type=int, help=f"port of the {name} service (default {default})")
+    up.set_defaults(run=_guarded, lab_run=_up)
+
+    status = lab_verbs.add_parser("status", help="what runs and answers; changes nothing")
+    status.add_argument("--json", action="store_true", help="machine-readable output")
+    status.set_defaults(run=_guarded, lab_run=_status)
+
+    down = lab_verbs.add_parser("down", help="stop everything and remove what the lab created")
+    down.add_argument("--keep-image", action="store_true", help="keep the cached base image and package cache")
+    down.set_defaults(run=_guarded, lab_run=_down)

@@ -1,0 +1,82 @@
+"""`carestack lab down`: stop everything the lab started, by PID, and remove what it created.
+
+Order: servers (clean shutdown), ssh control masters, services, then mounts,
+namespaces, firewall rules and the bridge, then the state directory (all of
+it, or all but the caches with `--keep-image`). Finally the machine is
+searched for anything of the lab that is still there (`footprint`); a
+leftover process is stopped by its PID, anything else is reported as an error.
+"""
+
+from __future__ import annotations
+
+import shutil
+import sys
+from typing import TextIO
+
+from infra.lab import access, aptproxy, hosts, network, procs, servers, storage
+from infra.lab.config import LabConfig
+from infra.lab.errors import LabError
+from infra.lab.footprint import footprint
+from infra.lab.lock import exclusive
+from infra.lab.progress import Progress
+
+
+def _remove_state(config: LabConfig, keep_image: bool) -> None:
+    if not config.state_dir.exists():
+        return
+    for entry in config.state_dir.iterdir():
+        if keep_image and entry == config.cache_dir:
+            continue
+        if entry.name == ".lock":  # held by this command until it ends
+            continue
+        if entry.is_dir() and not entry.is_symlink():
+            shutil.rmtree(entry)
+        else:
+            entry.unlink()
+
+
+def lab_down(config: LabConfig, *, keep_image: bool = False, out: TextIO = sys.stdout) -> None:
+    progress = Progress(out)
+    if not config.state_dir.exists():
+        print(f"no lab in {config.state_dir}: nothing to do", file=out)
+        return
+    with exclusive(config.state_dir):
+        names = hosts.host_names(config)
+        with progress.step("servers") as step:
+            stopped = [name for name in names if servers.take_down(config, name, remove_data=False)]
+            step.note(f"stopped {', '.join(stopped) or 'none (none was running)'}")
+
+        with progress.step("ssh control masters and services") as step:
+            access.close_masters(config)
+            done = {
+                "s3": storage.stop(config),
+                "apt proxy": aptproxy.stop(config),
+            }
+            step.note("stopped " + (", ".join(name for name, was in done.items() if was) or "none"))
+
+        with progress.step(f"network: firewall rules, namespaces, bridge {config.bridge}") as step:
+            network.firewall_down(config)
+            for netns in network.lab_netns(config):  # a namespace whose host record was lost
+                network.remove_netns(netns)
+            network.remove_bridge(config)
+            step.note("removed")
+
+        with progress.step("state directory") as step:
+            _remove_state(config, keep_image)
+            if not keep_image:
+                (config.state_dir / ".lock").unlink(missing_ok=True)
+            step.note(f"kept the caches in {config.cache_dir}" if keep_image else f"removed {config.state_dir}")
+
+        with progress.step("nothing left behind") as step:
+            left = footprint(config)
+            for pid in left.processes:
+                record = procs.record_of(pid)
+                if record is not None:
+                    procs.stop(record, 5.0)
+            left = footprint(config)
+            if not left.empty():
+                raise LabError(f"lab down left behind: {left.describe()}")
+            step.note("no process, mount, namespace, link or firewall rule of the lab remains")
+    if not keep_image and config.state_dir.exists() and not any(config.state_dir.iterdir()):
+        config.state_dir.rmdir()
+    print(f"lab down: {progress.total:.1f}s", file=out)

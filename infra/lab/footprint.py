@@ -1,0 +1,123 @@
+"""Everything of a lab that exists on this machine, found without its PID files.
+
+Used for the lab's memory figure, by `lab down` to prove nothing is left
+behind, and by its test. A process is the lab's if its command line or working
+directory lies in the state directory (supervisors, nspawn, apt-cacher-ng,
+Kuma), if it names an address of the lab's subnet (moto bound to the bridge,
+ssh control masters), if its root file system is a lab overlay (the guests),
+or if it descends from one of those.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from infra.lab import network, procs
+from infra.lab.config import LabConfig
+
+_IPV4 = re.compile(rb"(?<![\d.])(\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3})(?![\d])")
+
+
+@dataclass(frozen=True)
+class Footprint:
+    processes: list[int] = field(default_factory=list)
+    mounts: list[str] = field(default_factory=list)
+    netns: list[str] = field(default_factory=list)
+    links: list[str] = field(default_factory=list)
+    firewall: list[str] = field(default_factory=list)
+
+    def empty(self) -> bool:
+        return not (self.processes or self.mounts or self.netns or self.links or self.firewall)
+
+    def describe(self) -> str:
+        parts = []
+        if self.processes:
+            parts.append("processes " + ", ".join(f"{pid} ({_comm(pid)})" for pid in self.processes))
+        for name in ("mounts", "netns", "links", "firewall"):
+            items: list[str] = getattr(self, name)
+            if items:
+                parts.append(f"{name} {', '.join(items)}")
+        return "; ".join(parts) or "nothing"
+
+
+def _comm(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/comm").read_text().strip()
+    except OSError:
+        return "?"
+
+
+def _names_subnet(cmdline: bytes, subnet: ipaddress.IPv4Network) -> bool:
+    for match in _IPV4.finditer(cmdline):
+        try:
+            if ipaddress.IPv4Address(match.group(1).decode()) in subnet:
+                return True
+        except ValueError:
+            continue
+    return False
+
+
+def _is_guest(pid: int, upper_prefix: str, own_mnt: str) -> bool:
+    try:
+        if os.readlink(f"/proc/{pid}/ns/mnt") == own_mnt:
+            return False
+        with open(f"/proc/{pid}/mountinfo") as mounts:
+            root_line = next((line for line in mounts if line.split()[4] == "/"), "")
+    except OSError:
+        return False
+    return f"upperdir={upper_prefix}" in root_line
+
+
+def lab_processes(config: LabConfig) -> list[int]:
+    state = str(config.state_dir)
+    marker = state.encode()
+    upper_prefix = str(config.hosts_dir) + "/"
+    own_mnt = os.readlink("/proc/self/ns/mnt")
+    me = os.getpid()
+    roots = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == me:
+            continue
+        pid = int(entry.name)
+        try:
+            cmdline = (entry / "cmdline").read_bytes()
+            cwd = os.readlink(entry / "cwd")
+        except OSError:
+            continue
+        if not cmdline:  # kernel threads
+            continue
+        if (
+            marker in cmdline
+            or cwd == state
+            or cwd.startswith(state + "/")
+            or _names_subnet(cmdline, config.network)
+            or _is_guest(pid, upper_prefix, own_mnt)
+        ):
+            roots.append(pid)
+    return sorted(set(procs.descendants(roots)) - {me})
+
+
+def lab_mounts(config: LabConfig) -> list[str]:
+    prefix = str(config.state_dir) + "/"
+    points = [line.split()[4] for line in Path("/proc/self/mountinfo").read_text().splitlines()]
+    return [p for p in points if p.startswith(prefix)]
+
+
+def footprint(config: LabConfig) -> Footprint:
+    links = network.lab_links(config) + ([config.bridge] if network.bridge_present(config) else [])
+    return Footprint(
+        processes=lab_processes(config),
+        mounts=lab_mounts(config),
+        netns=network.lab_netns(config),
+        links=links,
+        firewall=network.firewall_present(config),
+    )
+
+
+def memory_pss_kib(config: LabConfig) -> int:
+    """The lab's memory: the proportional set size of all its processes, guests included."""
+    return sum(procs.pss_kib(pid) for pid in lab_processes(config))

@@ -1,0 +1,168 @@
+"""`carestack lab status`: what runs, what answers, what each client has — without changing anything.
+
+The same summary ends `lab up`: each server, each site's address and HTTP
+status, the services and where their credentials are, each client's last
+backup (the newest restic snapshot object in its bucket, read with the
+client's own keys).
+"""
+
+from __future__ import annotations
+
+import http.client
+import socket
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError
+
+from infra.lab import aptproxy, hosts
+from infra.lab.config import LabConfig, load_config
+from infra.lab.s3 import running as s3_running
+from infra.lab.state import LabState
+from infra.lab.storage import s3_dir
+from infra.plan import build_plan
+from infra.spec import ClientSpec, load_stack
+
+HTTP_TIMEOUT = 3.0
+
+
+@dataclass(frozen=True)
+class ServerStatus:
+    name: str
+    address: str
+    role: str
+    clients: list[str]
+    running: bool
+    ssh: bool
+
+
+@dataclass(frozen=True)
+class SiteStatus:
+    client: str
+    site: str
+    domain: str
+    server: str
+    address: str
+    http_status: int | None  # None: no answer
+    last_backup: str | None  # ISO time of the newest snapshot, None: none yet
+
+
+@dataclass(frozen=True)
+class Summary:
+    state_dir: str
+    servers: list[ServerStatus]
+    sites: list[SiteStatus]
+    services: dict[str, dict[str, Any]]
+    pending: list[str]
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _ssh_answers(address: str) -> bool:
+    try:
+        with socket.create_connection((address, 22), timeout=1.0) as conn:
+            return conn.recv(4).startswith(b"SSH-")
+    except OSError:
+        return False
+
+
+def http_status(address: str, domain: str, path: str = "/") -> int | None:
+    """The status a site's server answers for it (Host header = the site's domain)."""
+    conn = http.client.HTTPConnection(address, 80, timeout=HTTP_TIMEOUT)
+    try:
+        conn.request("GET", path, headers={"Host": domain})
+        return conn.getresponse().status
+    except OSError:
+        return None
+    finally:
+        conn.close()
+
+
+def last_backup(state: LabState, client_id: str, site_id: str) -> str | None:
+    """Newest snapshot object of the site's restic repository, read with the client's keys."""
+    if state.s3_endpoint is None or state.client(client_id).s3_env_file is None:
+        return None
+    key_id, secret = state.s3_credentials(client_id)
+    s3 = boto3.client(
+        "s3",
+        endpoint_url=state.s3_endpoint,
+        region_name="us-east-1",
+        aws_access_key_id=key_id,
+        aws_secret_access_key=secret,
+        config=Config(retries={"max_attempts": 1}, connect_timeout=2, read_timeout=5),
+    )
+    try:
+        listing = s3.list_objects_v2(Bucket=state.client(client_id).bucket, Prefix=f"{site_id}/snapshots/")
+    except (BotoCoreError, ClientError):
+        return None
+    times = [obj["LastModified"] for obj in listing.get("Contents", [])]
+    return max(times).isoformat(timespec="seconds") if times else None
+
+
+def summary(state: LabState, config: LabConfig | None = None) -> Summary:
+    server_list = []
+    for host in state.hosts:
+        h = hosts.host(config or _config_of(state), host.name, host.address)
+        server_list.append(
+            ServerStatus(
+                host.name, host.address, host.role, list(host.clients), hosts.running(h), _ssh_answers(host.address)
+            )
+        )
+    sites = []
+    for client in state.clients:
+        spec = load_stack(client.stack)
+        if not isinstance(spec, ClientSpec):
+            continue
+        server = state.host(client.server)
+        for site in build_plan(spec).sites:
+            path = site.checks[0].path if site.checks else "/"
+            sites.append(
+                SiteStatus(
+                    client.id,
+                    site.id,
+                    site.domain,
+                    server.name,
+                    server.address,
+                    http_status(server.address, site.domain, path),
+                    last_backup(state, client.id, site.id),
+                )
+            )
+    cfg = config or _config_of(state)
+    services: dict[str, dict[str, Any]] = {
+        "apt_proxy": {"url": aptproxy.url(cfg), "running": aptproxy.running(cfg)},
+        "s3": {
+            "url": state.s3_endpoint,
+            "running": s3_running(s3_dir(cfg)) is not None,
+            "admin_credentials": str(state.s3_admin_env_file) if state.s3_admin_env_file else None,
+        },
+    }
+    return Summary(str(state.state_dir), server_list, sites, services, list(state.pending))
+
+
+def _config_of(state: LabState) -> LabConfig:
+    return load_config(state.state_dir)
+
+
+def render_summary(s: Summary) -> str:
+    lines = ["", f"Lab in {s.state_dir}", "  servers:"]
+    for server in s.servers:
+        health = "running" if server.running and server.ssh else ("no ssh" if server.running else "STOPPED")
+        clients = f" ({', '.join(server.clients)})" if server.clients else ""
+        lines.append(f"    {server.name:<12} {server.address:<14} {server.role:<9} {health}{clients}")
+    lines.append("  sites:")
+    for site in s.sites:
+        http = str(site.http_status) if site.http_status is not None else "no answer"
+        backup = site.last_backup or "none yet"
+        lines.append(
+            f"    {site.domain:<28} http://{site.address}/ (Host: {site.domain}) HTTP {http}; last backup {backup}"
+        )
+    lines.append("  services:")
+    for name, info in s.services.items():
+        details = ", ".join(f"{k} {v}" for k, v in info.items() if k != "running" and v is not None)
+        lines.append(f"    {name:<12} {'running' if info.get('running') else 'STOPPED'}; {details}")
+    for pending in s.pending:
+        lines.append(f"  not available yet: {pending}")
+    return "\n".join(lines)

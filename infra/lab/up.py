@@ -1,0 +1,158 @@
+"""`carestack lab up`: the whole care stack on this machine, step by step.
+
+Every step first looks at what exists and only does what is missing, so a
+second run changes nothing, and a run after a crash repairs what was left
+half-done. All checks that can fail on bad input or a busy machine run before
+anything is changed.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+from dataclasses import replace
+from pathlib import Path
+from typing import TextIO
+
+from infra.lab import access, aptproxy, image, network, servers, storage, system
+from infra.lab.config import LabConfig, save_config
+from infra.lab.errors import LabError
+from infra.lab.lock import exclusive
+from infra.lab.mirror import DebianMirror, debian_mirror
+from infra.lab.placement import Placement, place
+from infra.lab.progress import Progress
+from infra.lab.s3 import running as s3_running
+from infra.lab.state import LabClient, LabHost, LabState
+from infra.lab.status import render_summary, summary
+from infra.spec import example_stacks
+
+# Onboarding steps whose code has not landed yet; `lab up` names them and stops before them.
+PENDING_STEPS = (
+    "Kuma (infra/lab/kuma_server.py)",
+    "alert receiver (infra/lab/alert_receiver.py)",
+    "onboarding: Ansible converge (infra/configure.py), monitors (infra/kuma.py), first backup",
+)
+
+
+def service_ports(config: LabConfig) -> list[int]:
+    """The machine's ports the servers may reach on the bridge address."""
+    return [config.apt_port, config.s3_port, config.kuma_port]
+
+
+def preflight(config: LabConfig) -> None:
+    """Everything that would make `lab up` fail half-way, checked before it changes anything."""
+    system.require_root()
+    system.require_tools()
+    users = system.subnet_users(config.subnet, config.bridge)
+    if users:
+        raise LabError(
+            f"the lab's subnet {config.subnet} is already in use ({'; '.join(users)}); "
+            "choose another with `carestack lab up --subnet 10.x.y.0/24`"
+        )
+    ours_running = {
+        ("apt", config.apt_port): aptproxy.running(config),
+        ("s3", config.s3_port): s3_running(storage.s3_dir(config)) is not None,
+    }
+    for (name, port), running in ours_running.items():
+        taken = None if running else system.port_taken(config.bridge_address, port)
+        if taken:
+            raise LabError(f"port {port} ({name}) is already in use ({taken}); choose another with --{name}-port")
+
+
+def _state(config: LabConfig, placement: Placement, report: servers.ServerReport) -> LabState:
+    ids = servers.machine_ids(config, [e.name for e in report.endpoints])
+    return LabState(
+        state_dir=config.state_dir,
+        subnet=config.subnet,
+        bridge=config.bridge,
+        bridge_address=config.bridge_address,
+        standby=placement.standby,
+        hosts=tuple(LabHost(e.name, e.address, e.role, e.clients, ids[e.name]) for e in report.endpoints),
+        clients=tuple(
+            LabClient(
+                c.id,
+                c.stack,
+                c.server,
+                c.plan.storage.bucket,
+                None,
+                storage.restic_password_file(config, c.id),
+            )
+            for c in placement.clients
+        ),
+        ssh_key=access.key_path(config),
+        ssh_config=access.ssh_config_path(config),
+        known_hosts=access.known_hosts_path(config),
+        inventory=access.inventory_path(config),
+        pending=PENDING_STEPS,
+    )
+
+
+def _verify_ssh(config: LabConfig, names: Sequence[str]) -> None:
+    for name in names:
+        done = access.ssh(config, name, "true", timeout=30)
+        if done.returncode != 0:
+            raise LabError(f"server {name} answers but the lab's key does not log in: {done.stderr.strip()}")
+
+
+def lab_up(config: LabConfig, stacks: Sequence[Path] = (), out: TextIO = sys.stdout) -> LabState:
+    progress = Progress(out)
+    with exclusive(config.state_dir):
+        with progress.step("checks: root, tools, stacks, subnet, ports") as step:
+            preflight(config)
+            mirror: DebianMirror = debian_mirror()
+            placement = place(list(stacks) or example_stacks())
+            save_config(config)
+            config.secrets_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+            step.note(f"{len(placement.clients)} clients on {len(placement.hosts)} servers; mirror {mirror.url}")
+
+        with progress.step("base image (debootstrap minbase, built once)") as step:
+            was_cached = image.cached(config) is not None
+            if not was_cached and any(config.hosts_dir.glob("*/upper")):
+                # Overlays are only valid on the image they were made on.
+                for name in [p.name for p in config.hosts_dir.iterdir()]:
+                    servers.take_down(config, name, remove_data=True)
+            base = image.build(config, mirror)
+            step.note(f"{'cached' if was_cached else 'built'} at {base.root}")
+
+        with progress.step(f"network: bridge {config.bridge} {config.bridge_address}, firewall") as step:
+            network.bridge_up(config)
+            network.firewall_up(config, service_ports(config))
+            step.note(f"servers reach only {config.bridge_address} ports {service_ports(config)}")
+
+        with progress.step("apt proxy (apt-cacher-ng)") as step:
+            started = aptproxy.start(config, mirror)
+            step.note(f"{'started' if started else 'running'} on {aptproxy.url(config)}")
+
+        with progress.step("servers (systemd-nspawn)") as step:
+            public_key = access.ensure_key(config)
+            report = servers.bring_up(config, placement.hosts, base.root, public_key)
+            access.write_files(config, report.endpoints)
+            _verify_ssh(config, [e.name for e in report.endpoints])
+            state = _state(config, placement, report)
+            state.save()
+            parts = [", ".join(f"{e.name} {e.address}" for e in report.endpoints)]
+            parts += [f"booted {', '.join(report.booted)}"] if report.booted else ["all were running"]
+            parts += [f"recovered {', '.join(report.recovered)}"] if report.recovered else []
+            parts += [f"removed {', '.join(report.removed)}"] if report.removed else []
+            step.note("; ".join(parts))
+
+        with progress.step("S3 (moto, IAM enforced)") as step:
+            stored = storage.bring_up(config, placement.clients)
+            clients = tuple(
+                LabClient(c.id, c.stack, c.server, c.bucket, stored.clients[c.id].env_file, c.restic_password_file)
+                for c in state.clients
+            )
+            state = replace(
+                state, clients=clients, s3_endpoint=stored.endpoint, s3_admin_env_file=stored.admin_env_file
+            )
+            state.save()
+            step.note(
+                f"{'started' if stored.started else 'running'} at {stored.endpoint}; buckets: "
+                + ", ".join(c.bucket for c in stored.clients.values())
+            )
+
+        for pending in state.pending:
+            progress.line(f"not available yet: {pending}")
+        print(render_summary(summary(state)), file=out)
+        print(f"lab up: {progress.total:.1f}s", file=out)
+    return state
