@@ -8,6 +8,8 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+from infra import configure
+from infra.lab import cli as lab_cli
 from infra.plan import build_plan
 from infra.plan_table import render
 from infra.spec import ClientSpec, SpecError, load_catalog, load_stack
@@ -57,6 +59,9 @@ def build_parser() -> argparse.ArgumentParser:
     plan.add_argument("stack", type=Path, metavar="STACK_FILE")
     plan.add_argument("--json", action="store_true", help="machine-readable output")
     plan.set_defaults(run=_plan)
+
+    lab_cli.register(verbs)
+    configure.register(verbs)
     return parser
 
 
