@@ -98,7 +98,7 @@ class SharedHostPool(pulumi.ComponentResource):
         self.standby = server(standby.name, standby.instance_type, standby.volume_gb, "standby")
 
         self.shared_hosts: pulumi.Output[dict[str, HostRecord]] = pulumi.Output.all(
-            **{name: host.record() for name, host in self.hosts.items()}
+            **{host_name: host.record() for host_name, host in self.hosts.items()}
         )
         self.standby_record: pulumi.Output[StandbyRecord] = self.standby.record().apply(
             lambda record: StandbyRecord(
