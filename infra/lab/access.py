@@ -109,25 +109,28 @@ def _inventory(config: LabConfig, endpoints: Sequence[Endpoint]) -> dict[str, ob
     }
 
 
-def write_files(config: LabConfig, endpoints: Sequence[Endpoint]) -> None:
-    """known_hosts, ssh config and inventory for exactly these servers."""
+def write_files(config: LabConfig, endpoints: Sequence[Endpoint]) -> bool:
+    """known_hosts, ssh config and inventory for exactly these servers; True if any changed."""
     control_dir(config).mkdir(mode=0o700, parents=True, exist_ok=True)
+    inventory_path(config).parent.mkdir(parents=True, exist_ok=True)
     known = "".join(f"{e.name},{e.address} {e.host_key}\n" for e in endpoints)
-    _replace(known_hosts_path(config), known)
-    _replace(ssh_config_path(config), _ssh_config(config, endpoints))
-    inventory = inventory_path(config)
-    inventory.parent.mkdir(parents=True, exist_ok=True)
-    _replace(
-        inventory, "# Written by `carestack lab up`.\n" + yaml.safe_dump(_inventory(config, endpoints), sort_keys=False)
-    )
+    inventory = "# Written by `carestack lab up`.\n" + yaml.safe_dump(_inventory(config, endpoints), sort_keys=False)
+    changed = [
+        replace_text(known_hosts_path(config), known),
+        replace_text(ssh_config_path(config), _ssh_config(config, endpoints)),
+        replace_text(inventory_path(config), inventory),
+    ]
+    return any(changed)
 
 
-def _replace(path: Path, text: str) -> None:
+def replace_text(path: Path, text: str) -> bool:
+    """Write atomically unless the file already holds this text; True if written."""
     if path.exists() and path.read_text() == text:
-        return
+        return False
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(text)
     tmp.replace(path)
+    return True
 
 
 def ssh_argv(config: LabConfig, host: str, command: str) -> list[str]:

@@ -13,6 +13,7 @@ from infra.lab.down import lab_down
 from infra.lab.errors import LabError
 from infra.lab.state import LabState
 from infra.lab.status import render_summary, summary
+from infra.lab.system import require_root
 from infra.lab.up import lab_up
 
 
@@ -24,6 +25,7 @@ def _up(args: argparse.Namespace) -> int:
         s3_port=args.s3_port,
         kuma_port=args.kuma_port,
         alert_port=args.alert_port,
+        image_cache=str(args.image_dir.resolve()) if args.image_dir else None,
     )
     lab_up(config, args.stacks)
     return 0
@@ -44,6 +46,7 @@ def _down(args: argparse.Namespace) -> int:
 
 def _guarded(verb: argparse.Namespace) -> int:
     try:
+        require_root()  # first: without root even reading the lab's state may fail obscurely
         result: int = verb.lab_run(verb)
     except LabError as exc:
         print(f"carestack lab {verb.lab_verb}: error: {exc}", file=sys.stderr)
@@ -69,6 +72,7 @@ def register(verbs: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     for name in ("apt", "s3", "kuma", "alert"):
         default = defaults[f"{name}_port"]
         up.add_argument(f"--{name}-port", type=int, help=f"port of the {name} service (default {default})")
+    up.add_argument("--image-dir", type=Path, help="where the base image is cached (default: in the state directory)")
     up.set_defaults(run=_guarded, lab_run=_up)
 
     status = lab_verbs.add_parser("status", help="what runs and answers; changes nothing")

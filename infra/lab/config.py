@@ -39,6 +39,9 @@ class LabConfig:
     s3_port: int = 9000
     kuma_port: int = 3001
     alert_port: int = 9099
+    # Where the base image lives; by default in the state directory. Several labs (the tests'
+    # second lab) may share one image directory; a lab removes its image only from its own state dir.
+    image_cache: str = ""
 
     def __post_init__(self) -> None:
         problems = []
@@ -84,7 +87,7 @@ class LabConfig:
 
     @property
     def image_dir(self) -> Path:
-        return self.cache_dir / "image"
+        return Path(self.image_cache) if self.image_cache else self.cache_dir / "image"
 
     @property
     def hosts_dir(self) -> Path:

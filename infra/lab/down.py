@@ -19,6 +19,7 @@ from infra.lab.errors import LabError
 from infra.lab.footprint import footprint
 from infra.lab.lock import exclusive
 from infra.lab.progress import Progress
+from infra.lab.system import require_root
 
 
 def _remove_state(config: LabConfig, keep_image: bool) -> None:
@@ -37,6 +38,7 @@ def _remove_state(config: LabConfig, keep_image: bool) -> None:
 
 def lab_down(config: LabConfig, *, keep_image: bool = False, out: TextIO = sys.stdout) -> None:
     progress = Progress(out)
+    require_root()
     if not config.state_dir.exists():
         print(f"no lab in {config.state_dir}: nothing to do", file=out)
         return
@@ -63,8 +65,7 @@ def lab_down(config: LabConfig, *, keep_image: bool = False, out: TextIO = sys.s
 
         with progress.step("state directory") as step:
             _remove_state(config, keep_image)
-            if not keep_image:
-                (config.state_dir / ".lock").unlink(missing_ok=True)
+            (config.state_dir / ".lock").unlink(missing_ok=True)
             step.note(f"kept the caches in {config.cache_dir}" if keep_image else f"removed {config.state_dir}")
 
         with progress.step("nothing left behind") as step:
@@ -77,6 +78,6 @@ def lab_down(config: LabConfig, *, keep_image: bool = False, out: TextIO = sys.s
             if not left.empty():
                 raise LabError(f"lab down left behind: {left.describe()}")
             step.note("no process, mount, namespace, link or firewall rule of the lab remains")
-    if not keep_image and config.state_dir.exists() and not any(config.state_dir.iterdir()):
+    if config.state_dir.exists() and not any(config.state_dir.iterdir()):
         config.state_dir.rmdir()
     print(f"lab down: {progress.total:.1f}s", file=out)

@@ -1,11 +1,13 @@
 """Everything of a lab that exists on this machine, found without its PID files.
 
 Used for the lab's memory figure, by `lab down` to prove nothing is left
-behind, and by its test. A process is the lab's if its command line or working
-directory lies in the state directory (supervisors, nspawn, apt-cacher-ng,
-Kuma), if it names an address of the lab's subnet (moto bound to the bridge,
-ssh control masters), if its root file system is a lab overlay (the guests),
-or if it descends from one of those.
+behind, and by its test. A process is the lab's if its command line names the
+state directory (supervisors, nspawn, apt-cacher-ng) or an environment
+variable points into it (Kuma's DATA_DIR), if its command line names an
+address of the lab's subnet (moto on the bridge, the Kuma relay, ssh control
+masters), if its root file system is a lab overlay (the guests), or if it
+descends from one of those. A shell that merely works in the state directory
+is not the lab's.
 """
 
 from __future__ import annotations
@@ -61,6 +63,15 @@ def _names_subnet(cmdline: bytes, subnet: ipaddress.IPv4Network) -> bool:
     return False
 
 
+def _points_inside(environ: bytes, inside: bytes) -> bool:
+    """An environment variable (not a shell's working directory) names a path in the state dir."""
+    for entry in environ.split(b"\0"):
+        key, _, value = entry.partition(b"=")
+        if value.startswith(inside) and key not in (b"PWD", b"OLDPWD"):
+            return True
+    return False
+
+
 def _is_guest(pid: int, upper_prefix: str, own_mnt: str) -> bool:
     try:
         if os.readlink(f"/proc/{pid}/ns/mnt") == own_mnt:
@@ -73,8 +84,8 @@ def _is_guest(pid: int, upper_prefix: str, own_mnt: str) -> bool:
 
 
 def lab_processes(config: LabConfig) -> list[int]:
-    state = str(config.state_dir)
-    marker = state.encode()
+    marker = str(config.state_dir).encode()
+    inside = marker + b"/"
     upper_prefix = str(config.hosts_dir) + "/"
     own_mnt = os.readlink("/proc/self/ns/mnt")
     me = os.getpid()
@@ -85,15 +96,14 @@ def lab_processes(config: LabConfig) -> list[int]:
         pid = int(entry.name)
         try:
             cmdline = (entry / "cmdline").read_bytes()
-            cwd = os.readlink(entry / "cwd")
+            environ = (entry / "environ").read_bytes()
         except OSError:
             continue
         if not cmdline:  # kernel threads
             continue
         if (
             marker in cmdline
-            or cwd == state
-            or cwd.startswith(state + "/")
+            or _points_inside(environ, inside)
             or _names_subnet(cmdline, config.network)
             or _is_guest(pid, upper_prefix, own_mnt)
         ):

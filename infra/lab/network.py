@@ -54,15 +54,26 @@ def _mounted(path: Path) -> bool:
 # -- bridge and firewall ------------------------------------------------------------------
 
 
-def bridge_up(config: LabConfig) -> None:
+def bridge_up(config: LabConfig) -> bool:
+    """Create the bridge with its address; True if anything had to be done."""
     bridge, prefix = config.bridge, config.network.prefixlen
     what = f"creating the lab bridge {bridge}"
+    changed = False
     if not _link_exists(bridge):
         run(["ip", "link", "add", bridge, "type", "bridge"], what=what)
+        changed = True
     addresses = [a["local"] for link in ip_json("-4", "addr", "show", "dev", bridge) for a in link["addr_info"]]
     if config.bridge_address not in addresses:
         run(["ip", "addr", "add", f"{config.bridge_address}/{prefix}", "dev", bridge], what=what)
-    run(["ip", "link", "set", bridge, "up"], what=what)
+        changed = True
+    if not _flag_up(bridge):
+        run(["ip", "link", "set", bridge, "up"], what=what)
+        changed = True
+    return changed
+
+
+def _flag_up(link: str) -> bool:
+    return bool(int(Path(f"/sys/class/net/{link}/flags").read_text(), 16) & 0x1)  # IFF_UP
 
 
 def bridge_present(config: LabConfig) -> bool:
@@ -108,18 +119,43 @@ def firewall_rules(config: LabConfig, service_ports: Sequence[int]) -> list[list
     ]
 
 
-def firewall_up(config: LabConfig, service_ports: Sequence[int]) -> None:
-    """(Re)write both chains and hook them in first place; idempotent."""
+def _rules_of(chain: str) -> list[str]:
+    """A chain's rules as `iptables -S` prints them, without the `-A <chain> ` prefix."""
+    return [line.split(" ", 2)[2] for line in _iptables("-S", chain).splitlines() if line.startswith("-A ")]
+
+
+def _firewall_in_place(config: LabConfig, rules: list[list[str]]) -> bool:
+    """Both chains hold exactly our rules, and our jumps come first in FORWARD and INPUT."""
+    for chain in (_chain(config, "FWD"), _chain(config, "IN")):
+        if not _iptables_ok("-n", "-L", chain) or len(_rules_of(chain)) != sum(r[0] == chain for r in rules):
+            return False
+    if not all(_iptables_ok("-C", *rule) for rule in rules):
+        return False
+    for builtin in ("FORWARD", "INPUT"):
+        ours = [" ".join(spec) for chain, spec in _jumps(config) if chain == builtin]
+        if sorted(_rules_of(builtin)[: len(ours)]) != sorted(ours):
+            return False
+    return True
+
+
+def firewall_up(config: LabConfig, service_ports: Sequence[int]) -> bool:
+    """Write both chains and hook them in first place unless they are so already; True if changed."""
+    rules = firewall_rules(config, service_ports)
+    if _firewall_in_place(config, rules):
+        return False
     for chain in (_chain(config, "FWD"), _chain(config, "IN")):
         if not _iptables_ok("-n", "-L", chain):
             _iptables("-N", chain)
         _iptables("-F", chain)
-    for rule in firewall_rules(config, service_ports):
+    for rule in rules:
         _iptables("-A", *rule)
     for chain, spec in _jumps(config):
-        if not _iptables_ok("-C", chain, *spec):
-            _iptables("-I", chain, "1", *spec)
+        while _iptables_ok("-C", chain, *spec):  # re-hook in first place
+            _iptables("-D", chain, *spec)
+        _iptables("-I", chain, "1", *spec)
+    # Only now, with the REJECT in place, may packets from the bridge be routed at all.
     Path(f"/proc/sys/net/ipv4/conf/{config.bridge}/forwarding").write_text("1\n")
+    return True
 
 
 def firewall_present(config: LabConfig) -> list[str]:

@@ -15,10 +15,12 @@ class Step:
     title: str
     detail: str = ""
     seconds: float = 0.0
+    changed: bool = False  # the step had to create, start or repair something
 
-    def note(self, detail: str) -> None:
+    def note(self, detail: str, *, changed: bool = False) -> None:
         """The one-line outcome printed when the step ends."""
         self.detail = detail
+        self.changed = self.changed or changed
 
 
 @dataclass
@@ -41,10 +43,15 @@ class Progress:
         step.seconds = time.monotonic() - began
         self.steps.append(step)
         detail = f": {step.detail}" if step.detail else ""
-        print(f"    ok {step.seconds:.1f}s{detail}", file=self.out, flush=True)
+        outcome = "done" if step.changed else "ok, unchanged"
+        print(f"    {outcome} {step.seconds:.1f}s{detail}", file=self.out, flush=True)
 
     def line(self, text: str) -> None:
         print(f"    {text}", file=self.out, flush=True)
+
+    @property
+    def changed(self) -> list[str]:
+        return [step.title for step in self.steps if step.changed]
 
     @property
     def total(self) -> float:

@@ -103,8 +103,11 @@ class LabState:
 
     def save(self) -> None:
         path = self.state_dir / STATE_FILE
+        text = json.dumps(_jsonable(dataclasses.asdict(self)), indent=2) + "\n"
+        if path.exists() and path.read_text() == text:
+            return
         tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text(json.dumps(_jsonable(dataclasses.asdict(self)), indent=2) + "\n")
+        tmp.write_text(text)
         tmp.replace(path)
 
     @classmethod

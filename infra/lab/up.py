@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Sequence
-from dataclasses import replace
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TextIO
 
-from infra.lab import access, aptproxy, image, network, servers, storage, system
+from infra.lab import access, aptproxy, hosts, image, network, servers, storage, system
 from infra.lab.config import LabConfig, save_config
 from infra.lab.errors import LabError
 from infra.lab.lock import exclusive
@@ -41,7 +42,6 @@ def service_ports(config: LabConfig) -> list[int]:
 
 def preflight(config: LabConfig) -> None:
     """Everything that would make `lab up` fail half-way, checked before it changes anything."""
-    system.require_root()
     system.require_tools()
     users = system.subnet_users(config.subnet, config.bridge)
     if users:
@@ -88,16 +88,26 @@ def _state(config: LabConfig, placement: Placement, report: servers.ServerReport
 
 
 def _verify_ssh(config: LabConfig, names: Sequence[str]) -> None:
-    for name in names:
-        done = access.ssh(config, name, "true", timeout=30)
+    """Log in to every server at once (this also opens the shared control connections)."""
+    with ThreadPoolExecutor(max_workers=max(1, len(names))) as pool:
+        results = list(pool.map(lambda name: (name, access.ssh(config, name, "true", timeout=30)), names))
+    for name, done in results:
         if done.returncode != 0:
             raise LabError(f"server {name} answers but the lab's key does not log in: {done.stderr.strip()}")
 
 
-def lab_up(config: LabConfig, stacks: Sequence[Path] = (), out: TextIO = sys.stdout) -> LabState:
+@dataclass(frozen=True)
+class UpResult:
+    state: LabState
+    changed: list[str]  # titles of the steps that had to do something; empty: the run was a no-op
+    seconds: float
+
+
+def lab_up(config: LabConfig, stacks: Sequence[Path] = (), out: TextIO = sys.stdout) -> UpResult:
     progress = Progress(out)
+    system.require_root()
     with exclusive(config.state_dir):
-        with progress.step("checks: root, tools, stacks, subnet, ports") as step:
+        with progress.step("checks: tools, stacks, subnet, ports") as step:
             preflight(config)
             mirror: DebianMirror = debian_mirror()
             placement = place(list(stacks) or example_stacks())
@@ -109,24 +119,24 @@ def lab_up(config: LabConfig, stacks: Sequence[Path] = (), out: TextIO = sys.std
             was_cached = image.cached(config) is not None
             if not was_cached and any(config.hosts_dir.glob("*/upper")):
                 # Overlays are only valid on the image they were made on.
-                for name in [p.name for p in config.hosts_dir.iterdir()]:
+                for name in hosts.host_names(config):
                     servers.take_down(config, name, remove_data=True)
             base = image.build(config, mirror)
-            step.note(f"{'cached' if was_cached else 'built'} at {base.root}")
+            step.note(f"{'cached' if was_cached else 'built'} at {base.root}", changed=not was_cached)
 
         with progress.step(f"network: bridge {config.bridge} {config.bridge_address}, firewall") as step:
-            network.bridge_up(config)
-            network.firewall_up(config, service_ports(config))
-            step.note(f"servers reach only {config.bridge_address} ports {service_ports(config)}")
+            changed = network.bridge_up(config)
+            changed = network.firewall_up(config, service_ports(config)) or changed
+            step.note(f"servers reach only {config.bridge_address} ports {service_ports(config)}", changed=changed)
 
         with progress.step("apt proxy (apt-cacher-ng)") as step:
             started = aptproxy.start(config, mirror)
-            step.note(f"{'started' if started else 'running'} on {aptproxy.url(config)}")
+            step.note(f"{'started' if started else 'running'} on {aptproxy.url(config)}", changed=started)
 
         with progress.step("servers (systemd-nspawn)") as step:
             public_key = access.ensure_key(config)
             report = servers.bring_up(config, placement.hosts, base.root, public_key)
-            access.write_files(config, report.endpoints)
+            files_changed = access.write_files(config, report.endpoints)
             _verify_ssh(config, [e.name for e in report.endpoints])
             state = _state(config, placement, report)
             state.save()
@@ -134,7 +144,7 @@ def lab_up(config: LabConfig, stacks: Sequence[Path] = (), out: TextIO = sys.std
             parts += [f"booted {', '.join(report.booted)}"] if report.booted else ["all were running"]
             parts += [f"recovered {', '.join(report.recovered)}"] if report.recovered else []
             parts += [f"removed {', '.join(report.removed)}"] if report.removed else []
-            step.note("; ".join(parts))
+            step.note("; ".join(parts), changed=bool(report.booted or report.removed or files_changed))
 
         with progress.step("S3 (moto, IAM enforced)") as step:
             stored = storage.bring_up(config, placement.clients)
@@ -146,13 +156,15 @@ def lab_up(config: LabConfig, stacks: Sequence[Path] = (), out: TextIO = sys.std
                 state, clients=clients, s3_endpoint=stored.endpoint, s3_admin_env_file=stored.admin_env_file
             )
             state.save()
+            buckets = ", ".join(c.bucket for c in stored.clients.values())
             step.note(
-                f"{'started' if stored.started else 'running'} at {stored.endpoint}; buckets: "
-                + ", ".join(c.bucket for c in stored.clients.values())
+                f"{'started' if stored.started else 'running'} at {stored.endpoint}; buckets: {buckets}",
+                changed=stored.started,
             )
 
         for pending in state.pending:
             progress.line(f"not available yet: {pending}")
-        print(render_summary(summary(state)), file=out)
-        print(f"lab up: {progress.total:.1f}s", file=out)
-    return state
+        print(render_summary(summary(state, config)), file=out)
+        verdict = f"changed: {', '.join(progress.changed)}" if progress.changed else "nothing to do (no-op)"
+        print(f"lab up: {progress.total:.1f}s; {verdict}", file=out)
+    return UpResult(state, progress.changed, progress.total)
