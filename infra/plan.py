@@ -34,8 +34,9 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import types
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Union, get_args, get_origin, get_type_hints
 
 from infra.spec import ClientSpec, Recurring, Tier, site_name
 from infra.units import SupportTime, parse_minute_of_hour, parse_time_of_day
@@ -242,6 +243,12 @@ class CarePlan:
         data: dict[str, Any] = _jsonable(dataclasses.asdict(self))
         return data
 
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> CarePlan:
+        """The inverse of to_dict (a plan handed on as JSON, e.g. to a Pulumi dynamic provider)."""
+        plan: CarePlan = _from_jsonable(cls, data)
+        return plan
+
 
 def _jsonable(value: Any) -> Any:
     if isinstance(value, dict):
@@ -249,6 +256,23 @@ def _jsonable(value: Any) -> Any:
     if isinstance(value, (list, tuple)):
         return [_jsonable(item) for item in value]
     return value
+
+
+def _from_jsonable(kind: Any, value: Any) -> Any:
+    """Rebuild a value of type `kind` (the plan's dataclasses, tuples, dicts, optionals) from JSON data."""
+    if isinstance(kind, type) and dataclasses.is_dataclass(kind):
+        hints = get_type_hints(kind)
+        return kind(
+            **{f.name: _from_jsonable(hints[f.name], value[f.name.rstrip("_")]) for f in dataclasses.fields(kind)}
+        )
+    origin, args = get_origin(kind), get_args(kind)
+    if origin in (Union, types.UnionType):
+        return None if value is None else _from_jsonable(next(a for a in args if a is not type(None)), value)
+    if origin is tuple:
+        return tuple(_from_jsonable(args[0], item) for item in value)
+    if origin is dict:
+        return {key: _from_jsonable(args[1], item) for key, item in value.items()}
+    return float(value) if kind is float else value
 
 
 # --- schedules ---------------------------------------------------------------
