@@ -1,0 +1,139 @@
+"""Figures of the lab (issue 3): how long `carestack lab up` takes, and how much memory the lab uses.
+
+    .venv/bin/python bench/bench_lab.py [--runs 3] [--cold-runs 1] [--keep]
+
+Runs the real CLI in its own state directory, subnet, bridge and ports (so a
+developer's lab keeps running) and prints a table of medians:
+- cold `lab up`: no cached base image (debootstrap included), to all example clients onboarded
+- warm `lab up`: the image cached, after `lab down --keep-image`
+- no-op `lab up`: everything already up
+- the lab's memory: the PSS of all its processes (guests, nspawn, services), per part
+Goals (issue 3): warm under 3 min, no-op under 10 s. Needs root.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from infra.lab import hosts, procs  # noqa: E402
+from infra.lab.config import LabConfig  # noqa: E402
+from infra.lab.footprint import lab_processes  # noqa: E402
+from infra.lab.state import LabState  # noqa: E402
+
+CARESTACK = str(Path(sys.executable).with_name("carestack"))
+
+
+def _carestack(state_dir: Path, *args: str) -> float:
+    """Run a carestack lab command; its wall time in seconds (its output goes to a log)."""
+    env = {**os.environ, "CARESTACK_LAB_DIR": str(state_dir)}
+    log = state_dir.with_name(state_dir.name + ".bench.log")
+    started = time.monotonic()
+    with open(log, "a") as out:
+        done = subprocess.run([CARESTACK, "lab", *args], env=env, stdout=out, stderr=subprocess.STDOUT, check=False)
+    seconds = time.monotonic() - started
+    if done.returncode != 0:
+        sys.exit(f"carestack lab {' '.join(args)} failed ({done.returncode}); see {log}")
+    return seconds
+
+
+def bench_config(state_dir: Path) -> LabConfig:
+    """Its own subnet, bridge and ports: a developer's lab may keep running meanwhile."""
+    return LabConfig(
+        state_dir,
+        subnet="10.77.10.0/24",
+        bridge="csbench",
+        apt_port=3160,
+        s3_port=9010,
+        kuma_port=3010,
+        alert_port=9110,
+    )
+
+
+def _up_args(config: LabConfig) -> list[str]:
+    args = ["up"]
+    for key, value in config.to_json().items():
+        if value != "":
+            args += [f"--{key.replace('_', '-')}", str(value)]
+    return args
+
+
+def _memory(config: LabConfig) -> dict[str, int]:
+    """PSS in KiB of the lab's processes, grouped: each server (guest + nspawn + supervisor), the rest."""
+    state = LabState.load(config.state_dir)
+    everything = set(lab_processes(config))
+    parts: dict[str, int] = {}
+    for host in state.hosts:
+        h = hosts.host(config, host.name, host.address)
+        supervisor = procs.running(h.supervisor_pid)
+        pids = set(procs.descendants([supervisor.pid])) if supervisor else set()
+        pids |= set(hosts.guest_pids(h))
+        parts[f"server {host.name}"] = sum(procs.pss_kib(pid) for pid in pids & everything)
+        everything -= pids
+    for pid in sorted(everything):
+        name = Path(f"/proc/{pid}/comm").read_text().strip() if Path(f"/proc/{pid}").exists() else "?"
+        parts[name] = parts.get(name, 0) + procs.pss_kib(pid)
+    return parts
+
+
+def _row(name: str, values: list[float], goal: str = "") -> str:
+    median = statistics.median(values)
+    spread = f"{min(values):.1f}..{max(values):.1f}" if len(values) > 1 else ""
+    return f"| {name:<44} | {median:>9.1f} | {len(values):>4} | {spread:>12} | {goal:<10} |"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--runs", type=int, default=3, help="warm and no-op runs (median)")
+    parser.add_argument("--cold-runs", type=int, default=1, help="cold runs (each builds the image)")
+    parser.add_argument("--state-dir", type=Path, default=Path("/var/lib/carestack-lab-bench"))
+    parser.add_argument("--keep", action="store_true", help="leave the bench lab up at the end")
+    args = parser.parse_args()
+    if os.geteuid() != 0:
+        sys.exit("bench_lab: run as root (the lab boots servers)")
+    state_dir: Path = args.state_dir
+    config = bench_config(state_dir)
+
+    cold, warm, noop = [], [], []
+    for _ in range(args.cold_runs):
+        if state_dir.exists():
+            _carestack(state_dir, "down")
+        cold.append(_carestack(state_dir, *_up_args(config)))
+    for _ in range(args.runs):
+        _carestack(state_dir, "down", "--keep-image")
+        warm.append(_carestack(state_dir, *_up_args(config)))
+    for _ in range(args.runs):
+        noop.append(_carestack(state_dir, *_up_args(config)))
+    memory = _memory(config)
+    state = LabState.load(state_dir)
+    if not args.keep:
+        _carestack(state_dir, "down")
+
+    print(f"\nlab: {len(state.hosts)} servers, {len(state.clients)} clients; pending steps: {len(state.pending)}")
+    for pending in state.pending:
+        print(f"  not available yet: {pending}")
+    print()
+    print(f"| {'carestack lab up':<44} | {'median s':>9} | {'runs':>4} | {'min..max':>12} | {'goal':<10} |")
+    print(f"|{'-' * 46}|{'-' * 11}|{'-' * 6}|{'-' * 14}|{'-' * 12}|")
+    print(_row("cold (no cached image, debootstrap)", cold))
+    print(_row("warm (cached image, after down --keep-image)", warm, "< 180 s"))
+    print(_row("no-op (everything up)", noop, "< 10 s"))
+    print()
+    print(f"| {'lab memory (PSS)':<44} | {'MiB':>9} |")
+    print(f"|{'-' * 46}|{'-' * 11}|")
+    for name, kib in sorted(memory.items(), key=lambda item: -item[1]):
+        print(f"| {name:<44} | {kib / 1024:>9.1f} |")
+    print(f"| {'total':<44} | {sum(memory.values()) / 1024:>9.1f} |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
