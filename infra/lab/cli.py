@@ -8,6 +8,7 @@ import sys
 from dataclasses import fields
 from pathlib import Path
 
+from infra.lab import kuma_server
 from infra.lab.config import STATE_DIR_ENV, LabConfig, load_config
 from infra.lab.down import lab_down
 from infra.lab.errors import LabError
@@ -44,6 +45,11 @@ def _down(args: argparse.Namespace) -> int:
     return 0
 
 
+def _install(args: argparse.Namespace) -> int:
+    print(f"Uptime Kuma: {kuma_server.ensure_installed()}")
+    return 0
+
+
 def _guarded(verb: argparse.Namespace) -> int:
     try:
         require_root()  # first: without root even reading the lab's state may fail obscurely
@@ -74,6 +80,9 @@ def register(verbs: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         up.add_argument(f"--{name}-port", type=int, help=f"port of the {name} service (default {default})")
     up.add_argument("--image-dir", type=Path, help="where the base image is cached (default: in the state directory)")
     up.set_defaults(run=_guarded, lab_run=_up)
+
+    install = lab_verbs.add_parser("install", help="install what the lab needs from package registries (Kuma)")
+    install.set_defaults(run=_guarded, lab_run=_install)
 
     status = lab_verbs.add_parser("status", help="what runs and answers; changes nothing")
     status.add_argument("--json", action="store_true", help="machine-readable output")

@@ -13,7 +13,7 @@ import shutil
 import sys
 from typing import TextIO
 
-from infra.lab import access, aptproxy, hosts, network, procs, servers, storage
+from infra.lab import access, aptproxy, hosts, network, procs, servers, services, storage
 from infra.lab.config import LabConfig
 from infra.lab.errors import LabError
 from infra.lab.footprint import footprint
@@ -51,6 +51,7 @@ def lab_down(config: LabConfig, *, keep_image: bool = False, out: TextIO = sys.s
         with progress.step("ssh control masters and services") as step:
             access.close_masters(config)
             done = {
+                **services.stop(config),
                 "s3": storage.stop(config),
                 "apt proxy": aptproxy.stop(config),
             }

@@ -61,8 +61,9 @@ class LabState:
     inventory: Path
     s3_endpoint: str | None = None  # the same URL works from this machine and from the servers
     s3_admin_env_file: Path | None = None
-    kuma_url: str | None = None
-    kuma_credentials_file: Path | None = None
+    kuma_url: str | None = None  # on this machine (loopback)
+    kuma_push_base_url: str | None = None  # where the servers' agents push heartbeats (bridge address)
+    kuma_credentials_file: Path | None = None  # JSON {url, username, password}, mode 0600
     alert_url: str | None = None  # the webhook Kuma notifies
     alert_log: Path | None = None  # every notification received, one JSON object per line
     pending: tuple[str, ...] = ()  # steps `lab up` could not run yet, with the reason
@@ -174,6 +175,7 @@ def _from_json(data: dict[str, Any]) -> LabState:
         s3_endpoint=data.get("s3_endpoint"),
         s3_admin_env_file=_path(data.get("s3_admin_env_file")),
         kuma_url=data.get("kuma_url"),
+        kuma_push_base_url=data.get("kuma_push_base_url"),
         kuma_credentials_file=_path(data.get("kuma_credentials_file")),
         alert_url=data.get("alert_url"),
         alert_log=_path(data.get("alert_log")),

@@ -18,6 +18,8 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
 from infra.lab import aptproxy, hosts
+from infra.lab import services as lab_services
+from infra.lab.alert_receiver import read_alerts
 from infra.lab.config import LabConfig, load_config
 from infra.lab.s3 import running as s3_running
 from infra.lab.state import LabState
@@ -138,6 +140,17 @@ def summary(state: LabState, config: LabConfig | None = None) -> Summary:
             "running": s3_running(s3_dir(cfg)) is not None,
             "admin_credentials": str(state.s3_admin_env_file) if state.s3_admin_env_file else None,
         },
+    }
+    services["kuma"] = {
+        "url": state.kuma_url,
+        "running": lab_services.kuma_running(cfg),
+        "credentials": str(state.kuma_credentials_file) if state.kuma_credentials_file else None,
+    }
+    services["alerts"] = {
+        "url": state.alert_url,
+        "running": lab_services.receiver_running(cfg),
+        "log": str(state.alert_log) if state.alert_log else None,
+        "received": len(read_alerts(lab_services.alerts_dir(cfg))),
     }
     return Summary(str(state.state_dir), server_list, sites, services, list(state.pending))
 

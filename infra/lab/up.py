@@ -15,7 +15,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TextIO
 
-from infra.lab import access, aptproxy, hosts, image, network, servers, storage, system
+from infra.lab import access, aptproxy, hosts, image, network, servers, services, storage, system
 from infra.lab.config import LabConfig, save_config
 from infra.lab.errors import LabError
 from infra.lab.lock import exclusive
@@ -28,11 +28,7 @@ from infra.lab.status import render_summary, summary
 from infra.spec import example_stacks
 
 # Onboarding steps whose code has not landed yet; `lab up` names them and stops before them.
-PENDING_STEPS = (
-    "Kuma (infra/lab/kuma_server.py)",
-    "alert receiver (infra/lab/alert_receiver.py)",
-    "onboarding: Ansible converge (infra/configure.py), monitors (infra/kuma.py), first backup",
-)
+PENDING_STEPS = ("onboarding: Ansible converge (infra/configure.py), monitors (infra/kuma.py), first backup",)
 
 
 def service_ports(config: LabConfig) -> list[int]:
@@ -49,12 +45,15 @@ def preflight(config: LabConfig) -> None:
             f"the lab's subnet {config.subnet} is already in use ({'; '.join(users)}); "
             "choose another with `carestack lab up --subnet 10.x.y.0/24`"
         )
-    ours_running = {
-        ("apt", config.apt_port): aptproxy.running(config),
-        ("s3", config.s3_port): s3_running(storage.s3_dir(config)) is not None,
-    }
-    for (name, port), running in ours_running.items():
-        taken = None if running else system.port_taken(config.bridge_address, port)
+    ours = [
+        ("apt", config.apt_port, config.bridge_address, aptproxy.running(config)),
+        ("s3", config.s3_port, config.bridge_address, s3_running(storage.s3_dir(config)) is not None),
+        ("kuma", config.kuma_port, "127.0.0.1", services.kuma_running(config)),
+        ("kuma", config.kuma_port, config.bridge_address, services.kuma_running(config)),
+        ("alert", config.alert_port, "127.0.0.1", services.receiver_running(config)),
+    ]
+    for name, port, address, running in ours:
+        taken = None if running else system.port_taken(address, port)
         if taken:
             raise LabError(f"port {port} ({name}) is already in use ({taken}); choose another with --{name}-port")
 
@@ -160,6 +159,28 @@ def lab_up(config: LabConfig, stacks: Sequence[Path] = (), out: TextIO = sys.std
             step.note(
                 f"{'started' if stored.started else 'running'} at {stored.endpoint}; buckets: {buckets}",
                 changed=stored.started,
+            )
+
+        with progress.step("Uptime Kuma and the alert receiver") as step:
+            monitoring = services.bring_up(config)
+            state = replace(
+                state,
+                kuma_url=monitoring.kuma_url,
+                kuma_push_base_url=monitoring.push_base_url,
+                kuma_credentials_file=monitoring.credentials_file,
+                alert_url=monitoring.alert_url,
+                alert_log=monitoring.alert_log,
+            )
+            state.save()
+            launched = [
+                name
+                for name, yes in (("Kuma", monitoring.kuma_started), ("receiver", monitoring.receiver_started))
+                if yes
+            ]
+            step.note(
+                f"Kuma at {monitoring.kuma_url} (servers push to {monitoring.push_base_url}); "
+                f"alerts to {monitoring.alert_url}" + (f"; started {', '.join(launched)}" if launched else ""),
+                changed=bool(launched),
             )
 
         for pending in state.pending:

@@ -1,0 +1,72 @@
+"""The lab's monitoring services: Uptime Kuma (`kuma_server`) and the alert receiver (`alert_receiver`).
+
+Kuma listens on loopback, and through a relay on the bridge address so the
+servers' agents can push heartbeats; its admin account is created on first
+start and its credentials kept 0600 in the state directory. The alert receiver
+(loopback only: only Kuma on this machine calls it) records every notification.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from infra.lab import alert_receiver, kuma_server
+from infra.lab.config import LabConfig
+
+
+@dataclass(frozen=True)
+class Monitoring:
+    kuma_url: str  # this machine's URL of Kuma
+    push_base_url: str  # what the servers' agents push to
+    credentials_file: Path
+    alert_url: str
+    alert_log: Path
+    kuma_started: bool
+    receiver_started: bool
+
+
+def kuma_dir(config: LabConfig) -> Path:
+    return config.run_dir / "kuma"
+
+
+def alerts_dir(config: LabConfig) -> Path:
+    return config.run_dir / "alerts"
+
+
+def credentials_file(config: LabConfig) -> Path:
+    return kuma_dir(config) / kuma_server.CREDENTIALS_FILE
+
+
+def kuma_running(config: LabConfig) -> bool:
+    return kuma_server.running(kuma_dir(config)) is not None
+
+
+def receiver_running(config: LabConfig) -> bool:
+    return alert_receiver.running(alerts_dir(config)) is not None
+
+
+def bring_up(config: LabConfig) -> Monitoring:
+    kuma_started = not kuma_running(config)
+    server = kuma_server.start(
+        kuma_dir(config), host="127.0.0.1", port=config.kuma_port, bridge_host=config.bridge_address
+    )
+    kuma_server.ensure_admin(server, kuma_dir(config))
+    receiver_started = not receiver_running(config)
+    receiver = alert_receiver.start(alerts_dir(config), host="127.0.0.1", port=config.alert_port)
+    return Monitoring(
+        kuma_url=server.url,
+        push_base_url=f"{server.bridge_url}/api/push",
+        credentials_file=credentials_file(config),
+        alert_url=receiver.url,
+        alert_log=alerts_dir(config) / alert_receiver.ALERTS_FILE,
+        kuma_started=kuma_started,
+        receiver_started=receiver_started,
+    )
+
+
+def stop(config: LabConfig) -> dict[str, bool]:
+    return {
+        "Kuma": kuma_server.stop(kuma_dir(config)),
+        "alert receiver": alert_receiver.stop(alerts_dir(config)),
+    }
