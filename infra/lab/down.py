@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import shutil
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from typing import TextIO
 
 from infra.lab import access, aptproxy, hosts, network, procs, servers, services, storage
@@ -45,8 +46,10 @@ def lab_down(config: LabConfig, *, keep_image: bool = False, out: TextIO = sys.s
     with exclusive(config.state_dir):
         names = hosts.host_names(config)
         with progress.step("servers") as step:
-            stopped = [name for name in names if servers.take_down(config, name, remove_data=False)]
-            step.note(f"stopped {', '.join(stopped) or 'none (none was running)'}")
+            with ThreadPoolExecutor(max_workers=max(1, len(names))) as pool:  # each shutdown takes about a second
+                was_running = list(pool.map(lambda name: servers.take_down(config, name, remove_data=False), names))
+            stopped = [name for name, yes in zip(names, was_running, strict=True) if yes]
+            step.note(f"stopped {', '.join(stopped) or 'none (none was running)'}", changed=bool(names))
 
         with progress.step("ssh control masters and services") as step:
             access.close_masters(config)
@@ -55,22 +58,29 @@ def lab_down(config: LabConfig, *, keep_image: bool = False, out: TextIO = sys.s
                 "s3": storage.stop(config),
                 "apt proxy": aptproxy.stop(config),
             }
-            step.note("stopped " + (", ".join(name for name, was in done.items() if was) or "none"))
+            step.note(
+                "stopped " + (", ".join(name for name, was in done.items() if was) or "none"),
+                changed=any(done.values()),
+            )
 
         with progress.step(f"network: firewall rules, namespaces, bridge {config.bridge}") as step:
             network.firewall_down(config)
             for netns in network.lab_netns(config):  # a namespace whose host record was lost
                 network.remove_netns(netns)
             network.remove_bridge(config)
-            step.note("removed")
+            step.note("removed", changed=True)
 
         with progress.step("state directory") as step:
             _remove_state(config, keep_image)
             (config.state_dir / ".lock").unlink(missing_ok=True)
-            step.note(f"kept the caches in {config.cache_dir}" if keep_image else f"removed {config.state_dir}")
+            step.note(
+                f"kept the caches in {config.cache_dir}" if keep_image else f"removed {config.state_dir}", changed=True
+            )
 
         with progress.step("nothing left behind") as step:
             left = footprint(config)
+            if left.processes:
+                progress.line(f"stopping leftovers by PID: {left.describe()}")
             for pid in left.processes:
                 record = procs.record_of(pid)
                 if record is not None:
