@@ -21,7 +21,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import IO, Any
 
-KILL_GRACE_SECONDS = 5.0
+KILL_GRACE_SECONDS = 3.0  # after SIGINT (restic removes its lock), then SIGKILL
 
 
 class Deadline:

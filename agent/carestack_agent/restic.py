@@ -20,8 +20,10 @@ import json
 import logging
 import os
 import re
+import socket
 import subprocess
 import time
+import urllib.parse
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -148,6 +150,7 @@ class Restic:
             return ResticResult(returncode=-1, timed_out=True)
         started = time.monotonic()
         proc = self.spawn(args)
+        log.debug("restic %s: started (pid %d)", args[0], proc.pid)
         result = ResticResult(returncode=0)
 
         def on_stderr(line: str) -> None:
@@ -179,6 +182,11 @@ class Restic:
         if result.last_backend_error:
             result.last_backend_error = self.redact(result.last_backend_error)
         result.duration = time.monotonic() - started
+        log.debug("restic %s: exit %s after %.2fs%s", args[0], result.returncode, result.duration,
+                  " (watchdog)" if result.timed_out else "")  # fmt: skip
+        if result.returncode != 0:
+            for tail in result.stderr[-5:]:
+                log.debug("restic %s: stderr: %s", args[0], tail)
         return result
 
     def classify(self, result: ResticResult, what: str) -> ResticError:
@@ -186,11 +194,21 @@ class Restic:
         fatal = next((x for x in reversed(result.stderr) if x.startswith("Fatal:")), None)
         detail = fatal or next((x for x in reversed(result.stderr) if x.strip()), f"exit status {result.returncode}")
         if result.timed_out:
-            why = f"; last backend error: {_short(result.last_backend_error)}" if result.last_backend_error else ""
+            probe = probe_endpoint(self.site.repository)
+            if probe:
+                why = f"; {probe}"
+            elif result.last_backend_error:
+                why = f"; last backend error: {_essence(result.last_backend_error)}"
+            else:
+                why = ""
             return ResticError("timeout", f"restic {what} killed by the watchdog at the job's deadline{why}")
         for pattern, message in AUTH_PATTERNS:
             if pattern.search(text):
                 return ResticError("auth", f"restic {what}: {message}")
+        if "repository contains errors" in text:
+            found = [x.strip() for x in result.stderr if x.strip() and not x.startswith(("Fatal:", "[", "using "))]
+            detail = "; ".join(found[-3:]) if found else "see restic check output"
+            return ResticError("failed", f"restic {what} failed: the repository contains errors: {_short(detail)}")
         if NO_BUCKET.search(text):
             return ResticError("failed", f"restic {what}: the S3 bucket does not exist")
         if TRANSIENT.search(text):
@@ -206,6 +224,31 @@ class Restic:
         result = self.run(["snapshots", "--tag", f"site:{self.site.id}", *extra], deadline, what="snapshots")
         docs = result.documents[-1] if result.documents else []
         return [s for s in docs if isinstance(s, dict)] if isinstance(docs, list) else []
+
+
+def probe_endpoint(repository: str, timeout: float = 2.0) -> str | None:
+    """For an s3: repository, None if its endpoint accepts TCP connections, else why not (one line)."""
+    if not repository.startswith("s3:"):
+        return None
+    parts = urllib.parse.urlsplit(repository[3:])
+    host = parts.hostname or ""
+    try:
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+        with socket.create_connection((host, port), timeout=timeout):
+            return None
+    except (OSError, ValueError) as e:
+        reason = e.strerror if isinstance(e, OSError) and e.strerror else str(e) or type(e).__name__
+        where = f"{host}:{parts.port}" if parts.port else host
+        return f"S3 endpoint {where} unreachable ({reason.lower()})"
+
+
+def _essence(line: str | None) -> str:
+    """The root cause of a backend error line, without URLs: "dial tcp 10.0.0.1:9000: connect: connection refused"."""
+    text = (line or "").strip()
+    cut = text.rfind('": ')  # restic/minio quote the URL, the cause follows it
+    if cut >= 0:
+        text = text[cut + 3 :]
+    return _short(text, 160)
 
 
 def _short(text: str | None, limit: int = 240) -> str:

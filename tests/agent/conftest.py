@@ -10,10 +10,12 @@ wired in).
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import hashlib
 import http.server
 import itertools
+import json
 import os
 import random
 import shutil
@@ -120,6 +122,10 @@ class TcpProxy:
                 client.close()
                 continue
             with self._lock:
+                if self._server is not srv:  # stopped meanwhile
+                    client.close()
+                    upstream.close()
+                    return
                 self._conns += [client, upstream]
             for a, b in ((client, upstream), (upstream, client)):
                 threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
@@ -137,9 +143,12 @@ class TcpProxy:
                     s.shutdown(socket.SHUT_RDWR)
 
     def stop(self) -> None:
-        if self._server is not None:
-            self._server.close()
-            self._server = None
+        with self._lock:
+            srv, self._server = self._server, None
+        if srv is not None:
+            with contextlib.suppress(OSError):  # wakes the thread blocked in accept(); close() alone does not
+                srv.shutdown(socket.SHUT_RDWR)
+            srv.close()
         with self._lock:
             for c in self._conns:
                 with contextlib.suppress(OSError):
@@ -401,7 +410,39 @@ class Site:
 
 # One repository is initialized per session (restic init costs ~3 s) and copied
 # object by object for each site: same password, independent data.
+#
+# Speed-up for tests only: restic calibrates its scrypt KDF to ~0.5 s of CPU per
+# invocation, which dominated this suite (about 100 restic runs). The template's
+# key is re-wrapped with cheap scrypt parameters (same master key, same format,
+# restic verifies its MAC on every open); production repositories keep restic's
+# own calibrated key. Uses `cryptography` from the dev venv (a moto dependency).
 _template: dict[str, str] = {}
+
+
+def _cheap_key(keyfile: bytes, password: str) -> bytes:
+    from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+    from cryptography.hazmat.primitives.poly1305 import Poly1305
+
+    def derive(salt: bytes, n: int, r: int, p: int) -> tuple[bytes, bytes, bytes]:
+        k = hashlib.scrypt(password.encode(), salt=salt, n=n, r=r, p=p, maxmem=512 * 1024 * 1024, dklen=64)
+        return k[:32], k[32:48], k[48:64]  # AES key, Poly1305-AES k and r (restic's layout)
+
+    def mac(mac_k: bytes, mac_r: bytes, iv: bytes, ct: bytes) -> bytes:
+        s = Cipher(algorithms.AES(mac_k), modes.ECB()).encryptor().update(iv)
+        return Poly1305.generate_tag(mac_r + s, ct)
+
+    kf = json.loads(keyfile)
+    aes, mk, mr = derive(base64.b64decode(kf["salt"]), kf["N"], kf["r"], kf["p"])
+    data = base64.b64decode(kf["data"])
+    iv, ct, tag = data[:16], data[16:-16], data[-16:]
+    assert mac(mk, mr, iv, ct) == tag
+    plain = Cipher(algorithms.AES(aes), modes.CTR(iv)).decryptor().update(ct)
+    salt, iv = os.urandom(64), os.urandom(16)
+    aes, mk, mr = derive(salt, 1024, 8, 1)
+    ct = Cipher(algorithms.AES(aes), modes.CTR(iv)).encryptor().update(plain)
+    kf.update(N=1024, r=8, p=1, salt=base64.b64encode(salt).decode())
+    kf["data"] = base64.b64encode(iv + ct + mac(mk, mr, iv, ct)).decode()
+    return json.dumps(kf).encode()
 
 
 def copy_template_repo(site: Site) -> None:
@@ -415,6 +456,10 @@ def copy_template_repo(site: Site) -> None:
         )  # fmt: skip
         tmpl.write_config()
         tmpl.restic("init")
+        for obj in client.list_objects_v2(Bucket=bucket, Prefix="template/keys/")["Contents"]:
+            new = _cheap_key(client.get_object(Bucket=bucket, Key=obj["Key"])["Body"].read(), PASSWORD)
+            client.put_object(Bucket=bucket, Key=f"template/keys/{hashlib.sha256(new).hexdigest()}", Body=new)
+            client.delete_object(Bucket=bucket, Key=obj["Key"])
         _template.update(bucket=bucket, prefix="template/")
     src = _template["bucket"]
     for page in client.get_paginator("list_objects_v2").paginate(Bucket=src, Prefix=_template["prefix"]):

@@ -1,0 +1,165 @@
+"""The agent's config schema: every error with its key path, before any job starts."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+
+import pytest
+from carestack_agent.config import ConfigError, load, parse
+
+from .conftest import ROOT
+
+EXAMPLE = """
+[agent]
+host = "shared-1"
+state_dir = "/var/lib/carestack"
+restic = "/usr/bin/restic"
+nice = 10
+
+[sites.bakery-www]
+domain = "www.bakery.example"
+kind = "wordpress"
+root = "/srv/www/bakery-www"
+paths = ["/srv/www/bakery-www"]
+exclude = ["/srv/www/bakery-www/wp-content/cache"]
+repository = "s3:http://10.77.0.1:9000/cs-bakery-backups/bakery-www"
+password_file = "/etc/carestack/secrets/bakery.restic-password"
+credentials_file = "/etc/carestack/secrets/bakery.s3.env"
+push_base_url = "http://10.77.0.1:3001/api/push"
+push_tokens_file = "/etc/carestack/secrets/bakery-www.push.env"
+
+[sites.bakery-www.database]
+name = "bakery_www"
+socket = "/run/mysqld/mysqld.sock"
+
+[sites.bakery-www.retention]
+keep_hourly = 0
+keep_daily = 7
+keep_weekly = 0
+keep_monthly = 0
+
+[sites.bakery-www.jobs]
+backup_timeout_seconds = 3600
+check_timeout_seconds = 3600
+check_read_data_subsets = 4
+"""
+
+
+def errors_of(text: str) -> list[str]:
+    with pytest.raises(ConfigError) as e:
+        parse(tomllib.loads(text))
+    return e.value.errors
+
+
+def test_the_contract_example_parses_with_every_value() -> None:
+    cfg = parse(tomllib.loads(EXAMPLE))
+    assert cfg.agent.host == "shared-1" and cfg.agent.nice == 10
+    site = cfg.site("bakery-www")
+    assert site.paths == (Path("/srv/www/bakery-www"),)
+    assert site.database is not None and site.database.name == "bakery_www"
+    assert site.retention.forget_args() == ["--keep-daily", "7"]
+    assert site.jobs.check_read_data_subsets == 4
+    assert site.credentials_file == Path("/etc/carestack/secrets/bakery.s3.env")
+    # defaults for keys the controller may leave out
+    assert cfg.agent.retries == 3 and cfg.agent.ionice_idle is True
+    assert site.jobs.prune_timeout_seconds == 3600
+
+
+def test_every_error_is_reported_with_its_key_path() -> None:
+    bad = (
+        EXAMPLE.replace("keep_daily = 7", 'keep_daily = "x"')
+        .replace('kind = "wordpress"', 'kind = "joomla"')
+        .replace("nice = 10", "nice = 40")
+        .replace('root = "/srv/www/bakery-www"', 'root = "srv/www"')
+        .replace("check_read_data_subsets = 4", "check_read_data_subsets = true\nbogus = 1")
+        .replace('name = "bakery_www"', 'name = "bakery-www; DROP"')
+    )
+    errors = errors_of(bad)
+    assert 'sites.bakery-www.retention.keep_daily: must be an integer >= 0, got "x"' in errors
+    assert 'sites.bakery-www.kind: must be one of wordpress, woocommerce, php, static, got "joomla"' in errors
+    assert "agent.nice: must be an integer between 0 and 19, got 40" in errors
+    assert 'sites.bakery-www.root: must be an absolute path, got "srv/www"' in errors
+    assert "sites.bakery-www.jobs.check_read_data_subsets: must be an integer between 1 and 10000, got true" in errors
+    assert "sites.bakery-www.jobs.bogus: unknown key" in errors
+    assert any(e.startswith("sites.bakery-www.database.name: must be a MariaDB database name") for e in errors)
+    assert len(errors) == 7
+
+
+def test_missing_required_keys_and_cross_checks() -> None:
+    errors = errors_of(
+        """
+[agent]
+[sites.Bad_Id]
+kind = "static"
+[sites.shop]
+domain = "shop.example"
+kind = "static"
+root = "/srv/www/shop"
+paths = []
+repository = "s3:http://10.77.0.1:9000/b/shop"
+password_file = "/etc/pw"
+push_base_url = "http://10.77.0.1:3001/api/push"
+[sites.shop.database]
+name = "shop"
+[sites.shop.retention]
+keep_daily = 0
+"""
+    )
+    assert "agent.host: is required" in errors
+    assert "sites.Bad_Id: site id must match [a-z][a-z0-9-]{0,31}" in errors
+    assert "sites.Bad_Id.domain: is required" in errors
+    assert "sites.shop.paths: must not be empty" in errors
+    assert "sites.shop.credentials_file: is required for an s3: repository" in errors
+    assert "sites.shop: push_base_url and push_tokens_file go together (set both or neither)" in errors
+    assert "sites.shop.retention: at least one keep_* must be > 0 (all zero would keep nothing)" in errors
+    assert "sites.shop.database: a static site has no database" in errors
+
+
+def test_wrong_types_for_tables_and_top_level() -> None:
+    errors = errors_of('agent = 3\nsites = "x"\nextra = 1\n')
+    assert "agent: must be a table, got 3" in errors
+    assert 'sites: must be a table, got "x"' in errors
+    assert "extra: unknown key" in errors
+
+
+def test_unknown_site_is_a_config_error(tmp_path: Path) -> None:
+    cfg = parse(tomllib.loads(EXAMPLE))
+    with pytest.raises(ConfigError, match=r"sites.nope: no such site \(configured: bakery-www\)"):
+        cfg.site("nope")
+
+
+def test_load_reports_missing_file_and_bad_toml(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="no such file"):
+        load(tmp_path / "missing.toml")
+    (tmp_path / "bad.toml").write_text("[agent\n")
+    with pytest.raises(ConfigError, match="not valid TOML"):
+        load(tmp_path / "bad.toml")
+
+
+def _cli(*args: str, config: Path) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "CARESTACK_AGENT_CONFIG": str(config), "PYTHONPATH": str(ROOT / "agent")}
+    return subprocess.run([sys.executable, "-m", "carestack_agent", *args], env=env, capture_output=True, text=True)
+
+
+def test_validate_verb_prints_every_error_and_exits_non_zero(tmp_path: Path) -> None:
+    good = tmp_path / "agent.toml"
+    good.write_text(EXAMPLE)
+    ok = _cli("validate", config=good)
+    assert ok.returncode == 0, ok.stderr
+    assert "1 site(s): bakery-www" in ok.stdout
+
+    bad = tmp_path / "bad.toml"
+    bad.write_text(EXAMPLE.replace("keep_daily = 7", 'keep_daily = "x"').replace("nice = 10", "nice = -1"))
+    res = _cli("validate", config=bad)
+    assert res.returncode == 78
+    assert res.stderr.splitlines() == [
+        "agent.nice: must be an integer between 0 and 19, got -1",
+        'sites.bakery-www.retention.keep_daily: must be an integer >= 0, got "x"',
+    ]
+    # a bad config never starts a job
+    job = _cli("backup", "bakery-www", config=bad)
+    assert job.returncode == 78 and "keep_daily" in job.stderr
