@@ -15,7 +15,7 @@ import secrets
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from . import exitcodes
 from .config import Config, Site
@@ -24,13 +24,15 @@ from .hooks.mariadb import DatabaseError
 from .journal import Journal
 from .lock import LockBusy, SiteLock
 from .proc import Deadline
-from .restic import Restic, ResticError
+from .restic import Restic, ResticError, with_retries
 from .secrets import SecretError
 from .streamfs import StreamFsError
 
 log = logging.getLogger("carestack_agent")
+T = TypeVar("T")
 
 RESTIC_EXIT = {
+    "locked": exitcodes.UNAVAILABLE,
     "auth": exitcodes.AUTH,
     "not_initialized": exitcodes.NOT_INITIALIZED,
     "timeout": exitcodes.TIMEOUT,
@@ -57,6 +59,38 @@ class Context:
     restic: Restic
     journal: Journal
     figures: dict[str, Any] = field(default_factory=dict)
+    unclean: bool = True  # the site's previous job did not succeed: restic may have left a stale lock
+    _unlocked: bool = False
+
+    def retry(self, attempt: Callable[[], T], what: str) -> T:
+        """`attempt` with retries of transient errors; a lock conflict first removes stale locks."""
+        return with_retries(
+            attempt, settings=self.config.agent, deadline=self.deadline, what=what, on_locked=self.unlock_stale
+        )
+
+    def unlock_stale(self) -> None:
+        """`restic unlock`: removes only stale locks (same host, dead PID); live locks are respected.
+
+        Never `--remove-all`: that would break a job running elsewhere on the repository.
+        """
+        with_retries(
+            lambda: self.restic.run(["unlock"], self.deadline, what="unlock"),
+            settings=self.config.agent,
+            deadline=self.deadline,
+            what="unlock",
+        )
+        self._unlocked = True
+
+    def prepare(self) -> None:
+        """Before a job: remove stale restic locks if the previous job on this site did not end well.
+
+        A crashed or killed run (kill -9, watchdog, power loss) never reaches a
+        successful end, so the next run unlocks first; a lock conflict found
+        later (a stale lock from elsewhere on this host) unlocks via `retry`.
+        Skipping the unconditional unlock saves one restic start per job.
+        """
+        if self.unclean and not self._unlocked:
+            self.unlock_stale()
 
     @classmethod
     def create(cls, config: Config, site: Site, job: str, timeout: float) -> Context:
@@ -110,7 +144,10 @@ def run_job(
     except LockBusy as e:
         ctx.journal.append({**base, "event": "busy", "message": str(e)})
         return JobResult(job, site.id, False, str(e), exitcodes.BUSY, ctx.run_id)
+    clean_marker = config.agent.state_dir / "clean" / site.id
     try:
+        ctx.unclean = not clean_marker.exists()
+        clean_marker.unlink(missing_ok=True)  # a crash from here on leaves the site "unclean"
         ctx.journal.append({**base, "event": "start", "pid": os.getpid()})
         started = time.monotonic()
         log.info("%s %s: started (run %s)", job, site.id, ctx.run_id)
@@ -131,6 +168,9 @@ def run_job(
             ok, code, message = False, exitcodes.FAILED, f"internal error: {type(e).__name__}"
         duration = time.monotonic() - started
         message = ctx.restic.redact(message)
+        if ok:
+            clean_marker.parent.mkdir(parents=True, exist_ok=True)
+            clean_marker.touch()
         ctx.journal.append(
             {
                 **base,

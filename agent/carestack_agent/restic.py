@@ -7,8 +7,11 @@ error are kept (status lines are dropped), so the agent's memory stays small.
 
 Error classes decide what happens next:
 - auth: wrong repository password or S3 keys rejected -> fail now, clear message
-- transient: S3 unreachable, 5xx, timeouts, a repository locked by a live process
-  -> retry with exponential backoff within the job's deadline
+- transient: S3 unreachable, 5xx, timeouts -> retry with exponential backoff
+  within the job's deadline
+- locked: the repository is locked by another process -> `restic unlock`
+  (removes only stale locks: same host, dead PID) and retry with backoff; a
+  lock held by a live process is respected until the deadline
 - not_initialized: no repository at the location -> `carestack-agent init SITE`
 - timeout: the watchdog killed restic at the job's deadline
 - failed: anything else
@@ -52,11 +55,11 @@ TRANSIENT = re.compile(
     r"TLS handshake timeout|server closed|broken pipe|unexpected EOF|: EOF|"
     r"context deadline exceeded|Client\.Timeout|InternalError|SlowDown|"
     r"\b50[0234] (Internal Server Error|Bad Gateway|Service Unavailable|Gateway Time-?out)|"
-    r"ServiceUnavailable|RequestTimeout|temporarily unavailable|"
-    r"repository is already locked",
+    r"ServiceUnavailable|RequestTimeout|temporarily unavailable",
     re.IGNORECASE,
 )
 BACKEND_RETRY = re.compile(r"returned error, retrying after")
+LOCKED = re.compile(r"repository is already locked|unable to create lock in backend")
 
 
 class ResticError(Exception):
@@ -211,6 +214,8 @@ class Restic:
             return ResticError("failed", f"restic {what} failed: the repository contains errors: {_short(detail)}")
         if NO_BUCKET.search(text):
             return ResticError("failed", f"restic {what}: the S3 bucket does not exist")
+        if LOCKED.search(text):
+            return ResticError("locked", f"restic {what}: repository locked by another process: {_short(detail)}")
         if TRANSIENT.search(text):
             return ResticError("transient", f"restic {what}: repository unreachable or busy: {_short(detail)}")
         if NOT_INITIALIZED.search(text) or "Is there a repository at the following location" in text:
@@ -268,15 +273,21 @@ def with_retries(
     deadline: Deadline,
     what: str,
     sleep: Callable[[float], None] = time.sleep,
+    on_locked: Callable[[], object] | None = None,
 ) -> T:
-    """Run `attempt`, retrying transient ResticErrors with exponential backoff inside the deadline."""
+    """Run `attempt`, retrying transient (and locked) ResticErrors with exponential backoff inside the deadline."""
     delay = settings.retry_backoff_seconds
+    unlocked = False
     for n in range(settings.retries + 1):
         try:
             return attempt()
         except ResticError as e:
-            if e.kind != "transient" or n == settings.retries:
+            if e.kind not in ("transient", "locked") or n == settings.retries:
                 raise
+            if e.kind == "locked" and on_locked is not None and not unlocked:
+                unlocked = True
+                on_locked()  # stale locks only; then retry at once
+                continue
             wait = min(delay, max(0.0, deadline.remaining() - 1))
             if wait <= 0:
                 raise

@@ -117,7 +117,7 @@ def _restic(tmp_path: Path) -> Restic:
         ("Fatal: unable to open config file: Stat: Access Denied.\nIs there a repository at the following", "auth"),
         ("Fatal: unable to open config file: Stat: The request signature we calculated does not match", "auth"),
         ('Fatal: unable to open config file: Stat: Get "http://x/b/": dial tcp: connection refused', "transient"),
-        ("Fatal: unable to create lock in backend: repository is already locked by PID 1 on h", "transient"),
+        ("Fatal: unable to create lock in backend: repository is already locked by PID 1 on h", "locked"),
         ("Fatal: unable to open config file: Stat: The specified key does not exist.\nIs there a", "not_initialized"),
         ("Fatal: something else entirely", "failed"),
     ],

@@ -277,3 +277,58 @@ def test_secrets_never_appear_in_argv(make_site) -> None:
     assert b"restic" in argv and b"mariadb-dump" in argv
     for secret in (site.creds.secret_access_key, site.creds.access_key_id, site.password):
         assert secret.encode() not in argv
+
+
+def test_stale_lock_from_a_crashed_restic_is_removed_and_a_live_lock_respected(make_site, tmp_path: Path) -> None:
+    site: Site = make_site(database=False)
+    cfg = site.config()
+    assert backup(cfg, site.id).ok  # the site's last job ended well: no unlock before the next job
+    env = {**os.environ}
+    stale = subprocess.Popen(
+        ["restic", "backup", "--stdin"],  # a restic run outside the agent, waiting on a pipe, then killed hard
+        env={**env, **restic_env(site)}, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    for _ in range(100):
+        if site.restic("list", "locks", "--no-lock").stdout.strip():
+            break
+        time.sleep(0.1)
+    stale.kill()
+    stale.wait()
+    assert stale.stdin is not None
+    stale.stdin.close()
+    assert site.restic("list", "locks").stdout.strip()
+    from carestack_agent.actions.check import check
+
+    r = check(cfg, site.id)  # check needs an exclusive lock: conflict -> unlock (stale only) -> retry
+    assert r.ok, r.message
+    assert site.restic("list", "locks").stdout.strip() == ""
+
+    # a lock held by a live process is never removed: the job gives up at its retries, clearly
+    mnt = tmp_path / "mnt"
+    mnt.mkdir()
+    live = subprocess.Popen(
+        ["restic", "mount", str(mnt)], env={**env, **restic_env(site)},
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        for _ in range(100):
+            if site.restic("list", "locks", "--no-lock").stdout.strip():
+                break
+            time.sleep(0.1)
+        r = check(cfg, site.id)
+        assert not r.ok and r.exit_code == 69
+        assert "repository locked by another process" in r.message
+        assert site.restic("list", "locks", "--no-lock").stdout.strip()  # still there
+    finally:
+        live.send_signal(signal.SIGINT)
+        live.wait(timeout=20)
+
+
+def restic_env(site: Site) -> dict[str, str]:
+    return {
+        "RESTIC_REPOSITORY": site.repository,
+        "RESTIC_PASSWORD_FILE": str(site.dir / "secrets/restic-password"),
+        "RESTIC_CACHE_DIR": str(site.dir / "restic-cache"),
+        "AWS_ACCESS_KEY_ID": site.creds.access_key_id,
+        "AWS_SECRET_ACCESS_KEY": site.creds.secret_access_key,
+    }

@@ -22,9 +22,9 @@ from ..config import Config
 from ..hooks import mariadb
 from ..jobs import Context, JobFailed, JobResult, human_bytes, run_job
 from ..proc import terminate
-from ..restic import ResticResult, with_retries
+from ..restic import ResticResult
 from ..streamfs import StreamFile, clear_stale_mount
-from .common import dump_dir, unlock_stale
+from .common import dump_dir
 
 log = logging.getLogger("carestack_agent.backup")
 
@@ -73,7 +73,7 @@ def do_backup(ctx: Context, reason: str) -> str:
     ctx.figures["reason"] = reason
     restic.env()
     clear_stale_mount(dump_dir(ctx.config, site.id))
-    unlock_stale(ctx)
+    ctx.prepare()
     attempts = 0
 
     def attempt() -> tuple[ResticResult, str | None, int]:
@@ -86,7 +86,7 @@ def do_backup(ctx: Context, reason: str) -> str:
         return result, failure, dumped
 
     started = time.monotonic()
-    result, failure, dumped = with_retries(attempt, settings=ctx.config.agent, deadline=ctx.deadline, what="backup")
+    result, failure, dumped = ctx.retry(attempt, "backup")
     snap = result.snapshot_id
     summary: dict[str, Any] = result.summary or {}
     ctx.figures.update(
@@ -119,12 +119,7 @@ def do_backup(ctx: Context, reason: str) -> str:
         )
     forget_args = ["forget", "--tag", f"site:{site.id}", "--group-by", "", *site.retention.forget_args()]
     try:
-        with_retries(
-            lambda: restic.run(forget_args, ctx.deadline, what="forget"),
-            settings=ctx.config.agent,
-            deadline=ctx.deadline,
-            what="forget",
-        )
+        ctx.retry(lambda: restic.run(forget_args, ctx.deadline, what="forget"), "forget")
     except Exception as e:
         raise JobFailed(f"snapshot {snap} saved, but forget failed: {getattr(e, 'message', e)}") from e
     return (
@@ -140,12 +135,7 @@ def _forget_bad(ctx: Context, snap: str | None) -> bool:
     if not snap:
         return False
     try:
-        with_retries(
-            lambda: ctx.restic.run(["forget", snap], ctx.deadline, what="forget"),
-            settings=ctx.config.agent,
-            deadline=ctx.deadline,
-            what="forget",
-        )
+        ctx.retry(lambda: ctx.restic.run(["forget", snap], ctx.deadline, what="forget"), "forget")
         log.warning("backup %s: snapshot %s discarded because the database dump failed", ctx.site.id, snap)
         return True
     except Exception:

@@ -14,8 +14,6 @@ from pathlib import Path
 
 from ..config import Config
 from ..jobs import Context, JobResult, run_job
-from ..restic import with_retries
-from .common import unlock_stale
 
 
 def rotation_file(ctx: Context) -> Path:
@@ -43,13 +41,8 @@ def do_check(ctx: Context) -> str:
     k = next_subset(path, n)
     args = ["check", "--read-data"] if n == 1 else ["check", f"--read-data-subset={k}/{n}"]
     ctx.figures["subset"] = f"{k}/{n}"
-    unlock_stale(ctx)
-    result = with_retries(
-        lambda: ctx.restic.run(args, ctx.deadline, what="check"),
-        settings=ctx.config.agent,
-        deadline=ctx.deadline,
-        what="check",
-    )
+    ctx.prepare()
+    result = ctx.retry(lambda: ctx.restic.run(args, ctx.deadline, what="check"), "check")
     save_subset(path, k % n + 1)
     ctx.figures["check_seconds"] = round(result.duration, 3)
     return f"repository ok, data subset {k}/{n} read, {result.duration:.1f}s"

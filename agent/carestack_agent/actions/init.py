@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from ..config import Config
 from ..jobs import Context, JobResult, run_job
-from ..restic import ResticError, with_retries
+from ..restic import ResticError
 
 INIT_TIMEOUT = 300
 
@@ -19,13 +19,10 @@ def do_init(ctx: Context) -> str:
                 return False
             raise
 
-    settings, deadline = ctx.config.agent, ctx.deadline
-    if with_retries(exists, settings=settings, deadline=deadline, what="init"):
+    if ctx.retry(exists, "init"):
         ctx.figures["created"] = False
         return f"repository {ctx.site.repository} already initialized"
-    with_retries(
-        lambda: ctx.restic.run(["init"], deadline, what="init"), settings=settings, deadline=deadline, what="init"
-    )
+    ctx.retry(lambda: ctx.restic.run(["init"], ctx.deadline, what="init"), "init")
     ctx.figures["created"] = True
     return f"repository {ctx.site.repository} initialized"
 

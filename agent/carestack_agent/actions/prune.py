@@ -9,18 +9,11 @@ from __future__ import annotations
 
 from ..config import Config
 from ..jobs import Context, JobResult, run_job
-from ..restic import with_retries
-from .common import unlock_stale
 
 
 def do_prune(ctx: Context) -> str:
-    unlock_stale(ctx)
-    result = with_retries(
-        lambda: ctx.restic.run(["prune"], ctx.deadline, what="prune"),
-        settings=ctx.config.agent,
-        deadline=ctx.deadline,
-        what="prune",
-    )
+    ctx.prepare()
+    result = ctx.retry(lambda: ctx.restic.run(["prune"], ctx.deadline, what="prune"), "prune")
     ctx.figures["prune_seconds"] = round(result.duration, 3)
     return f"pruned in {result.duration:.1f}s"
 

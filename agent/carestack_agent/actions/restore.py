@@ -31,8 +31,6 @@ from ..config import Config
 from ..hooks import mariadb
 from ..jobs import Context, JobFailed, JobResult, run_job
 from ..proc import Watchdog, spawn
-from ..restic import with_retries
-from .common import unlock_stale
 
 log = logging.getLogger("carestack_agent.restore")
 
@@ -117,12 +115,7 @@ def _restore_files_in_place(ctx: Context, snap: str, paths: list[Path]) -> list[
         staging = path.parent / f".cs-restore-{path.name}-{ctx.run_id}"
         try:
             args = ["restore", snap, "--target", str(staging), "--include", str(path)]
-            with_retries(
-                functools.partial(ctx.restic.run, args, ctx.deadline, what="restore"),
-                settings=ctx.config.agent,
-                deadline=ctx.deadline,
-                what="restore",
-            )
+            ctx.retry(functools.partial(ctx.restic.run, args, ctx.deadline, what="restore"), "restore")
             restored = staging / path.relative_to("/")
             if not restored.exists():
                 raise JobFailed(f"snapshot {snap} has nothing under {path}")
@@ -188,10 +181,8 @@ def do_restore(ctx: Context, opts: RestoreOptions) -> str:
     """The body of a restore, for callers that hold the site lock (update-with-rollback)."""
     site, restic = ctx.site, ctx.restic
     restic.env()
-    unlock_stale(ctx)
-    snapshots = with_retries(
-        lambda: restic.snapshots(ctx.deadline), settings=ctx.config.agent, deadline=ctx.deadline, what="snapshots"
-    )
+    ctx.prepare()
+    snapshots = ctx.retry(lambda: restic.snapshots(ctx.deadline), "snapshots")
     chosen = choose_snapshot(snapshots, opts)
     snap = str(chosen["id"])
     short = str(chosen.get("short_id") or snap[:8])
@@ -205,12 +196,7 @@ def do_restore(ctx: Context, opts: RestoreOptions) -> str:
             args = ["restore", snap, "--target", str(opts.target)]
             if opts.database and (opts.database_socket or opts.database_name) and dump is not None:
                 args += ["--exclude", str(dump)]
-            with_retries(
-                lambda: restic.run(args, ctx.deadline, what="restore"),
-                settings=ctx.config.agent,
-                deadline=ctx.deadline,
-                what="restore",
-            )
+            ctx.retry(lambda: restic.run(args, ctx.deadline, what="restore"), "restore")
             parts.append(f"files under {opts.target}")
         else:
             done = _restore_files_in_place(ctx, short, site_paths)
