@@ -164,6 +164,8 @@ def nspawn_argv(h: Host, link: HostLink) -> list[str]:
         "--timezone=off",
         # The common role manages a firewall inside the server.
         "--capability=CAP_NET_ADMIN",
+        # The agent streams database dumps into restic through a FUSE file (carestack_agent.streamfs).
+        "--bind=/dev/fuse",
     ]
 
 
@@ -198,6 +200,16 @@ def nspawn_pids(h: Host) -> list[int]:
 
 def running(h: Host) -> bool:
     return procs.running(h.supervisor_pid) is not None and bool(nspawn_pids(h))
+
+
+def booted_with(h: Host) -> list[str] | None:
+    """The command line the server's nspawn runs with (None if it does not run)."""
+    for pid in nspawn_pids(h):
+        try:
+            return [a.decode() for a in Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0") if a]
+        except OSError:
+            continue
+    return None
 
 
 def boot(h: Host, link: HostLink) -> None:

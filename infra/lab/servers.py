@@ -23,6 +23,7 @@ class ServerReport:
     endpoints: list[access.Endpoint]
     booted: list[str]
     recovered: list[str]  # servers whose previous run had left them half up
+    restarted: list[str]  # servers booted again with the lab's current nspawn settings
     removed: list[str]
 
 
@@ -72,19 +73,22 @@ def bring_up(config: LabConfig, placed: Sequence[PlacedHost], image_root: Path, 
     apt_proxy = f"http://{config.bridge_address}:{config.apt_port}"
     booting: list[hosts.Host] = []
     recovered: list[str] = []
+    restarted: list[str] = []
     endpoints: list[access.Endpoint] = []
     for placed_host in placed:
         h = hosts.host(config, placed_host.name, addresses[placed_host.name])
         rebuilt_network = network.host_network_up(config, host_link(config, h))
         hosts.mount(h, image_root)
         fresh = hosts.personalize(h, authorized_key=public_key, apt_proxy=apt_proxy)
-        if rebuilt_network and hosts.running(h):
-            hosts.stop(h)  # its namespace was rebuilt under it: boot it again
+        link = host_link(config, h)
+        if hosts.running(h) and (rebuilt_network or hosts.booted_with(h) != hosts.nspawn_argv(h, link)):
+            hosts.stop(h)  # its namespace was rebuilt under it, or the lab boots servers differently now
+            restarted.append(h.name)
         if not hosts.running(h):
-            if not fresh:  # it existed but is not running: a crash, a reboot or a killed process
+            if not fresh and h.name not in restarted:  # it existed but did not run: a crash or a reboot
                 recovered.append(h.name)
             hosts.stop(h)  # leftovers of a crashed run: orphaned guest, lone nspawn
-            hosts.boot(h, host_link(config, h))
+            hosts.boot(h, link)
             booting.append(h)
         machine_id = hosts.machine_id(h)
         if machine_id is None:
@@ -93,7 +97,7 @@ def bring_up(config: LabConfig, placed: Sequence[PlacedHost], image_root: Path, 
         endpoints.append(access.Endpoint(h.name, h.address, placed_host.role, placed_host.clients, hosts.host_key(h)))
     for h in booting:
         hosts.wait_ssh(h)
-    return ServerReport(endpoints, [h.name for h in booting], recovered, removed)
+    return ServerReport(endpoints, [h.name for h in booting], recovered, restarted, removed)
 
 
 def machine_ids(config: LabConfig, names: Sequence[str]) -> dict[str, str]:
