@@ -259,7 +259,7 @@ def start(
     deadline = time.monotonic() + timeout
     while not _answers(host, port):
         if not procs.alive(record):
-            procs.stop_recorded(state_dir / PID_FILE)
+            stop(state_dir)
             raise KumaServerError(f"Uptime Kuma exited during start-up; {log}:\n{_tail(log)}")
         if time.monotonic() > deadline:
             stop(state_dir)

@@ -1,0 +1,138 @@
+"""The desired state derived from a CarePlan, without a Kuma: addresses, limits, notifications, the window."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from infra.alerting import AlertingConfig, AlertingError, lab_alerting, load_alerting
+from infra.kuma import KumaPlanError, desired_state
+from tests.kuma.support import client_plan, write_yaml
+
+RECEIVER = "http://127.0.0.1:9099/alert"
+
+
+def test_production_checks_public_urls_and_the_lab_its_servers() -> None:
+    plan = client_plan("studio", "studio")
+    web, plans = plan.sites
+    desired = desired_state(plan, lab_alerting(RECEIVER), {web.id: "http://10.77.0.10"})
+    pages = {m.key: m.fields for m in desired.monitors if m.job is None}
+    for check in web.checks:
+        fields = pages[f"{web.id} page {check.path}"]
+        assert fields["url"] == "http://10.77.0.10" + check.path
+        assert json.loads(fields["headers"]) == {"Host": web.domain}
+    for check in plans.checks:
+        fields = pages[f"{plans.id} page {check.path}"]
+        assert (fields["url"], fields["headers"]) == (check.url, None)
+
+
+def test_every_number_comes_from_the_plan() -> None:
+    plan = client_plan("shop", "shop")
+    desired = desired_state(plan, lab_alerting(RECEIVER))
+    mon = plan.monitoring
+    for monitor in desired.monitors:
+        fields = monitor.fields
+        if monitor.job is None:
+            assert (fields["interval"], fields["retryInterval"], fields["maxretries"], fields["timeout"]) == (
+                mon.interval_seconds,
+                mon.retry_interval_seconds,
+                mon.retries,
+                mon.timeout_seconds,
+            )
+        else:
+            job = plan.sites[0].job(monitor.job)
+            assert fields["interval"] == fields["retryInterval"] == job.push_interval_seconds
+    assert desired.cert_expiry_days == mon.cert_expiry_days
+    assert desired.maintenance is not None
+    assert (desired.maintenance["cron"], desired.maintenance["durationMinutes"]) == ("0 6 * * 2", 120)
+    assert desired.maintenance["timezoneOption"] == plan.client.timezone
+
+
+def test_update_window_in_the_clients_time_zone() -> None:
+    def late_friday(config: dict[str, object]) -> None:
+        config["timezone"] = "America/New_York"
+        config["overrides"] = {"updates": {"window": {"day": "Fri", "at": "22:30", "duration": "3h"}}}
+
+    desired = desired_state(client_plan("bakery", "late", late_friday), lab_alerting(RECEIVER))
+    assert desired.maintenance is not None
+    assert desired.maintenance["cron"] == "30 22 * * 5"
+    assert (desired.maintenance["durationMinutes"], desired.maintenance["timezoneOption"]) == (180, "America/New_York")
+
+
+def test_bad_site_addresses_are_named() -> None:
+    plan = client_plan("studio", "studio")
+    with pytest.raises(KumaPlanError) as caught:
+        desired_state(plan, lab_alerting(RECEIVER), {"studio-wbe": "http://10.77.0.10", "studio-web": "10.77.0.10"})
+    message = str(caught.value)
+    assert "site_addresses.studio-wbe: no such site in the plan (sites: studio-plans, studio-web)" in message
+    assert "site_addresses.studio-web: expected a base URL such as http://10.77.0.10, got '10.77.0.10'" in message
+
+
+def test_intervals_outside_kumas_range_are_refused() -> None:
+    plan = client_plan("bakery", "bakery")
+    site = plan.sites[0]
+    too_short = replace(site, jobs=(replace(site.job("backup"), push_interval_seconds=5),))
+    with pytest.raises(
+        KumaPlanError, match=r"monitor 'bakery-bakery job backup': interval 5s is outside Kuma's 20\.\.2073600s"
+    ):
+        desired_state(replace(plan, sites=(too_short,)), lab_alerting(RECEIVER))
+
+
+def test_agency_channels_become_kuma_providers(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    config = load_alerting(
+        write_yaml(
+            tmp_path / "alerting.yaml",
+            {
+                "email": {
+                    "host": "smtp.agency.example",
+                    "port": 587,
+                    "from": "alerts@agency.example",
+                    "username": "alerts",
+                    "password_env": "TEST_SMTP_PASSWORD",
+                },
+                "sms": {
+                    "provider": "SMSEagle",
+                    "recipient_field": "smseagleRecipient",
+                    "settings": {"smseagleUrl": "https://sms.agency.example", "smseagleRecipientType": "smseagle-to"},
+                    "secret_env": {"smseagleToken": "TEST_SMS_TOKEN"},
+                },
+            },
+        )
+    )
+    plan = client_plan("studio", "studio")
+    with pytest.raises(KumaPlanError, match="read from the environment variable TEST_SMTP_PASSWORD, which is not set"):
+        desired_state(plan, config)
+    monkeypatch.setenv("TEST_SMTP_PASSWORD", "smtp-secret")
+    monkeypatch.setenv("TEST_SMS_TOKEN", "sms-secret")
+
+    notifications = {n.name: n.fields for n in desired_state(plan, config).notifications}
+
+    erik, on_call = plan.client.contacts
+    email = notifications[f"carestack studio · email · {erik.name}"]
+    assert (email["type"], email["smtpTo"], email["smtpPassword"]) == ("smtp", erik.email, "smtp-secret")
+    sms = notifications[f"carestack studio · sms · {erik.name}"]
+    assert (sms["type"], sms["smseagleRecipient"], sms["smseagleToken"]) == ("SMSEagle", erik.phone, "sms-secret")
+    hook = notifications[f"carestack studio · webhook · {on_call.name}"]
+    assert (hook["type"], hook["webhookURL"]) == ("webhook", on_call.webhook)
+    assert len(notifications) == 3  # no e-mail for the on-call contact, no webhook for Erik
+    assert all(fields["isDefault"] is False for fields in notifications.values())
+
+
+def test_the_lab_sends_every_channel_to_the_receiver() -> None:
+    notifications = desired_state(client_plan("studio", "studio"), lab_alerting(RECEIVER)).notifications
+    assert {n.fields["type"] for n in notifications} == {"webhook"}
+    assert {n.fields["webhookURL"] for n in notifications} == {
+        f"{RECEIVER}?client=studio&channel=email&to=Erik+Lindqvist",
+        f"{RECEIVER}?client=studio&channel=sms&to=Erik+Lindqvist",
+        f"{RECEIVER}?client=studio&channel=webhook&to=Studio+on-call",
+    }
+
+
+def test_unknown_sms_provider_is_named(tmp_path: Path) -> None:
+    path = write_yaml(tmp_path / "alerting.yaml", {"sms": {"provider": "Pigeon", "recipient_field": "to"}})
+    with pytest.raises(AlertingError, match="sms: provider: unknown Kuma notification provider 'Pigeon'"):
+        load_alerting(path)
+    assert AlertingConfig() == load_alerting(write_yaml(tmp_path / "empty.yaml", None))

@@ -1,0 +1,243 @@
+"""The monitor sync against a real Uptime Kuma: create, no-op, change, remove, ownership, interruption, dry run."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import pytest
+from uptime_kuma_api import MonitorType
+
+from infra.alerting import lab_alerting
+from infra.kuma import OWNER_TAG, Change, SyncResult, desired_state, maintenance_title, nothing_desired, sync
+from infra.kuma_client import KumaError, KumaLogin, connect
+from infra.plan import CarePlan
+from tests.kuma.conftest import Kuma, Receiver
+from tests.kuma.support import client_plan, loopback, owned, snapshot
+
+pytestmark = pytest.mark.kuma
+
+
+def run_sync(
+    kuma: Kuma,
+    receiver: Receiver,
+    plan: CarePlan,
+    addresses: Mapping[str, str] | None = None,
+    **options: Any,
+) -> tuple[SyncResult, list[str]]:
+    lines: list[str] = []
+    desired = desired_state(plan, lab_alerting(receiver.url), loopback(plan) if addresses is None else addresses)
+    with connect(kuma.login) as session:
+        result = sync(session, desired, report=lines.append, **options)
+    return result, lines
+
+
+def state(kuma: Kuma, client_id: str) -> dict[str, dict[str, Any]]:
+    with connect(kuma.login) as session:
+        return owned(session, client_id)
+
+
+def test_sync_from_empty_creates_the_plan(kuma: Kuma, receiver: Receiver) -> None:
+    plan = client_plan("studio", "fresh")
+    addresses = {site.id: f"http://127.0.0.{n}:9" for n, site in enumerate(plan.sites, start=1)}
+    result, lines = run_sync(kuma, receiver, plan, addresses)
+
+    monitors = state(kuma, "fresh")
+    pages = [(site, check) for site in plan.sites for check in site.checks]
+    jobs = [(site, job) for site in plan.sites for job in site.jobs]
+    assert len(monitors) == len(pages) + len(jobs)
+    mon = plan.monitoring
+    for site, check in pages:
+        m = monitors[f"{site.id} page {check.path}"]
+        assert m["type"] == MonitorType.KEYWORD
+        assert (m["keyword"], m["accepted_statuscodes"]) == (check.keyword, [str(check.status)])
+        assert (m["interval"], m["retryInterval"], m["maxretries"]) == (
+            mon.interval_seconds,
+            mon.retry_interval_seconds,
+            mon.retries,
+        )
+        assert m["timeout"] == mon.timeout_seconds
+        assert m["expiryNotification"] is site.https
+        assert m["url"] == addresses[site.id] + check.path  # the site's address, its domain as Host header
+        assert m["headers"] == f'{{"Host": "{site.domain}"}}'
+        assert {(t["name"], t["value"]) for t in m["tags"]} >= {(OWNER_TAG, "fresh")}
+    tokens = result.push_tokens
+    for site, job in jobs:
+        m = monitors[f"{site.id} job {job.name}"]
+        assert m["type"] == MonitorType.PUSH
+        assert m["interval"] == job.push_interval_seconds
+        assert tokens[site.id][job.name] == m["pushToken"]
+    assert len({t for by_job in tokens.values() for t in by_job.values()}) == len(jobs)
+    # Tokens are handed back, never printed.
+    printed = "\n".join(lines) + repr(result)
+    assert not any(token in printed for by_job in tokens.values() for token in by_job.values())
+
+    with connect(kuma.login) as session:
+        notifications = {n["id"]: n for n in session.notifications() if n["name"].startswith("carestack fresh · ")}
+        expected = {
+            f"carestack fresh · {channel} · {contact.name}"
+            for channel in mon.channels
+            for contact in plan.client.contacts
+            if {"email": contact.email, "sms": contact.phone, "webhook": contact.webhook}[channel]
+        }
+        assert {n["name"] for n in notifications.values()} == expected
+        assert all(n["webhookURL"].startswith(receiver.url) for n in notifications.values())
+        assert all(sorted(m["notificationIDList"]) == sorted(notifications) for m in monitors.values())
+        window = next(w for w in session.maintenances() if w["title"] == maintenance_title("fresh"))
+        assert (window["strategy"], window["cron"], window["timezoneOption"]) == (
+            "cron",
+            "0 6 * * 2",  # Tue 06:00 as the tier's update window says
+            plan.client.timezone,
+        )
+        assert window["durationMinutes"] == mon.maintenance.duration_minutes
+        page_ids = {monitors[f"{s.id} page {c.path}"]["id"] for s, c in pages}
+        assert session.maintenance_monitors(int(window["id"])) == page_ids
+        assert mon.cert_expiry_days in session.settings()["tlsExpiryNotifyDays"]
+
+
+def test_second_sync_changes_nothing(kuma: Kuma, receiver: Receiver) -> None:
+    plan = client_plan("shop", "again")
+    first, _ = run_sync(kuma, receiver, plan)
+    with connect(kuma.login) as session:
+        before = snapshot(session)
+
+    second, lines = run_sync(kuma, receiver, plan)
+
+    assert second.changes == () and second.writes == 0
+    assert lines == ["again: monitors in sync, nothing to change"]
+    assert second.push_tokens == first.push_tokens
+    with connect(kuma.login) as session:
+        assert snapshot(session) == before
+
+
+def test_changed_tier_updates_in_place(kuma: Kuma, receiver: Receiver) -> None:
+    plan = client_plan("studio", "upgrade")
+    run_sync(kuma, receiver, plan)
+    before = state(kuma, "upgrade")
+
+    def upgrade(config: dict[str, Any]) -> None:  # standard -> premium, a page replaced on the web site
+        config["tier"] = "premium"
+        config["sites"][0]["checks"] = [config["sites"][0]["checks"][0], {"path": "/contact/", "keyword": "Contact"}]
+
+    upgraded = client_plan("studio", "upgrade", upgrade)
+    assert upgraded.monitoring.interval_seconds != plan.monitoring.interval_seconds
+    _, lines = run_sync(kuma, receiver, upgraded)
+    after = state(kuma, "upgrade")
+
+    web = upgraded.sites[0].id
+    assert set(after) == set(before) - {f"{web} page /projects/"} | {f"{web} page /contact/"}
+    for key, monitor in after.items():
+        if key in before:  # updated in place: same monitor, same history
+            assert monitor["id"] == before[key]["id"]
+            assert monitor.get("pushToken") == before[key].get("pushToken")
+        if monitor["type"] == MonitorType.KEYWORD:
+            assert monitor["interval"] == upgraded.monitoring.interval_seconds
+            assert monitor["timeout"] == upgraded.monitoring.timeout_seconds
+    assert f"- monitor {web} · /projects/" in lines
+    assert f"+ monitor {web} · /contact/: keyword, every {upgraded.monitoring.interval_seconds}s" in lines
+    assert any(line.startswith(f"~ monitor {web} · /: ") and "interval: 60 → 30" in line for line in lines)
+    assert run_sync(kuma, receiver, upgraded)[0].writes == 0
+
+
+def test_removed_site_loses_its_monitors(kuma: Kuma, receiver: Receiver) -> None:
+    plan = client_plan("studio", "shrink")
+    run_sync(kuma, receiver, plan)
+    before = state(kuma, "shrink")
+
+    smaller = client_plan("studio", "shrink", lambda config: config.update(sites=config["sites"][:1]))
+    result, _ = run_sync(kuma, receiver, smaller)
+    after = state(kuma, "shrink")
+
+    kept, removed = smaller.sites[0].id, plan.sites[1].id
+    assert {k for k in before if k.startswith(removed)} and not {k for k in after if k.startswith(removed)}
+    assert {k: m["id"] for k, m in after.items()} == {k: m["id"] for k, m in before.items() if k.startswith(kept)}
+    assert sum(1 for c in result.changes if c.action == "delete" and c.kind == "monitor") == 2 + len(plan.sites[1].jobs)
+    with connect(kuma.login) as session:
+        window = next(w for w in session.maintenances() if w["title"] == maintenance_title("shrink"))
+        assert session.maintenance_monitors(int(window["id"])) == {m["id"] for k, m in after.items() if " page " in k}
+
+
+def test_foreign_monitors_are_left_alone(kuma: Kuma, receiver: Receiver) -> None:
+    plan = client_plan("bakery", "owner")
+    site = plan.sites[0]
+    with connect(kuma.login) as session:  # made by hand: no carestack tag, though named like ours
+        tag = session.api.add_tag(name="team", color="#555555")
+        by_hand = session.api.add_monitor(
+            type=MonitorType.KEYWORD, name=f"{site.id} · /", url="http://127.0.0.1:9/", keyword="x", interval=600
+        )["monitorID"]
+        session.api.add_monitor_tag(tag_id=tag["id"], monitor_id=by_hand, value="owner")
+        other_push = session.api.add_monitor(type=MonitorType.PUSH, name=f"{site.id} · backup job", interval=600)
+    run_sync(kuma, receiver, client_plan("bakery", "neighbour"))  # another client's monitors are foreign too
+    with connect(kuma.login) as session:
+        before = snapshot(session)
+        foreign = [by_hand, other_push["monitorID"], *(m["id"] for m in owned(session, "neighbour").values())]
+
+    run_sync(kuma, receiver, plan)  # create
+    run_sync(
+        kuma, receiver, client_plan("bakery", "owner", lambda c: c.update(overrides={"monitoring": {"interval": "2m"}}))
+    )
+    with connect(kuma.login) as session:  # and remove everything "owner" has
+        sync(session, nothing_desired("owner"), report=None)
+    with connect(kuma.login) as session:
+        after = snapshot(session)
+        assert owned(session, "owner") == {}
+
+    assert {i: after[i] for i in foreign} == {i: before[i] for i in foreign}
+
+
+def test_interrupted_sync_is_completed_without_duplicates(kuma: Kuma, receiver: Receiver) -> None:
+    plan = client_plan("studio", "crash")
+
+    def interrupt_at(kind: str, action: str) -> Callable[[Change], None]:
+        def applied(change: Change) -> None:
+            if (change.kind, change.action) == (kind, action):
+                raise KeyboardInterrupt(f"interrupted after {change}")
+
+        return applied
+
+    with pytest.raises(KeyboardInterrupt):  # after the first notification: no monitor yet
+        run_sync(kuma, receiver, plan, on_applied=interrupt_at("notification", "create"))
+    assert state(kuma, "crash") == {}
+    with pytest.raises(KeyboardInterrupt):  # after the monitors: no maintenance window yet
+        run_sync(kuma, receiver, plan, on_applied=interrupt_at("monitor", "create"))
+    partial = state(kuma, "crash")
+    assert partial
+
+    result, _ = run_sync(kuma, receiver, plan)
+    complete = state(kuma, "crash")  # owned() fails on a second monitor with the same key
+    assert {k: m["id"] for k, m in complete.items() if k in partial} == {k: m["id"] for k, m in partial.items()}
+    assert not [c for c in result.changes if c.kind == "monitor" and c.action == "create"]
+    assert [(c.kind, c.action) for c in result.changes] == [("maintenance", "create")]
+    assert run_sync(kuma, receiver, plan)[0].writes == 0
+
+
+def test_dry_run_prints_and_changes_nothing(kuma: Kuma, receiver: Receiver) -> None:
+    plan = client_plan("studio", "dry")
+    run_sync(kuma, receiver, plan)
+    with connect(kuma.login) as session:
+        before = snapshot(session)
+
+    upgraded = client_plan("studio", "dry", lambda config: config.update(tier="premium"))
+    result, lines = run_sync(kuma, receiver, upgraded, dry_run=True)
+
+    assert result.dry_run and result.writes == 0 and result.changes
+    assert lines[-1].startswith("dry: would create 0, update ")
+    assert lines[:-1] == [str(change) for change in result.changes]
+    assert any(line.startswith("~ monitor ") and "interval: 60 → 30" in line for line in lines)
+    with connect(kuma.login) as session:
+        assert snapshot(session) == before
+
+
+def test_wrong_password_is_a_clear_error(kuma: Kuma) -> None:
+    wrong = KumaLogin(kuma.login.url, kuma.login.username, "not-the-password")
+    with (
+        pytest.raises(KumaError, match=r"refused the login of 'admin': Incorrect username or password"),
+        connect(wrong),
+    ):
+        pass
+
+
+def test_unreachable_kuma_is_a_clear_error() -> None:
+    nowhere = KumaLogin("http://127.0.0.1:9", "admin", "whatever")
+    with pytest.raises(KumaError, match=r"cannot reach Uptime Kuma at http://127\.0\.0\.1:9"), connect(nowhere):
+        pass
