@@ -1,0 +1,199 @@
+"""Pulumi mocks for the AWS program: every registration is recorded as the engine would see it.
+
+Mocks receive wire (camelCase) names and echo inputs back as state, adding the
+few values a real provider computes (ids, addresses, generated secrets). The
+platform stack a shared client references is served by the mocks too
+(`platform_outputs`), in the shape the platform program exports.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pulumi
+import pytest
+import yaml
+
+from infra.program import ClientDeployment, PlatformDeployment, run, stack_file
+from infra.spec import ClientSpec, PlatformSpec, example_stacks, load_stack, stack_name
+
+PROJECT = "carestack"
+KUMA_URL = "https://status.agency.example"
+SSH_PUBLIC_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIMockKeyForTestsOnlyNotARealKey0000000000 ops@agency"
+# Documentation range (RFC 5737): addresses the mocks hand out, never contacted.
+MOCK_ADDRESSES = ipaddress.ip_network("203.0.113.0/24")
+
+# How a secret travels to the engine (Pulumi's property wire format): {SIG_KEY: SECRET_SIG, "value": ...}.
+SIG_KEY = "4dabf18193072939515e22adb298388d"
+SECRET_SIG = "1b47061264138c4ac30d75fd1eb44270"
+
+STACK_REFERENCE = "pulumi:pulumi:StackReference"
+# ClientMonitors declares module "carestack", name "ClientMonitors" (infra.kuma_provider).
+DYNAMIC = "pulumi-python:dynamic/carestack:ClientMonitors"
+
+
+@dataclass
+class Registration:
+    typ: str
+    name: str
+    inputs: dict[str, Any]
+    state: dict[str, Any]
+    resource_id: str
+
+
+@dataclass
+class RecordingMocks(pulumi.runtime.Mocks):
+    """Mocks that remember every resource and invoke, for assertions."""
+
+    platform_outputs: dict[str, Any] = field(default_factory=dict)
+    registrations: list[Registration] = field(default_factory=list)
+    calls: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+
+    def _address(self, name: str) -> str:
+        taken = sum(1 for r in self.registrations if r.typ == "aws:ec2/eip:Eip")
+        return str(MOCK_ADDRESSES[10 + taken])
+
+    def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str | None, dict[str, Any]]:
+        inputs = dict(args.inputs)
+        state = dict(inputs)
+        resource_id = f"{args.name}-id"
+        if args.typ == "aws:s3/bucket:Bucket":
+            resource_id = inputs["bucket"]
+            state["arn"] = f"arn:aws:s3:::{inputs['bucket']}"
+        elif args.typ == "aws:ec2/instance:Instance":
+            resource_id = f"i-{args.name}"
+        elif args.typ == "aws:ec2/eip:Eip":
+            state["publicIp"] = self._address(args.name)
+        elif args.typ == "aws:ec2/keyPair:KeyPair":
+            state["keyName"] = args.name
+        elif args.typ == "aws:iam/accessKey:AccessKey":
+            resource_id = f"AKIAMOCK{len(self.registrations):08d}"
+            state["secret"] = f"mock-secret-access-key-of-{args.name}"
+        elif args.typ == "random:index/randomPassword:RandomPassword":
+            state["result"] = f"mock-restic-password-of-{args.name}"
+        elif args.typ == STACK_REFERENCE:
+            resource_id = inputs["name"]
+            state = {"name": inputs["name"], "outputs": self.platform_outputs, "secretOutputNames": []}
+        elif args.typ == DYNAMIC and "plan_json" in inputs:
+            plan = json.loads(inputs["plan_json"])
+            state["push_tokens"] = {
+                site["id"]: {job["name"]: f"mock-token-{site['id']}-{job['name']}" for job in site["jobs"]}
+                for site in plan["sites"]
+            }
+        self.registrations.append(Registration(args.typ, args.name, inputs, state, resource_id))
+        return resource_id, state
+
+    def call(self, args: pulumi.runtime.MockCallArgs) -> tuple[dict[str, Any], list[tuple[str, str]]]:
+        self.calls.append((args.token, dict(args.args)))
+        if args.token == "aws:ec2/getAmi:getAmi":
+            return {"id": "ami-0debian12mock", "name": "debian-12-amd64-20250101-0000", "architecture": "x86_64"}, []
+        return {}, []
+
+    # --- queries for the tests ---------------------------------------------------
+
+    def of_type(self, typ: str) -> list[Registration]:
+        return [r for r in self.registrations if r.typ == typ]
+
+    def one(self, typ: str) -> Registration:
+        found = self.of_type(typ)
+        assert len(found) == 1, f"expected one {typ}, got {[r.name for r in found]}"
+        return found[0]
+
+
+def stack_region(path: Path) -> str:
+    document = yaml.safe_load(path.read_text())
+    return str(document["config"]["aws:region"])
+
+
+@dataclass
+class Deployer:
+    """Runs the real program (`infra.program.run`) for a stack file under the mocks."""
+
+    mocks: RecordingMocks
+    monkeypatch: pytest.MonkeyPatch
+
+    def configure(self, stack: str, config: dict[str, str]) -> None:
+        self.monkeypatch.delenv("AWS_REGION", raising=False)
+        self.monkeypatch.delenv("AWS_DEFAULT_REGION", raising=False)
+        self.monkeypatch.delenv("PULUMI_CONFIG", raising=False)
+        pulumi.runtime.set_mocks(self.mocks, project=PROJECT, stack=stack, preview=False)
+        pulumi.runtime.set_all_config(config, [f"{PROJECT}:kuma_password"])
+
+    def settings(self, path: Path) -> dict[str, str]:
+        """Pulumi config an operator sets for this stack (see the report / README)."""
+        return {
+            "aws:region": stack_region(path),
+            f"{PROJECT}:kuma_url": KUMA_URL,
+            f"{PROJECT}:kuma_username": "carestack",
+            f"{PROJECT}:kuma_password": "mock-kuma-password",
+            f"{PROJECT}:ssh_public_key": SSH_PUBLIC_KEY,
+        }
+
+    def client(self, name: str) -> ClientDeployment:
+        path = stack_file(name)
+        self.configure(name, self.settings(path))
+        built = run(path)
+        assert isinstance(built, ClientDeployment)
+        return built
+
+    def platform(self, name: str = "platform") -> PlatformDeployment:
+        path = stack_file(name)
+        self.configure(name, self.settings(path))
+        built = run(path)
+        assert isinstance(built, PlatformDeployment)
+        return built
+
+
+def client_stacks() -> list[str]:
+    return [stack_name(p) for p in example_stacks() if isinstance(load_stack(p), ClientSpec)]
+
+
+def platform_stacks() -> list[str]:
+    return [stack_name(p) for p in example_stacks() if isinstance(load_stack(p), PlatformSpec)]
+
+
+def mock_platform_outputs() -> dict[str, Any]:
+    """The example platform stack's outputs, shaped as `build_platform` exports them."""
+    spec = load_stack(stack_file(platform_stacks()[0]))
+    assert isinstance(spec, PlatformSpec)
+    hosts = {
+        host.name: {"address": str(MOCK_ADDRESSES[100 + i]), "instance_id": f"i-{host.name}"}
+        for i, host in enumerate(spec.stack.shared_hosts)
+    }
+    standby = spec.stack.standby
+    return {
+        "shared_hosts": hosts,
+        "standby": {"name": standby.name, "address": str(MOCK_ADDRESSES[99]), "instance_id": f"i-{standby.name}"},
+    }
+
+
+def registered(resource: pulumi.Resource, mocks: RecordingMocks) -> pulumi.Output[Registration]:
+    """The registration of `resource`, once the engine (the mocks) has seen it."""
+
+    def find(urn: str) -> Registration:
+        parts = urn.split("::")
+        typ, name = parts[2].split("$")[-1], parts[3]
+        matches = [r for r in mocks.registrations if r.typ == typ and r.name == name]
+        assert len(matches) == 1, f"{urn}: {len(matches)} registrations"
+        return matches[0]
+
+    return resource.urn.apply(find)
+
+
+def wire_secret(value: Any) -> Any:
+    """The value inside a secret as the engine received it; fails if it was sent in the clear."""
+    assert isinstance(value, dict) and value.get(SIG_KEY) == SECRET_SIG, f"sent in the clear: {value!r}"
+    return value["value"]
+
+
+def is_secret(output: pulumi.Output[Any]) -> pulumi.Output[bool]:
+    """Whether `output` is a secret, as an Output a test can return."""
+
+    async def check() -> bool:
+        return await output.is_secret()
+
+    return pulumi.Output.from_input(check())

@@ -1,0 +1,114 @@
+"""The program as a whole: every tier is covered, and bad input declares nothing to Pulumi."""
+
+from __future__ import annotations
+
+import runpy
+from pathlib import Path
+from typing import Any
+
+import pulumi
+import pytest
+import yaml
+
+from infra.aws.onboarding import PROJECT_ROOT
+from infra.plan import build_plan
+from infra.program import run, stack_file
+from infra.spec import ClientSpec, SpecError, load_catalog, load_stack
+from tests.pulumi.harness import Deployer, RecordingMocks, client_stacks
+
+
+def test_the_example_clients_cover_every_tier() -> None:
+    tiers = set()
+    for client in client_stacks():
+        spec = load_stack(stack_file(client))
+        assert isinstance(spec, ClientSpec)
+        tiers.add(spec.tier_name)
+    assert tiers == set(load_catalog().names())
+
+
+def test_main_builds_the_selected_stack(deploy: Deployer, mocks: RecordingMocks) -> None:
+    """`pulumi up` runs __main__.py: the stack's own file in stacks/ decides what is built."""
+    for stack in ("shop", "platform"):
+        deploy.configure(stack, deploy.settings(stack_file(stack)))
+        mocks.registrations.clear()
+
+        @pulumi.runtime.test
+        def program() -> None:
+            runpy.run_path(str(PROJECT_ROOT / "__main__.py"), run_name="__main__")
+
+        program()  # returns once the runtime has finished every registration
+        spec = load_stack(stack_file(stack))
+        buckets = [r.inputs["bucket"] for r in mocks.of_type("aws:s3/bucket:Bucket")]
+        instances = {r.name for r in mocks.of_type("aws:ec2/instance:Instance")}
+        if isinstance(spec, ClientSpec):
+            plan = build_plan(spec)
+            assert buckets == [plan.storage.bucket] and instances == {plan.hosting.server}
+        else:
+            assert buckets == [] and instances == {h.name for h in [*spec.stack.shared_hosts, spec.stack.standby]}
+
+
+def write_stack(tmp_path: Path, example: str, change: Any) -> Path:
+    """A copy of an example stack with `change(config)` applied."""
+    document = yaml.safe_load(stack_file(example).read_text())
+    change(document["config"])
+    path = tmp_path / f"Pulumi.{example}.yaml"
+    path.write_text(yaml.safe_dump(document, allow_unicode=True))
+    return path
+
+
+def run_expecting_error(deploy: Deployer, path: Path, config: dict[str, str]) -> SpecError:
+    deploy.configure("broken", config)
+
+    @pulumi.runtime.test
+    def program() -> Any:
+        return run(path).outputs
+
+    with pytest.raises(SpecError) as error:
+        program()
+    return error.value
+
+
+def test_an_invalid_stack_declares_nothing(deploy: Deployer, mocks: RecordingMocks, tmp_path: Path) -> None:
+    def misspell(config: dict[str, Any]) -> None:
+        config["carestack:sites"][0]["kidn"] = config["carestack:sites"][0].pop("kind")
+
+    path = write_stack(tmp_path, "shop", misspell)
+    error = run_expecting_error(deploy, path, deploy.settings(stack_file("shop")))
+    assert any(p.startswith("carestack:sites[0].kidn: unknown key; did you mean 'kind'?") for p in error.problems)
+    assert mocks.registrations == [] and mocks.calls == []
+
+
+@pytest.mark.parametrize(
+    ("missing", "named"),
+    [
+        ("aws:region", "aws:region: is required"),
+        ("carestack:kuma_url", "carestack:kuma_url: is required"),
+        ("carestack:ssh_public_key", "carestack:ssh_public_key: is required"),
+    ],
+)
+def test_missing_deployment_settings_declare_nothing(
+    deploy: Deployer, mocks: RecordingMocks, missing: str, named: str
+) -> None:
+    path = stack_file("shop")  # a dedicated tier needs all three
+    config = {k: v for k, v in deploy.settings(path).items() if k != missing}
+    error = run_expecting_error(deploy, path, config)
+    assert [p for p in error.problems if p.startswith(named)], error.problems
+    assert mocks.registrations == []
+
+
+def test_malformed_deployment_settings_are_named(deploy: Deployer, mocks: RecordingMocks) -> None:
+    path = stack_file("shop")
+    config = {**deploy.settings(path), "carestack:kuma_url": "status.example", "carestack:ssh_public_key": "AAAA"}
+    error = run_expecting_error(deploy, path, config)
+    assert {p.split(":")[0] + ":" + p.split(":")[1] for p in error.problems} == {
+        "carestack:kuma_url",
+        "carestack:ssh_public_key",
+    }
+    assert mocks.registrations == []
+
+
+def test_a_shared_client_must_name_its_platform(deploy: Deployer, mocks: RecordingMocks, tmp_path: Path) -> None:
+    path = write_stack(tmp_path, "bakery", lambda config: config.pop("carestack:platform_stack"))
+    error = run_expecting_error(deploy, path, deploy.settings(stack_file("bakery")))
+    assert [p for p in error.problems if p.startswith("carestack:platform_stack:")], error.problems
+    assert mocks.registrations == []
