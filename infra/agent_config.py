@@ -1,0 +1,135 @@
+"""The agent's configuration (`/etc/carestack/agent.toml`), built from CarePlans.
+
+Every value comes from the plan or from where Ansible puts things on the server
+(paths of the secret files, of restic, of the MariaDB socket); nothing here
+derives a tier number. A server may carry sites of several clients (a shared
+host), and each client is configured by its own `carestack configure` run, so
+the file is written in pieces that Ansible assembles on the server:
+
+    agent.d/00-agent.toml     the [agent] table (the host)      header(server)
+    agent.d/<client>.toml     that client's [sites.*] tables    client_fragment(plan, ...)
+
+A client's run rewrites only its own piece; TOML tables may come in any order,
+so the concatenation is one valid document.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+from typing import Any
+
+from infra.plan import CarePlan, SitePlan
+
+CONFIG_DIR = "/etc/carestack"
+SECRETS_DIR = f"{CONFIG_DIR}/secrets"
+STATE_DIR = "/var/lib/carestack"
+RESTIC = "/usr/bin/restic"
+MARIADB_SOCKET = "/run/mysqld/mysqld.sock"
+# Niceness the agent runs restic and dumps with, so a backup never slows the sites down.
+NICE = 10
+# Regenerable caches: never worth backup space.
+EXCLUDES = {"wordpress": ("wp-content/cache",), "woocommerce": ("wp-content/cache",)}
+
+TomlValue = str | int | bool | list[str]
+
+
+def password_file(client_id: str) -> str:
+    return f"{SECRETS_DIR}/{client_id}.restic-password"
+
+
+def credentials_file(client_id: str) -> str:
+    return f"{SECRETS_DIR}/{client_id}.s3.env"
+
+
+def push_tokens_file(site_id: str) -> str:
+    return f"{SECRETS_DIR}/{site_id}.push.env"
+
+
+def repository(s3_endpoint: str, site: SitePlan) -> str:
+    return f"s3:{s3_endpoint.rstrip('/')}/{site.repository_path}"
+
+
+def agent_table(server: str) -> dict[str, Any]:
+    return {"agent": {"host": server, "state_dir": STATE_DIR, "restic": RESTIC, "nice": NICE}}
+
+
+def site_table(plan: CarePlan, site: SitePlan, s3_endpoint: str, push_base_url: str | None) -> dict[str, Any]:
+    """One `[sites.<id>]` table; push settings only when the site reports to Kuma (it has tokens)."""
+    table: dict[str, Any] = {
+        "domain": site.domain,
+        "kind": site.kind,
+        "root": site.root,
+        "paths": [site.root],
+        "exclude": [f"{site.root}/{path}" for path in EXCLUDES.get(site.kind, ())],
+        "repository": repository(s3_endpoint, site),
+        "password_file": password_file(plan.client.id),
+        "credentials_file": credentials_file(plan.client.id),
+    }
+    if push_base_url:
+        table["push_base_url"] = push_base_url
+        table["push_tokens_file"] = push_tokens_file(site.id)
+    if site.database:
+        table["database"] = {"name": site.database, "socket": MARIADB_SOCKET}
+    table["retention"] = {f"keep_{kind}": count for kind, count in plan.backup.keep.items()}
+    table["jobs"] = {
+        "backup_timeout_seconds": site.job("backup").timeout_seconds,
+        "prune_timeout_seconds": site.job("prune").timeout_seconds,
+        "check_timeout_seconds": site.job("check").timeout_seconds,
+        "check_read_data_subsets": plan.backup.check_read_data_subsets,
+    }
+    return table
+
+
+def client_tables(plan: CarePlan, s3_endpoint: str, push_base_urls: Mapping[str, str]) -> dict[str, Any]:
+    """The client's `[sites.*]` tables; `push_base_urls` names the sites that push, and where to."""
+    return {"sites": {site.id: site_table(plan, site, s3_endpoint, push_base_urls.get(site.id)) for site in plan.sites}}
+
+
+def header(server: str) -> str:
+    return dumps(agent_table(server))
+
+
+def client_fragment(plan: CarePlan, s3_endpoint: str, push_base_urls: Mapping[str, str]) -> str:
+    return (
+        f"# {plan.client.id} ({plan.client.name}), tier {plan.client.tier}: written by carestack configure\n"
+        + dumps(client_tables(plan, s3_endpoint, push_base_urls))
+    )
+
+
+# --- a TOML writer for the few types the agent's config uses ---------------------
+
+_BARE_KEY = re.compile(r"^[A-Za-z0-9_-]+$")
+
+
+def _key(key: str) -> str:
+    return key if _BARE_KEY.match(key) else json.dumps(key, ensure_ascii=False)
+
+
+def _value(value: TomlValue) -> str:
+    # JSON string escapes are valid TOML basic-string escapes; bool before int (bool is an int).
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, str):
+        return json.dumps(value, ensure_ascii=False)
+    if isinstance(value, list):
+        return "[" + ", ".join(_value(item) for item in value) + "]"
+    raise TypeError(f"no TOML form for {type(value).__name__}")
+
+
+def dumps(document: Mapping[str, Any], prefix: str = "") -> str:
+    """Scalars and arrays first, then one `[table]` per nested mapping (TOML requires that order)."""
+    lines: list[str] = []
+    tables: list[str] = []
+    for key, value in document.items():
+        if isinstance(value, Mapping):
+            name = f"{prefix}{_key(key)}"
+            body = dumps(value, f"{name}.")
+            has_scalars = any(not isinstance(v, Mapping) for v in value.values())
+            tables.append((f"[{name}]\n" if has_scalars or not value else "") + body)
+        else:
+            lines.append(f"{_key(key)} = {_value(value)}\n")
+    return "".join(lines) + "".join(("\n" if lines or i else "") + t for i, t in enumerate(tables))
