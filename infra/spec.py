@@ -592,13 +592,33 @@ def carestack_config(source: str, document: Any) -> dict[str, Any]:
     }
 
 
+# Settings of one deployment rather than of the care contract: `pulumi config set`
+# writes them into the same stack file, and the Pulumi program checks them
+# (infra/program.py) because only a real deployment needs them.
+DEPLOYMENT_KEYS = frozenset({"kuma_url", "kuma_username", "kuma_password", "kuma_alerting_file", "ssh_public_key"})
+
+
+def _platform_problems(stack: PlatformStack) -> list[str]:
+    names = [host.name for host in stack.shared_hosts] + [stack.standby.name]
+    return [
+        f"{NAMESPACE}:{where}.name: {name!r} is used by more than one host; host names must be unique"
+        for where, name in [(f"shared_hosts[{i}]", h.name) for i, h in enumerate(stack.shared_hosts)]
+        + [("standby", stack.standby.name)]
+        if names.count(name) > 1
+    ]
+
+
 def parse_stack(source: str, config: Mapping[str, Any], catalog: Catalog | None = None) -> StackSpec:
     """Validate the `carestack:` settings of one stack (namespace already stripped)."""
+    config = {key: value for key, value in config.items() if key not in DEPLOYMENT_KEYS}
     if config.get("role") == "platform":
         try:
-            return PlatformSpec(source, PlatformStack.model_validate(config))
+            platform = PlatformStack.model_validate(config)
         except ValidationError as exc:
             raise SpecError(source, _problems(exc, PlatformStack, f"{NAMESPACE}:")) from None
+        if host_problems := _platform_problems(platform):
+            raise SpecError(source, host_problems)
+        return PlatformSpec(source, platform)
 
     catalog = catalog or load_catalog()
     problems: list[str] = []

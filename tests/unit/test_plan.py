@@ -95,9 +95,7 @@ def test_plan_follows_its_tier(spec: ClientSpec) -> None:
     mon = plan.monitoring
     assert mon.interval_seconds * (mon.retries + 1) + mon.timeout_seconds <= mon.alert_within_seconds
     assert plan.sla.uptime_target_percent == tier.sla.uptime_target
-    assert plan.sla.downtime_budget_minutes_per_month == downtime_budget_minutes(
-        tier.sla.uptime_target, DAYS_PER_MONTH
-    )
+    assert plan.sla.downtime_budget_minutes_per_month == downtime_budget_minutes(tier.sla.uptime_target, DAYS_PER_MONTH)
     assert plan.updates.window.duration_minutes * 60 == tier.updates.window.duration
     assert plan.updates.schedule.on_calendar.startswith(f"{tier.updates.window.day} *-*-* {tier.updates.window.at}:00")
     assert plan.hosting.mode == tier.hosting.mode

@@ -209,9 +209,28 @@ def test_circular_inheritance(tmp_path: Path) -> None:
 def test_stack_file_name_and_format(tmp_path: Path) -> None:
     wrong_name = tmp_path / "client.yaml"
     wrong_name.write_text("config: {}\n")
-    with pytest.raises(SpecError, match="named Pulumi.<stack>.yaml"):
+    with pytest.raises(SpecError, match=r"named Pulumi\.<stack>\.yaml"):
         load_stack(wrong_name)
     no_config = tmp_path / "Pulumi.x.yaml"
     no_config.write_text("carestack:tier: basic\n")
     with pytest.raises(SpecError, match="config: a stack file holds its settings under config:"):
         load_stack(no_config)
+
+
+def test_deployment_settings_are_left_to_the_program() -> None:
+    config = studio_config()
+    config.update(kuma_url="https://status.agency.example", kuma_password={"secure": "AAAB..."})
+    assert isinstance(parse_stack("Pulumi.studio.yaml", config), ClientSpec)
+
+
+def test_platform_host_names_are_unique() -> None:
+    host = {"name": "shared-1", "instance_type": "t3.large", "volume_gb": 80}
+    with pytest.raises(SpecError) as caught:
+        parse_stack(
+            "Pulumi.platform.yaml",
+            {"role": "platform", "admin_cidr": "10.0.0.0/8", "shared_hosts": [host], "standby": host},
+        )
+    assert caught.value.problems == [
+        "carestack:shared_hosts[0].name: 'shared-1' is used by more than one host; host names must be unique",
+        "carestack:standby.name: 'shared-1' is used by more than one host; host names must be unique",
+    ]
