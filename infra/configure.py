@@ -86,6 +86,17 @@ class ConvergeResult:
     def changed(self) -> int:
         return sum(r["changed"] for r in self.recap.values())
 
+    def changed_tasks(self) -> list[str]:
+        """The tasks that reported a change, for telling a user (or a test) what a run did."""
+        tasks: list[str] = []
+        task = ""
+        for line in self.output.splitlines():
+            if line.startswith(("TASK [", "RUNNING HANDLER [")):
+                task = line[line.index("[") + 1 : line.rindex("]")]
+            elif line.startswith("changed: ") and task and task not in tasks:
+                tasks.append(task)
+        return tasks
+
 
 # --- inputs ------------------------------------------------------------------
 

@@ -1,0 +1,49 @@
+"""Converging the lab's shared server: drift is repaired, a second run changes nothing, -vvv leaks no secret.
+
+Molecule's discipline on a real server: converge, then converge again and
+require `changed=0`. The first run starts from deliberate drift (a secret made
+world-readable, a timer's schedule and a vhost edited, the SSH hardening
+removed), so it has real work to do and must put every piece back. The drift
+leaves every site serving, so other users of the lab are not disturbed.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from infra.configure import converge
+from infra.lab.state import LabState
+from tests.ansible.lab_inputs import lab_clients, lab_realization, secret_values
+
+pytestmark = pytest.mark.lab
+
+SERVER = "shared-1"
+
+
+def test_drift_is_repaired_silently_and_a_second_converge_changes_nothing(lab: LabState) -> None:
+    clients = lab_clients(lab, [SERVER])
+    realization = lab_realization(lab)
+    site = clients[0].plan.sites[0]
+    secret = f"/etc/carestack/secrets/{clients[0].plan.client.id}.restic-password"
+    timer = f"/etc/systemd/system/carestack-backup@{site.id}.timer"
+    vhost = f"/etc/nginx/sites-enabled/{site.id}.conf"
+    drift = (
+        f"chmod 0644 {secret} && sed -i 's/^OnCalendar=.*/OnCalendar=hourly/' {timer} && echo '# drift' >> {vhost}"
+        " && rm /etc/ssh/sshd_config.d/carestack.conf && systemctl daemon-reload"
+    )
+    assert lab.ssh(SERVER, drift).returncode == 0
+
+    first = converge(clients, realization, ssh_config=lab.ssh_config, ssh_key=lab.ssh_key, verbosity=3, stream=None)
+    assert first.ok, first.output[-3000:]
+    assert first.recap[SERVER]["changed"] > 0
+    leaked = [value for value in secret_values(clients) if value in first.output]
+    assert not leaked, f"{len(leaked)} secret value(s) in the -vvv output"
+
+    repaired = lab.ssh(SERVER, f"stat -c %a {secret}; grep ^OnCalendar= {timer}; ! grep -q drift {vhost} && sshd -T")
+    assert repaired.stdout.startswith("600\n")
+    assert f"OnCalendar={site.job('backup').schedule.on_calendar}\n" in repaired.stdout
+    assert "passwordauthentication no" in repaired.stdout
+
+    second = converge(clients, realization, ssh_config=lab.ssh_config, ssh_key=lab.ssh_key, stream=None)
+    assert second.ok, second.output[-3000:]
+    assert second.recap[SERVER]["changed"] == 0, second.changed_tasks()
