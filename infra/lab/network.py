@@ -14,6 +14,7 @@ than vanishing; the machine's global forwarding setting is left alone.
 
 from __future__ import annotations
 
+import re
 import subprocess
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -23,6 +24,8 @@ from infra.lab.config import LabConfig
 from infra.lab.system import ip_json, run
 
 NETNS_DIR = Path("/run/netns")
+# A carestack lab's jump rule (`-i csbr0 -j CSBR0-FWD`): it only concerns that lab's bridge.
+_LAB_JUMP = re.compile(r"^-[io] (?P<bridge>\S+) -j (?P=bridge)-(FWD|IN)$", re.IGNORECASE)
 GUEST_IFACE = "eth0"
 
 
@@ -132,8 +135,11 @@ def _firewall_in_place(config: LabConfig, rules: list[list[str]]) -> bool:
     if not all(_iptables_ok("-C", *rule) for rule in rules):
         return False
     for builtin in ("FORWARD", "INPUT"):
-        ours = [" ".join(spec) for chain, spec in _jumps(config) if chain == builtin]
-        if sorted(_rules_of(builtin)[: len(ours)]) != sorted(ours):
+        ours = {" ".join(spec) for chain, spec in _jumps(config) if chain == builtin}
+        # Only other labs' jumps (which match their own bridge alone) may come before ours.
+        ahead = [rule for rule in _rules_of(builtin) if not _LAB_JUMP.match(rule)]
+        first = [rule for rule in _rules_of(builtin) if rule in ours or rule in ahead][: len(ours)]
+        if set(first) != ours:
             return False
     return True
 
