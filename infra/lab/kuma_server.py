@@ -47,6 +47,7 @@ KUMA_VERSION = "2.0.0-dev.0"
 CACHE_DIR_ENV = "CARESTACK_CACHE_DIR"
 DEFAULT_CACHE_DIR = Path("/var/cache/carestack")
 ADMIN_USER = "admin"
+CLOSED_PROXY = "http://127.0.0.1:9"
 
 PID_FILE = "kuma.pid"
 LOG_FILE = "kuma.log"
@@ -250,6 +251,10 @@ def start(
         "UPTIME_KUMA_HOST": host,
         "UPTIME_KUMA_PORT": str(port),
         "NODE_ENV": "production",
+        # Nothing leaves the machine: Kuma's update check (an HTTPS request at boot and every
+        # 48 h) goes to a closed loopback port instead of the internet. The lab checks its
+        # sites over http (their address, the domain as Host header), so no check is affected.
+        "https_proxy": CLOSED_PROXY,
     }
     log = state_dir / LOG_FILE
     record = procs.spawn(

@@ -23,6 +23,8 @@ from typing import Any
 
 from infra.lab.config import default_state_dir
 from infra.lab.errors import LabError
+from infra.plan import CarePlan, build_plan
+from infra.spec import ClientSpec, load_stack
 
 STATE_FILE = "lab.json"
 
@@ -66,7 +68,6 @@ class LabState:
     kuma_credentials_file: Path | None = None  # JSON {url, username, password}, mode 0600
     alert_url: str | None = None  # the webhook Kuma notifies
     alert_log: Path | None = None  # every notification received, one JSON object per line
-    pending: tuple[str, ...] = ()  # steps `lab up` could not run yet, with the reason
 
     def host(self, name: str) -> LabHost:
         for host in self.hosts:
@@ -79,6 +80,14 @@ class LabState:
             if client.id == client_id:
                 return client
         raise KeyError(f"no lab client {client_id!r} (clients: {', '.join(c.id for c in self.clients)})")
+
+    def plan(self, client_id: str) -> CarePlan:
+        """The client's CarePlan, from the stack file the lab was brought up with."""
+        stack = self.client(client_id).stack
+        spec = load_stack(stack)
+        if not isinstance(spec, ClientSpec):
+            raise LabError(f"{stack}: not a client stack")
+        return build_plan(spec)
 
     def s3_credentials(self, client_id: str) -> tuple[str, str]:
         """(access key id, secret access key) of the client's scoped S3 user."""
@@ -179,7 +188,6 @@ def _from_json(data: dict[str, Any]) -> LabState:
         kuma_credentials_file=_path(data.get("kuma_credentials_file")),
         alert_url=data.get("alert_url"),
         alert_log=_path(data.get("alert_log")),
-        pending=tuple(data.get("pending", ())),
     )
 
 

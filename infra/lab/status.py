@@ -9,6 +9,7 @@ client's own keys).
 from __future__ import annotations
 
 import http.client
+import json
 import socket
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -17,6 +18,8 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
+from infra.kuma import is_owned
+from infra.kuma_client import KumaError, KumaLogin, connect
 from infra.lab import aptproxy, hosts
 from infra.lab import services as lab_services
 from infra.lab.alert_receiver import read_alerts
@@ -24,10 +27,10 @@ from infra.lab.config import LabConfig, load_config
 from infra.lab.s3 import running as s3_running
 from infra.lab.state import LabState
 from infra.lab.storage import s3_dir
-from infra.plan import build_plan
-from infra.spec import ClientSpec, load_stack
 
 HTTP_TIMEOUT = 3.0
+# Kuma's heartbeat status codes (src/util.ts).
+KUMA_STATUS = {0: "down", 1: "up", 2: "pending", 3: "maintenance"}
 
 
 @dataclass(frozen=True)
@@ -57,7 +60,7 @@ class Summary:
     servers: list[ServerStatus]
     sites: list[SiteStatus]
     services: dict[str, dict[str, Any]]
-    pending: list[str]
+    monitors: dict[str, dict[str, int]]  # client -> {"up": n, "down": n, "pending": n, ...}; {} if Kuma is down
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -115,11 +118,8 @@ def summary(state: LabState, config: LabConfig | None = None) -> Summary:
         )
     sites = []
     for client in state.clients:
-        spec = load_stack(client.stack)
-        if not isinstance(spec, ClientSpec):
-            continue
         server = state.host(client.server)
-        for site in build_plan(spec).sites:
+        for site in state.plan(client.id).sites:
             path = site.checks[0].path if site.checks else "/"
             sites.append(
                 SiteStatus(
@@ -152,7 +152,31 @@ def summary(state: LabState, config: LabConfig | None = None) -> Summary:
         "log": str(state.alert_log) if state.alert_log else None,
         "received": len(read_alerts(lab_services.alerts_dir(cfg))),
     }
-    return Summary(str(state.state_dir), server_list, sites, services, list(state.pending))
+    return Summary(str(state.state_dir), server_list, sites, services, monitor_counts(state))
+
+
+def monitor_counts(state: LabState) -> dict[str, dict[str, int]]:
+    """Each client's monitors in Kuma by their latest heartbeat: up, down, pending, maintenance, no data."""
+    if state.kuma_url is None or state.kuma_credentials_file is None or not state.kuma_credentials_file.exists():
+        return {}
+    saved = json.loads(state.kuma_credentials_file.read_text())
+    try:
+        with connect(KumaLogin(state.kuma_url, saved["username"], saved["password"]), timeout=30) as session:
+            monitors = session.monitors()
+            beats = session.api.get_heartbeats()
+    except (KumaError, OSError):
+        return {}
+    counts: dict[str, dict[str, int]] = {}
+    for client in state.clients:
+        tally: dict[str, int] = {}
+        for monitor in (m for m in monitors if is_owned(m, client.id)):
+            latest = (beats.get(monitor["id"]) or [{}])[-1].get("status")
+            name = (
+                KUMA_STATUS.get(int(getattr(latest, "value", latest)), "no data") if latest is not None else "no data"
+            )
+            tally[name] = tally.get(name, 0) + 1
+        counts[client.id] = tally
+    return counts
 
 
 def _config_of(state: LabState) -> LabConfig:
@@ -176,6 +200,7 @@ def render_summary(s: Summary) -> str:
     for name, info in s.services.items():
         details = ", ".join(f"{k} {v}" for k, v in info.items() if k != "running" and v is not None)
         lines.append(f"    {name:<12} {'running' if info.get('running') else 'STOPPED'}; {details}")
-    for pending in s.pending:
-        lines.append(f"  not available yet: {pending}")
+    lines.append("  monitors (latest heartbeat):" if s.monitors else "  monitors: Kuma did not answer")
+    for client, tally in s.monitors.items():
+        lines.append(f"    {client:<12} " + (", ".join(f"{n} {name}" for name, n in sorted(tally.items())) or "none"))
     return "\n".join(lines)

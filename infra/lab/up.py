@@ -15,7 +15,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TextIO
 
-from infra.lab import access, aptproxy, hosts, image, network, servers, services, storage, system
+from infra.lab import access, aptproxy, hosts, image, network, onboard, servers, services, storage, system
 from infra.lab.config import LabConfig, save_config
 from infra.lab.errors import LabError
 from infra.lab.lock import exclusive
@@ -26,9 +26,6 @@ from infra.lab.s3 import running as s3_running
 from infra.lab.state import LabClient, LabHost, LabState
 from infra.lab.status import render_summary, summary
 from infra.spec import example_stacks
-
-# Onboarding steps whose code has not landed yet; `lab up` names them and stops before them.
-PENDING_STEPS = ("onboarding: Ansible converge (infra/configure.py), monitors (infra/kuma.py), first backup",)
 
 
 def service_ports(config: LabConfig) -> list[int]:
@@ -82,7 +79,6 @@ def _state(config: LabConfig, placement: Placement, report: servers.ServerReport
         ssh_config=access.ssh_config_path(config),
         known_hosts=access.known_hosts_path(config),
         inventory=access.inventory_path(config),
-        pending=PENDING_STEPS,
     )
 
 
@@ -142,6 +138,7 @@ def lab_up(config: LabConfig, stacks: Sequence[Path] = (), out: TextIO = sys.std
             parts = [", ".join(f"{e.name} {e.address}" for e in report.endpoints)]
             parts += [f"booted {', '.join(report.booted)}"] if report.booted else ["all were running"]
             parts += [f"recovered {', '.join(report.recovered)}"] if report.recovered else []
+            parts += [f"restarted with new settings {', '.join(report.restarted)}"] if report.restarted else []
             parts += [f"removed {', '.join(report.removed)}"] if report.removed else []
             step.note("; ".join(parts), changed=bool(report.booted or report.removed or files_changed))
 
@@ -183,8 +180,26 @@ def lab_up(config: LabConfig, stacks: Sequence[Path] = (), out: TextIO = sys.std
                 changed=bool(launched),
             )
 
-        for pending in state.pending:
-            progress.line(f"not available yet: {pending}")
+        with progress.step("onboarding: monitors in Kuma") as step:
+            tokens, changes = onboard.sync_monitors(state, placement.clients)
+            counts = ", ".join(f"{client} {n}" for client, n in changes.items())
+            step.note(f"changes per client: {counts}", changed=any(changes.values()))
+
+        with progress.step("onboarding: Ansible converges the servers") as step:
+            ran = onboard.converge_clients(config, state, placement.clients, tokens, progress.line)
+            step.note(
+                f"converged {', '.join(ran.clients)}: {ran.changed} tasks changed in {ran.seconds:.0f}s"
+                if ran.clients
+                else "every client's servers are converged for this plan and code",
+                changed=ran.changed > 0,
+            )
+
+        with progress.step("onboarding: first backup of each site") as step:
+            backed_up = onboard.first_backups(state, placement.clients)
+            step.note(
+                f"backed up {', '.join(backed_up)}" if backed_up else "every site has a backup", changed=bool(backed_up)
+            )
+
         print(render_summary(summary(state, config)), file=out)
         verdict = f"changed: {', '.join(progress.changed)}" if progress.changed else "nothing to do (no-op)"
         print(f"lab up: {progress.total:.1f}s; {verdict}", file=out)
