@@ -31,7 +31,7 @@ from infra.ansible_vars import Client, ClientSecrets, HostAccess, Realization
 from infra.configure import AGENT_DIR, ANSIBLE_DIR, converge
 from infra.kuma import desired_state, sync
 from infra.kuma_client import KumaLogin, connect
-from infra.lab import access, status
+from infra.lab import status
 from infra.lab.config import LabConfig
 from infra.lab.errors import LabError
 from infra.lab.placement import PlacedClient
@@ -100,6 +100,19 @@ def sync_monitors(
     return tokens, changes
 
 
+def realization(state: LabState) -> Realization:
+    """How the lab realizes the plans: its servers (as root), its S3 and Kuma, its admin range and key."""
+    if state.s3_endpoint is None:
+        raise LabError("onboarding needs S3, but the lab has none (its step did not run)")
+    return Realization(
+        hosts={h.name: HostAccess(h.address, "root") for h in state.hosts},
+        s3_endpoint=state.s3_endpoint,
+        push_base_url=state.kuma_push_base_url,
+        admin_cidrs=(state.subnet,),
+        admin_keys=(state.ssh_key.with_suffix(".pub").read_text().strip(),),
+    )
+
+
 def _secrets(state: LabState, client_id: str, tokens: dict[str, dict[str, str]]) -> ClientSecrets:
     key_id, secret = state.s3_credentials(client_id)
     password = state.client(client_id).restic_password_file.read_text().strip()
@@ -144,20 +157,13 @@ def converge_clients(
     run = [c for c in clients if c.server in servers]  # a shared server is converged with all its clients
     if not run:
         return ConvergeReport([], 0, 0.0)
-    realization = Realization(
-        hosts={h.name: HostAccess(h.address, "root") for h in state.hosts},
-        s3_endpoint=str(state.s3_endpoint),
-        push_base_url=state.kuma_push_base_url,
-        admin_cidrs=(config.subnet,),
-        admin_keys=(access.key_path(config).with_suffix(".pub").read_text().strip(),),
-    )
     log = config.run_dir / "ansible.log"
     log.parent.mkdir(parents=True, exist_ok=True)
     with open(log, "w") as out:
         stream = cast(TextIO, _Timestamped(out, echo))  # converge only calls write()
         result = converge(
             [Client(c.plan, secrets[c.id]) for c in run],
-            realization,
+            realization(state),
             ssh_config=state.ssh_config,
             ssh_key=state.ssh_key,
             stream=stream,
