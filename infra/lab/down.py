@@ -18,7 +18,7 @@ from infra.lab import access, aptproxy, hosts, network, procs, servers, services
 from infra.lab.config import LabConfig
 from infra.lab.errors import LabError
 from infra.lab.footprint import footprint
-from infra.lab.lock import exclusive
+from infra.lab.lock import LOCK_FILE, exclusive
 from infra.lab.progress import Progress
 from infra.lab.system import require_root
 
@@ -29,7 +29,7 @@ def _remove_state(config: LabConfig, keep_image: bool) -> None:
     for entry in config.state_dir.iterdir():
         if keep_image and entry == config.cache_dir:
             continue
-        if entry.name == ".lock":  # held by this command until it ends
+        if entry.name == LOCK_FILE:  # held by this command until it ends (then removed with the empty dir)
             continue
         if entry.is_dir() and not entry.is_symlink():
             shutil.rmtree(entry)
@@ -72,7 +72,6 @@ def lab_down(config: LabConfig, *, keep_image: bool = False, out: TextIO = sys.s
 
         with progress.step("state directory") as step:
             _remove_state(config, keep_image)
-            (config.state_dir / ".lock").unlink(missing_ok=True)
             step.note(
                 f"kept the caches in {config.cache_dir}" if keep_image else f"removed {config.state_dir}", changed=True
             )
@@ -89,6 +88,4 @@ def lab_down(config: LabConfig, *, keep_image: bool = False, out: TextIO = sys.s
             if not left.empty():
                 raise LabError(f"lab down left behind: {left.describe()}")
             step.note("no process, mount, namespace, link or firewall rule of the lab remains")
-    if config.state_dir.exists() and not any(config.state_dir.iterdir()):
-        config.state_dir.rmdir()
     print(f"lab down: {progress.total:.1f}s", file=out)

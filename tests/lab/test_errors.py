@@ -80,7 +80,7 @@ def test_a_subnet_in_use_is_refused_before_anything_changes(busy_bridge: str, tm
     with pytest.raises(LabError, match=rf"10.77.8.0/24 is already in use \({busy_bridge} has 10.77.8.1/24\).*--subnet"):
         lab_up(config, out=io.StringIO())
     assert not Path("/sys/class/net/cslab8").exists()
-    assert not (tmp_path / "lab" / "config.json").exists()
+    assert not (tmp_path / "lab").exists(), "a refused lab up leaves no state directory behind"
 
 
 @needs_root
