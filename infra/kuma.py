@@ -51,6 +51,7 @@ import re
 import secrets
 import string
 from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -353,8 +354,9 @@ def _plan_notifications(desired: DesiredState, current: list[dict[str, Any]], wo
     work.changes += [c for c, _, _ in work.notification_saves] + [c for c, _ in work.notification_deletes]
 
 
-def _ours(notification_ids: Any, names: Mapping[int, str], prefix: str) -> list[int]:
-    return sorted(int(i) for i in notification_ids or [] if names.get(int(i), "").startswith(prefix))
+def _ours(notification_ids: Any, names: Mapping[int, str], prefix: str, *, ours: bool = True) -> list[int]:
+    """The ids among `notification_ids` that are (or, with ours=False, are not) carestack's for this client."""
+    return sorted(int(i) for i in notification_ids or [] if names.get(int(i), "").startswith(prefix) is ours)
 
 
 def _plan_monitors(
@@ -391,11 +393,15 @@ def _plan_monitors(
     work.changes += [c for c, _ in work.deletes] + [c for c, _ in work.creates] + [c for c, _, _ in work.updates]
 
 
-def _plan_maintenance(
-    desired: DesiredState, current: list[dict[str, Any]], attached: Callable[[int], set[int]], work: _Work
-) -> None:
+def _read_maintenance(session: KumaSession, client_id: str) -> tuple[dict[str, Any] | None, set[int]]:
+    """The client's maintenance window, if any, and the monitors it covers."""
+    title = maintenance_title(client_id)
+    have = next((m for m in session.maintenances() if m.get("title") == title), None)
+    return have, session.maintenance_monitors(int(have["id"])) if have else set()
+
+
+def _plan_maintenance(desired: DesiredState, have: dict[str, Any] | None, attached_ids: set[int], work: _Work) -> None:
     title = maintenance_title(desired.client_id)
-    have = next((m for m in current if m.get("title") == title), None)
     work.maintenance_id = int(have["id"]) if have else None
     wanted = desired.maintenance
     if wanted is None:
@@ -410,13 +416,30 @@ def _plan_maintenance(
         diff = _field_diff(have, {k: wanted[k] for k in compared})
         details = [f"{name}: {_show(old)} → {_show(new)}" for name, (old, new) in diff.items()]
         page_keys = {m.key for m in desired.monitors if m.job is None}
-        covered = {key for key, m in work.existing.items() if int(m["id"]) in attached(int(have["id"]))}
+        covered = {key for key, m in work.existing.items() if int(m["id"]) in attached_ids}
         if covered != page_keys:
             details.append(f"monitors covered: {len(covered)} → {len(page_keys)}")
         if details:
             work.maintenance = Change("update", "maintenance", title, tuple(details))
     if work.maintenance:
         work.changes.append(work.maintenance)
+
+
+def monitor_states(session: KumaSession, client_id: str) -> dict[str, str]:
+    """Each of the client's monitors by name: "up", "down", "pending", "maintenance", or "unchecked".
+
+    The latest heartbeat within two intervals (a push monitor beats only when a
+    push arrives or its interval runs out); "unchecked" when there is none yet.
+    """
+    states = {}
+    for monitor in session.monitors():
+        if not is_owned(monitor, client_id):
+            continue
+        hours = min(MAX_INTERVAL_SECONDS, 2 * int(monitor["interval"])) // 3600 + 1
+        beats = session.api.get_monitor_beats(int(monitor["id"]), hours)
+        status = getattr(beats[-1]["status"], "name", "") if beats else ""
+        states[str(monitor["name"])] = status.lower() or "unchecked"
+    return states
 
 
 # -- applying ---------------------------------------------------------------------------
@@ -450,7 +473,7 @@ def _edited(
 
     Notifications someone attached by hand (not carestack's) stay attached.
     """
-    kept = [int(i) for i in have.get("notificationIDList") or [] if int(i) not in _ours([i], names, prefix)]
+    kept = _ours(have.get("notificationIDList"), names, prefix, ours=False)
     record = {**have, **wanted.fields}
     record["notificationIDList"] = {str(i): True for i in sorted({*kept, *ours})}
     if wanted.job and not have.get("pushToken"):
@@ -487,15 +510,23 @@ def _push_tokens(desired: DesiredState, monitors: Mapping[str, Mapping[str, Any]
 
 
 def _plan(session: KumaSession, desired: DesiredState) -> _Work:
-    """Read Kuma once and work out every change (nothing is written)."""
-    notifications = session.notifications()
-    names = {int(n["id"]): str(n["name"]) for n in notifications}
-    work = _Work()
-    if desired.cert_expiry_days is not None:
-        _plan_settings(desired, session.settings(), work)
-    _plan_notifications(desired, notifications, work)
-    _plan_monitors(desired, session.monitors(), names, work)
-    _plan_maintenance(desired, session.maintenances(), session.maintenance_monitors, work)
+    """Read Kuma once and work out every change (nothing is written).
+
+    The reads run side by side: Kuma answers the small ones while it builds the
+    monitor list, which takes seconds at hundreds of monitors.
+    """
+    with ThreadPoolExecutor(max_workers=3) as pool:
+        settings = pool.submit(session.settings) if desired.cert_expiry_days is not None else None
+        maintenance = pool.submit(_read_maintenance, session, desired.client_id)
+        monitors = pool.submit(session.monitors)
+        notifications = session.notifications()
+        names = {int(n["id"]): str(n["name"]) for n in notifications}
+        work = _Work()
+        if settings is not None:
+            _plan_settings(desired, settings.result(), work)
+        _plan_notifications(desired, notifications, work)
+        _plan_monitors(desired, monitors.result(), names, work)
+        _plan_maintenance(desired, *maintenance.result(), work)
     return work
 
 

@@ -229,7 +229,9 @@ def _login(api: UptimeKumaApi, login: KumaLogin) -> None:
 def connect(login: KumaLogin, *, timeout: float = 120.0, connect_timeout: float = 10.0) -> Iterator[KumaSession]:
     """A logged-in session; errors say whether Kuma is unreachable or refused the credentials."""
     try:
-        api = UptimeKumaApi(login.url, timeout=connect_timeout)
+        # wait_events: how long the library waits for more events of a kind before reading one;
+        # the lists read here arrive as single events, so its default 0.2 s per read is pure delay.
+        api = UptimeKumaApi(login.url, timeout=connect_timeout, wait_events=0.02)
     except UptimeKumaException:
         raise KumaError(f"cannot reach Uptime Kuma at {login.url} (is it running, is the URL right?)") from None
     try:

@@ -10,12 +10,12 @@ from __future__ import annotations
 import time
 import urllib.request
 from dataclasses import replace
+from typing import Any
 
 import pytest
-from uptime_kuma_api import MonitorStatus
 
 from infra.alerting import lab_alerting
-from infra.kuma import MIN_INTERVAL_SECONDS, desired_state, sync
+from infra.kuma import MIN_INTERVAL_SECONDS, desired_state, monitor_states, sync
 from infra.kuma_client import KumaSession, connect
 from infra.lab.alert_receiver import Alert
 from tests.kuma.conftest import Kuma, Receiver
@@ -26,9 +26,8 @@ pytestmark = pytest.mark.kuma
 INTERVAL = MIN_INTERVAL_SECONDS
 
 
-def latest_status(session: KumaSession, monitor_id: int) -> MonitorStatus | None:
-    beats = session.api.get_monitor_beats(monitor_id, 1)
-    return beats[-1]["status"] if beats else None
+def state(session: KumaSession, client_id: str, monitor: dict[str, Any]) -> str:
+    return monitor_states(session, client_id)[monitor["name"]]
 
 
 def alert(receiver: Receiver, client_id: str, monitor: str, status: str, after: float) -> Alert | None:
@@ -60,14 +59,14 @@ def test_push_monitor_goes_down_when_its_job_stops_pushing(kuma: Kuma, receiver:
             f"{kuma.server.bridge_url}/api/push/{token}?status=up&msg=OK&ping=", timeout=10
         ) as r:
             assert r.status == 200
-        wait_until(lambda: latest_status(session, monitor["id"]) == MonitorStatus.UP, 30, "the push to count")
+        wait_until(lambda: state(session, "silent", monitor) == "up", 30, "the push to count")
         pushed = time.time()
 
         # ... and then stays silent: the monitor goes down and the contact is alerted.
         down = wait_until(
             lambda: alert(receiver, "silent", monitor["name"], "down", pushed), 4 * INTERVAL, "the missed push alert"
         )
-        assert latest_status(session, monitor["id"]) == MonitorStatus.DOWN
+        assert state(session, "silent", monitor) == "down"
     assert (down.channel, down.to) == ("email", plan.client.contacts[0].name)
     assert down.received_at - pushed <= 3 * INTERVAL
 
@@ -85,18 +84,18 @@ def test_site_down_alerts_and_recovery_arrives(kuma: Kuma, receiver: Receiver) -
             sync(session, desired_state(plan, lab_alerting(receiver.url), {site.id: web.address}), report=None)
         with connect(kuma.login) as session:
             monitor = owned(session, "outage")[f"{site.id} page {check.path}"]
-            wait_until(lambda: latest_status(session, monitor["id"]) == MonitorStatus.UP, 2 * INTERVAL, "the site up")
+            wait_until(lambda: state(session, "outage", monitor) == "up", 2 * INTERVAL, "the site up")
             assert site.domain in web.hosts  # Kuma asked for the site by its domain
 
             web.stop()
             stopped = time.time()
             down = wait_until(lambda: alert(receiver, "outage", monitor["name"], "down", stopped), 3 * INTERVAL, "down")
-            assert latest_status(session, monitor["id"]) == MonitorStatus.DOWN
+            assert state(session, "outage", monitor) == "down"
 
             web.start()
             started = time.time()
             up = wait_until(lambda: alert(receiver, "outage", monitor["name"], "up", started), 3 * INTERVAL, "recovery")
-            assert latest_status(session, monitor["id"]) == MonitorStatus.UP
+            assert state(session, "outage", monitor) == "up"
     assert down.received_at - stopped <= 2 * INTERVAL + fast.timeout_seconds
     assert up.received_at - started <= 2 * INTERVAL
     assert (down.client, down.channel) == ("outage", "email")
