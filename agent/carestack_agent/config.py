@@ -149,6 +149,13 @@ AGENT_SCHEMA: dict[str, Field] = {
     "restic": Field(abspath, default="/usr/bin/restic"),
     "nice": Field(integer(0, 19), default=10, doc="restic and dumps run under nice (and ionice idle)"),
     "ionice_idle": Field(boolean, default=True, doc="run restic and dumps in the idle I/O class"),
+    "sched_idle": Field(boolean, default=False, doc="run restic and dumps as SCHED_IDLE (CPU only when idle)"),
+    "dump_transport": Field(
+        one_of("stream", "spool"),
+        default="stream",
+        doc="stream: FUSE file fed by mariadb-dump (never on disk); spool: a 0600 file under state_dir, "
+        "deleted after the backup (for hosts without /dev/fuse)",
+    ),
     "mariadb_dump": Field(abspath, default="/usr/bin/mariadb-dump"),
     "mariadb": Field(abspath, default="/usr/bin/mariadb"),
     "retries": Field(integer(0, 20), default=3, doc="extra attempts of a restic command after a transient error"),
@@ -220,6 +227,8 @@ class AgentSettings:
     restic: Path
     nice: int
     ionice_idle: bool
+    sched_idle: bool
+    dump_transport: str
     mariadb_dump: Path
     mariadb: Path
     retries: int
@@ -334,6 +343,8 @@ def parse(data: Mapping[str, Any], path: Path = DEFAULT_PATH) -> Config:
         restic=Path(agent["restic"]),
         nice=agent["nice"],
         ionice_idle=agent["ionice_idle"],
+        sched_idle=agent["sched_idle"],
+        dump_transport=agent["dump_transport"],
         mariadb_dump=Path(agent["mariadb_dump"]),
         mariadb=Path(agent["mariadb"]),
         retries=agent["retries"],

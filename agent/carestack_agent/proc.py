@@ -5,7 +5,8 @@ started through `spawn`:
 - in its own session / process group, so the watchdog can kill the whole group;
 - under `setpriv --pdeathsig KILL` when available, so a crashed (kill -9) agent
   takes its children with it instead of leaving an orphan restic writing on;
-- under `nice` and `ionice -c 3` (idle) so the site keeps answering quickly.
+- under `nice` and `ionice -c 3` (idle), optionally SCHED_IDLE (`chrt --idle`),
+  so the site keeps answering quickly while a backup runs.
 Those wrappers `exec` each other: the PID we hold is the real program's.
 """
 
@@ -38,11 +39,14 @@ class Deadline:
         return self.remaining() <= 0
 
 
-def wrap(argv: Sequence[str], *, nice: int, ionice_idle: bool) -> list[str]:
+def wrap(argv: Sequence[str], *, nice: int, ionice_idle: bool, sched_idle: bool = False) -> list[str]:
     prefix: list[str] = []
     setpriv = shutil.which("setpriv")
     if setpriv:
         prefix += [setpriv, "--pdeathsig", "KILL", "--"]
+    chrt = shutil.which("chrt")
+    if sched_idle and chrt:
+        prefix += [chrt, "--idle", "0"]
     ionice = shutil.which("ionice")
     if ionice_idle and ionice:
         prefix += [ionice, "-c", "3"]
@@ -59,12 +63,13 @@ def spawn(
     env: Mapping[str, str],
     nice: int = 0,
     ionice_idle: bool = False,
+    sched_idle: bool = False,
     stdin: int | IO[Any] | None = subprocess.DEVNULL,
     stdout: int | IO[Any] | None = subprocess.PIPE,
     stderr: int | IO[Any] | None = subprocess.PIPE,
 ) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
-        wrap(argv, nice=nice, ionice_idle=ionice_idle),
+        wrap(argv, nice=nice, ionice_idle=ionice_idle, sched_idle=sched_idle),
         env=dict(env),
         stdin=stdin,
         stdout=stdout,

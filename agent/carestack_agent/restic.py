@@ -137,6 +137,7 @@ class Restic:
             env=self.env(),
             nice=self.settings.nice,
             ionice_idle=self.settings.ionice_idle,
+            sched_idle=self.settings.sched_idle,
             stdin=stdin,
             stdout=stdout,
         )

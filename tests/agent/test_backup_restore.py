@@ -117,3 +117,19 @@ def test_restore_before_time_and_onto_standby(
     restored = tmp_path / "standby-www" / site.root.relative_to("/")
     assert (restored / "index.php").exists()
     assert len(standby_mariadb.sql("SELECT id FROM posts", site.db_name)) == 2
+
+
+def test_spool_transport_for_hosts_without_fuse(make_site, mariadb: MariaDB, tmp_path: Path) -> None:
+    site: Site = make_site()
+    site.extra_agent = {"dump_transport": "spool"}
+    cfg = site.config()
+    rows_1 = rows(mariadb, site.db_name)
+    result = backup(cfg, site.id)
+    assert result.ok, result.message
+    assert result.figures["dump_bytes"] > 5000
+    assert list((site.state_dir / "dump" / site.id).iterdir()) == []  # the spooled dump is gone
+    # same layout in the snapshot: the usual restore finds the dump
+    mariadb.sql("DELETE FROM posts", site.db_name)
+    back = restore(cfg, site.id, RestoreOptions(files=False))
+    assert back.ok, back.message
+    assert rows(mariadb, site.db_name) == rows_1

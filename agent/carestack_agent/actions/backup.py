@@ -14,14 +14,16 @@ a database); host via --host. `prune` is not run here: it has its own timer.
 from __future__ import annotations
 
 import logging
+import os
 import time
+from pathlib import Path
 from typing import Any
 
 from .. import exitcodes
 from ..config import Config
 from ..hooks import mariadb
 from ..jobs import Context, JobFailed, JobResult, human_bytes, run_job
-from ..proc import terminate
+from ..proc import Watchdog, terminate
 from ..restic import ResticResult
 from ..streamfs import StreamFile, clear_stale_mount
 from .common import dump_dir
@@ -47,6 +49,8 @@ def _backup_once(ctx: Context, reason: str) -> tuple[ResticResult, str | None, i
         return ctx.restic.run_raw(args, ctx.deadline), None, 0
     mount = dump_dir(ctx.config, site.id)
     ctx.restic.env()  # secrets are checked before the dump starts
+    if settings.dump_transport == "spool":
+        return _backup_spooled(ctx, args, mount)
     proc, err = mariadb.start_dump(settings, site.database.name, site.database.socket)
     assert proc.stdout is not None
     stream = StreamFile(
@@ -65,6 +69,32 @@ def _backup_once(ctx: Context, reason: str) -> tuple[ResticResult, str | None, i
         if result.returncode == 0:  # cannot happen unless restic skipped the file: never count it as good
             failure = "restic did not read the database dump"
     return result, failure, stream.bytes_served
+
+
+def _backup_spooled(ctx: Context, args: list[str], mount: Path) -> tuple[ResticResult, str | None, int]:
+    """Fallback for hosts without /dev/fuse: the dump goes to a private file first, deleted afterwards.
+
+    Same path inside the snapshot as the streamed dump, so restores do not care
+    which transport made it. The dump's exit status is checked before restic runs.
+    """
+    site, settings = ctx.site, ctx.config.agent
+    assert site.database is not None
+    clear_stale_mount(mount)
+    mount.mkdir(parents=True, exist_ok=True)
+    os.chmod(mount, 0o700)
+    path = mount / f"{site.database.name}.sql"
+    path.unlink(missing_ok=True)
+    try:
+        with open(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600), "wb") as out:
+            proc, err = mariadb.start_dump(settings, site.database.name, site.database.socket, stdout=out)
+            with Watchdog(ctx.deadline, [proc]) as dog:
+                failure = mariadb.finish_dump(proc, err)
+        if failure is not None:
+            raise JobFailed(f"database dump failed: {'killed at the deadline' if dog.fired else failure}")
+        size = path.stat().st_size
+        return ctx.restic.run_raw([*args, str(mount)], ctx.deadline), None, size
+    finally:
+        path.unlink(missing_ok=True)
 
 
 def do_backup(ctx: Context, reason: str) -> str:

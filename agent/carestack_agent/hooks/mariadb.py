@@ -19,6 +19,7 @@ import subprocess
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
 from ..config import AgentSettings
 from ..proc import Deadline, TailReader, Watchdog, spawn
@@ -44,13 +45,17 @@ def client_env() -> dict[str, str]:
     return {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "HOME": "/root", "LANG": "C.UTF-8"}
 
 
-def start_dump(settings: AgentSettings, name: str, socket: Path) -> tuple[subprocess.Popen[bytes], TailReader]:
-    """Start the dump; the caller reads proc.stdout and must call `finish_dump`."""
+def start_dump(
+    settings: AgentSettings, name: str, socket: Path, stdout: int | IO[bytes] = subprocess.PIPE
+) -> tuple[subprocess.Popen[bytes], TailReader]:
+    """Start the dump; the caller reads proc.stdout (or gives a file) and must call `finish_dump`."""
     proc = spawn(
         [str(settings.mariadb_dump), f"--socket={socket}", "--user=root", *DUMP_OPTIONS, name],
         env=client_env(),
         nice=settings.nice,
         ionice_idle=settings.ionice_idle,
+        sched_idle=settings.sched_idle,
+        stdout=stdout,
     )
     return proc, TailReader(proc.stderr, keep=10)
 
