@@ -11,6 +11,8 @@ from __future__ import annotations
 import http.client
 import json
 import socket
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -18,19 +20,18 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
-from infra.kuma import is_owned
+from infra.kuma import monitor_states
 from infra.kuma_client import KumaError, KumaLogin, connect
 from infra.lab import aptproxy, hosts
 from infra.lab import services as lab_services
 from infra.lab.alert_receiver import read_alerts
 from infra.lab.config import LabConfig, load_config
 from infra.lab.s3 import running as s3_running
-from infra.lab.state import LabState
+from infra.lab.state import LabClient, LabState
 from infra.lab.storage import s3_dir
+from infra.plan import SitePlan
 
 HTTP_TIMEOUT = 3.0
-# Kuma's heartbeat status codes (src/util.ts).
-KUMA_STATUS = {0: "down", 1: "up", 2: "pending", 3: "maintenance"}
 
 
 @dataclass(frozen=True)
@@ -60,7 +61,7 @@ class Summary:
     servers: list[ServerStatus]
     sites: list[SiteStatus]
     services: dict[str, dict[str, Any]]
-    monitors: dict[str, dict[str, int]]  # client -> {"up": n, "down": n, "pending": n, ...}; {} if Kuma is down
+    monitors: dict[str, dict[str, int]]  # client -> {"up": n, "down": n, ...}; {} if Kuma does not answer
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -107,32 +108,28 @@ def last_backup(state: LabState, client_id: str, site_id: str) -> str | None:
     return max(times).isoformat(timespec="seconds") if times else None
 
 
+def _site_status(state: LabState, client: LabClient, site: SitePlan) -> SiteStatus:
+    server = state.host(client.server)
+    path = site.checks[0].path if site.checks else "/"
+    answer = http_status(server.address, site.domain, path)
+    return SiteStatus(
+        client.id, site.id, site.domain, server.name, server.address, answer, last_backup(state, client.id, site.id)
+    )
+
+
 def summary(state: LabState, config: LabConfig | None = None) -> Summary:
+    cfg = config or _config_of(state)
     server_list = []
     for host in state.hosts:
-        h = hosts.host(config or _config_of(state), host.name, host.address)
+        h = hosts.host(cfg, host.name, host.address)
         server_list.append(
             ServerStatus(
                 host.name, host.address, host.role, list(host.clients), hosts.running(h), _ssh_answers(host.address)
             )
         )
-    sites = []
-    for client in state.clients:
-        server = state.host(client.server)
-        for site in state.plan(client.id).sites:
-            path = site.checks[0].path if site.checks else "/"
-            sites.append(
-                SiteStatus(
-                    client.id,
-                    site.id,
-                    site.domain,
-                    server.name,
-                    server.address,
-                    http_status(server.address, site.domain, path),
-                    last_backup(state, client.id, site.id),
-                )
-            )
-    cfg = config or _config_of(state)
+    pairs = [(client, site) for client in state.clients for site in state.plan(client.id).sites]
+    with ThreadPoolExecutor(max_workers=8) as pool:  # each site: an HTTP request and an S3 listing
+        sites = list(pool.map(lambda pair: _site_status(state, *pair), pairs))
     services: dict[str, dict[str, Any]] = {
         "apt_proxy": {"url": aptproxy.url(cfg), "running": aptproxy.running(cfg)},
         "s3": {
@@ -156,26 +153,17 @@ def summary(state: LabState, config: LabConfig | None = None) -> Summary:
 
 
 def monitor_counts(state: LabState) -> dict[str, dict[str, int]]:
-    """Each client's monitors in Kuma by their latest heartbeat: up, down, pending, maintenance, no data."""
+    """Each client's monitors in Kuma by state: up, down, pending, maintenance, unchecked."""
     if state.kuma_url is None or state.kuma_credentials_file is None or not state.kuma_credentials_file.exists():
         return {}
     saved = json.loads(state.kuma_credentials_file.read_text())
+    counts: dict[str, dict[str, int]] = {}
     try:
         with connect(KumaLogin(state.kuma_url, saved["username"], saved["password"]), timeout=30) as session:
-            monitors = session.monitors()
-            beats = session.api.get_heartbeats()
+            for client in state.clients:
+                counts[client.id] = dict(Counter(monitor_states(session, client.id).values()))
     except (KumaError, OSError):
         return {}
-    counts: dict[str, dict[str, int]] = {}
-    for client in state.clients:
-        tally: dict[str, int] = {}
-        for monitor in (m for m in monitors if is_owned(m, client.id)):
-            latest = (beats.get(monitor["id"]) or [{}])[-1].get("status")
-            name = (
-                KUMA_STATUS.get(int(getattr(latest, "value", latest)), "no data") if latest is not None else "no data"
-            )
-            tally[name] = tally.get(name, 0) + 1
-        counts[client.id] = tally
     return counts
 
 
@@ -200,7 +188,7 @@ def render_summary(s: Summary) -> str:
     for name, info in s.services.items():
         details = ", ".join(f"{k} {v}" for k, v in info.items() if k != "running" and v is not None)
         lines.append(f"    {name:<12} {'running' if info.get('running') else 'STOPPED'}; {details}")
-    lines.append("  monitors (latest heartbeat):" if s.monitors else "  monitors: Kuma did not answer")
+    lines.append("  monitors:" if s.monitors else "  monitors: Kuma did not answer")
     for client, tally in s.monitors.items():
         lines.append(f"    {client:<12} " + (", ".join(f"{n} {name}" for name, n in sorted(tally.items())) or "none"))
     return "\n".join(lines)
