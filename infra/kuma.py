@@ -605,6 +605,9 @@ def sync(
     """Reconcile Kuma with `desired`: report the changes, apply them unless `dry_run`.
 
     `on_applied(change)` is called as each change lands in Kuma (for progress displays).
+    Sync a client once per session (several clients may share one): Kuma answers a
+    delete before it broadcasts the new monitor list, so a second sync of the same
+    client on the same session could read the list from before the first one's deletes.
     """
     writes_before = session.writes
     work = _plan(session, desired)
