@@ -22,6 +22,9 @@ from infra import agent_config
 from infra.plan import CarePlan, SitePlan
 
 SITE_HOMES = "/home"
+# The admin account Debian's cloud images log in with; a server reached as root
+# (the lab) gets it too when admin keys are given.
+ADMIN_USER = "admin"
 # A shared host serves clients in several time zones; its clock stays on UTC and
 # every timer names its client's zone itself (the plan's OnCalendar does).
 SHARED_HOST_TIMEZONE = "UTC"
@@ -152,7 +155,9 @@ def _pushes(client: Client, site: SitePlan, realization: Realization) -> bool:
 
 def _host_vars(plan: CarePlan, access: HostAccess, realization: Realization) -> dict[str, Any]:
     server = plan.hosting.server
-    admins = [] if access.ssh_user == "root" else [{"name": access.ssh_user, "keys": list(realization.admin_keys)}]
+    admin = ADMIN_USER if access.ssh_user == "root" else access.ssh_user
+    wanted = access.ssh_user != "root" or realization.admin_keys
+    admins = [{"name": admin, "keys": list(realization.admin_keys)}] if wanted else []
     return {
         "ansible_host": access.address,
         "ansible_user": access.ssh_user,

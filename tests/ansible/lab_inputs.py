@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from infra.ansible_vars import Client, ClientSecrets, HostAccess, Realization
-from infra.lab.onboard import sync_monitors
+from infra.ansible_vars import Client, ClientSecrets, Realization
+from infra.lab.onboard import realization, sync_monitors
 from infra.lab.placement import PlacedClient
 from infra.lab.state import LabState
 
@@ -27,14 +27,7 @@ def lab_clients(lab: LabState, servers: Sequence[str]) -> list[Client]:
 
 
 def lab_realization(lab: LabState) -> Realization:
-    assert lab.s3_endpoint is not None
-    return Realization(
-        hosts={h.name: HostAccess(h.address, "root") for h in lab.hosts},
-        s3_endpoint=lab.s3_endpoint,
-        push_base_url=lab.kuma_push_base_url,
-        admin_cidrs=(lab.subnet,),
-        admin_keys=(lab.ssh_key.with_suffix(".pub").read_text().strip(),),
-    )
+    return realization(lab)
 
 
 def secret_values(clients: Sequence[Client]) -> list[str]:

@@ -207,3 +207,17 @@ def test_hosts_json_as_text_or_file(tmp_path: Path) -> None:
 def test_toml_writer_round_trips_awkward_strings(value: str) -> None:
     document = {"agent": {"host": "h"}, "sites": {"a-b": {"name": value, "list": [value, "x"], "n": 3, "t": True}}}
     assert tomllib.loads(agent_config.dumps(document)) == document
+
+
+def test_admin_keys_give_the_server_an_admin_also_when_reached_as_root() -> None:
+    bakery = client("bakery")
+    base = realization(bakery)
+    as_root = Realization(base.hosts, S3, PUSH, admin_keys=("ssh-ed25519 AAAA lab",))
+    assert host_vars(inventory([bakery], as_root), "shared-1")["carestack_server"]["admins"] == [
+        {"name": "admin", "keys": ["ssh-ed25519 AAAA lab"]}
+    ]
+    assert host_vars(inventory([bakery], base), "shared-1")["carestack_server"]["admins"] == []
+    as_admin = Realization({"shared-1": HostAccess("10.77.0.10", "debian")}, S3, PUSH)
+    assert host_vars(inventory([bakery], as_admin), "shared-1")["carestack_server"]["admins"] == [
+        {"name": "debian", "keys": []}
+    ]

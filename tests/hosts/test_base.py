@@ -51,3 +51,15 @@ def test_nothing_updates_the_server_behind_the_agents_back(server: Server) -> No
     assert not server.host.package("unattended-upgrades").is_installed
     for timer in ("apt-daily.timer", "apt-daily-upgrade.timer"):
         assert server.host.check_output("systemctl is-enabled %s || true", timer) == "masked"
+
+
+def test_admins_log_in_by_key_only_and_may_use_sudo(server: Server) -> None:
+    members = server.run_ok("getent group sudo").strip().split(":")[3]
+    admins = [name for name in members.split(",") if name]
+    assert admins, "no admin account: the server is reachable as root only"
+    for name in admins:
+        user = server.host.user(name)
+        assert user.password.startswith(("!", "*")), f"{name} has a usable password"
+        keys = server.host.file(f"{user.home}/.ssh/authorized_keys")
+        assert keys.is_file and keys.user == name and keys.mode == 0o600 and keys.size > 0, name
+        assert "NOPASSWD: ALL" in server.run_ok("sudo -l -U %s", name), name

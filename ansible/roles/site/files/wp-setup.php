@@ -1,43 +1,118 @@
 <?php
-// Finishes a WordPress install and creates the pages a site's checks look for,
-// through WordPress's own functions (no browser, no wp-cli). Idempotent.
+// Sets up one WordPress site, idempotently, in one run (one Ansible round trip):
+//   1. its own copy of Debian's WordPress in ROOT (links resolved), if it has none;
+//   2. its keys and salts (ROOT/wp-salts.php, 0600), generated once, never printed;
+//   3. the install finished through WordPress's own functions (no browser, no wp-cli);
+//   4. the site title, pretty permalinks and a page for every check the plan names.
 //
-//   php wp-setup.php install|pages ROOT  < site.json
+//   php wp-setup.php ROOT < site.json        # as the site's user; ROOT/wp-config.php exists
 //
 // site.json is the site's dictionary from the plan (domain, title, admin_email,
-// checks[path, keyword]; for `pages` also permalinks). Prints {"changed": [...]}.
-// Run as the site's user.
+// checks[path, keyword], permalinks). Prints {"changed": [...]}.
+// The install runs in a child process: WordPress loads differently while installing.
 
-[$script, $mode, $root] = $argv + [null, null, null];
-if (!in_array($mode, ['install', 'pages'], true) || !is_file("$root/wp-load.php")) {
-    fwrite(STDERR, "usage: php wp-setup.php install|pages WORDPRESS_ROOT < site.json\n");
-    exit(2);
+const SOURCE = '/usr/share/wordpress';
+// Written last by the copy, so an interrupted copy is redone.
+const COPIED_MARKER = 'wp-includes/version.php';
+const SALTS = ['AUTH_KEY', 'SECURE_AUTH_KEY', 'LOGGED_IN_KEY', 'NONCE_KEY',
+               'AUTH_SALT', 'SECURE_AUTH_SALT', 'LOGGED_IN_SALT', 'NONCE_SALT'];
+
+[$script, $first, $second] = $argv + [null, null, null];
+$installing = $first === '--install';
+$root = $installing ? $second : $first;
+if (!$root || !is_file("$root/wp-config.php")) {
+    fail("usage: php wp-setup.php WORDPRESS_ROOT < site.json (and WORDPRESS_ROOT/wp-config.php must exist)", 2);
 }
-$site = json_decode(stream_get_contents(STDIN), true, 32, JSON_THROW_ON_ERROR);
-// WordPress expects a request; the site's own domain is the honest one.
+$input = stream_get_contents(STDIN);
+$site = json_decode($input, true, 32, JSON_THROW_ON_ERROR);
+// WordPress expects a request; the site's own domain is the honest one. No cron
+// run from here: it would call the site over HTTP in the middle of the setup.
 $_SERVER['HTTP_HOST'] = $_SERVER['SERVER_NAME'] = $site['domain'];
 $_SERVER['REQUEST_URI'] = '/';
-// No cron run from here: it would call the site over HTTP in the middle of setup.
 define('DISABLE_WP_CRON', true);
-$changed = [];
 
-if ($mode === 'install') {
+if ($installing) {
+    report(install($root, $site));
+}
+$changed = array_merge(copy_wordpress($root), write_salts($root), install_in_child($script, $root, $input));
+require "$root/wp-load.php";
+report(array_merge($changed, configure($site)));
+
+
+function copy_wordpress(string $root): array
+{
+    if (is_file("$root/" . COPIED_MARKER)) {
+        return [];
+    }
+    $items = new RecursiveIteratorIterator(
+        new RecursiveDirectoryIterator(SOURCE, FilesystemIterator::SKIP_DOTS | FilesystemIterator::FOLLOW_SYMLINKS),
+        RecursiveIteratorIterator::SELF_FIRST
+    );
+    foreach ($items as $item) {
+        $relative = substr($item->getPathname(), strlen(SOURCE) + 1);
+        // The site's own wp-config.php stays; Debian's picks a config by Host header.
+        if ($relative === 'wp-config.php' || $relative === COPIED_MARKER) {
+            continue;
+        }
+        $target = "$root/$relative";
+        if ($item->isDir()) {
+            is_dir($target) || mkdir($target, 0755) || fail("cannot create $target");
+        } else {
+            copy($item->getPathname(), $target) || fail("cannot copy $relative");
+        }
+    }
+    copy(SOURCE . '/' . COPIED_MARKER, "$root/" . COPIED_MARKER) || fail('cannot copy ' . COPIED_MARKER);
+    return ['copied WordPress'];
+}
+
+function write_salts(string $root): array
+{
+    $path = "$root/wp-salts.php";
+    if (is_file($path)) {
+        return [];
+    }
+    $text = "<?php\n// WordPress keys and salts, generated on this server by carestack.\n";
+    foreach (SALTS as $name) {
+        $text .= sprintf("define('%s', '%s');\n", $name, bin2hex(random_bytes(32)));
+    }
+    $old = umask(0077);
+    $written = file_put_contents("$path.tmp", $text) === strlen($text) && rename("$path.tmp", $path);
+    umask($old);
+    $written || fail("cannot write $path");
+    return ['generated keys and salts'];
+}
+
+function install_in_child(string $script, string $root, string $input): array
+{
+    $child = proc_open([PHP_BINARY, $script, '--install', $root], [0 => ['pipe', 'r'], 1 => ['pipe', 'w']], $pipes);
+    fwrite($pipes[0], $input);
+    fclose($pipes[0]);
+    $output = stream_get_contents($pipes[1]);
+    fclose($pipes[1]);
+    if (proc_close($child) !== 0) {
+        fail('the WordPress install failed');
+    }
+    return json_decode($output, true, 8, JSON_THROW_ON_ERROR)['changed'];
+}
+
+function install(string $root, array $site): array
+{
     define('WP_INSTALLING', true);
     require "$root/wp-load.php";
     require_once ABSPATH . 'wp-admin/includes/upgrade.php';
-    if (!is_blog_installed()) {
-        // The admin password is random and never shown: the agency sets its own
-        // through WordPress's password reset when someone needs to log in.
-        $result = wp_install($site['title'], 'admin', $site['admin_email'], true, '', wp_generate_password(32));
-        if (empty($result['user_id'])) {
-            fwrite(STDERR, "wp_install failed\n");
-            exit(1);
-        }
-        $changed[] = 'installed';
+    if (is_blog_installed()) {
+        return [];
     }
-} else {
-    require "$root/wp-load.php";
-    require_once ABSPATH . 'wp-admin/includes/post.php';
+    // The admin password is random and never shown: the agency sets its own
+    // through WordPress's password reset when someone needs to log in.
+    $result = wp_install($site['title'], 'admin', $site['admin_email'], true, '', wp_generate_password(32));
+    empty($result['user_id']) && fail('wp_install created no user');
+    return ['installed WordPress'];
+}
+
+function configure(array $site): array
+{
+    $changed = [];
     if (get_option('blogname') !== $site['title']) {
         update_option('blogname', $site['title']);
         $changed[] = 'title';
@@ -50,10 +125,10 @@ if ($mode === 'install') {
         $changed = array_merge($changed, ensure_page($check['path'], $check['keyword'], $site['title']));
     }
     if ($changed) {
-        flush_rewrite_rules(false);  // rules live in the database; nginx needs no .htaccess
+        flush_rewrite_rules(false);  // the rules live in the database; nginx needs no .htaccess
     }
+    return $changed;
 }
-echo json_encode(['changed' => $changed]), "\n";
 
 /** The page at $path shows $keyword; pages are created only where none exist. */
 function ensure_page(string $path, string $keyword, string $title): array
@@ -61,25 +136,22 @@ function ensure_page(string $path, string $keyword, string $title): array
     $slugs = array_values(array_filter(explode('/', trim($path, '/')), 'strlen'));
     if (!$slugs) {
         // The front page: every theme prints the site title in <title>.
-        if (str_contains($title, $keyword)) {
-            return [];
-        }
-        $front = (int) get_option('page_on_front');
-        if ($front && get_option('show_on_front') === 'page') {
+        if (str_contains($title, $keyword) || get_option('show_on_front') === 'page') {
             return [];
         }
         $id = create_page('home', $keyword, 0);
         update_option('show_on_front', 'page');
         update_option('page_on_front', $id);
-        return ["front page"];
+        return ['front page'];
     }
     $changed = [];
     $parent = 0;
     foreach ($slugs as $i => $slug) {
-        $page = get_page_by_path(implode('/', array_slice($slugs, 0, $i + 1)));
+        $path = implode('/', array_slice($slugs, 0, $i + 1));
+        $page = get_page_by_path($path);
         if ($page === null) {
             $page = get_post(create_page($slug, $i === count($slugs) - 1 ? $keyword : ucfirst($slug), $parent));
-            $changed[] = "page /" . implode('/', array_slice($slugs, 0, $i + 1)) . "/";
+            $changed[] = "page /$path/";
         }
         $parent = $page->ID;
     }
@@ -96,9 +168,18 @@ function create_page(string $slug, string $heading, int $parent): int
         'post_content' => '<!-- wp:paragraph --><p>' . esc_html($heading) . '</p><!-- /wp:paragraph -->',
         'post_parent' => $parent,
     ], true);
-    if (is_wp_error($id)) {
-        fwrite(STDERR, "cannot create page $slug: " . $id->get_error_message() . "\n");
-        exit(1);
-    }
+    is_wp_error($id) && fail("cannot create page $slug: " . $id->get_error_message());
     return $id;
+}
+
+function report(array $changed): never
+{
+    echo json_encode(['changed' => $changed]), "\n";
+    exit(0);
+}
+
+function fail(string $message, int $code = 1): never
+{
+    fwrite(STDERR, "wp-setup: $message\n");
+    exit($code);
 }

@@ -1,0 +1,143 @@
+"""Figures of the Ansible roles (issue 5): converging a fresh shared host with three sites, and a rerun.
+
+    .venv/bin/python bench/bench_converge.py [--runs 2] [--reruns 3] [--keep]
+
+Brings up a lab of its own (state directory, subnet, bridge and ports apart
+from a developer's lab; the base image is shared) with the platform stack only,
+so its shared-1 and standby-1 are fresh Debian servers nobody converged. For
+each fresh server (at most two per lab) it converges the bakery and studio
+clients (three sites: two WordPress, one PHP) onto it exactly as
+`carestack configure` does, with real S3 buckets and scoped keys, Kuma push
+tokens and the agent, then converges again `--reruns` times. Prints medians.
+Goal (issue 5): a rerun under 30 s. Needs root.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import secrets
+import statistics
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from infra.ansible_vars import Client, ClientSecrets, HostAccess, Realization  # noqa: E402
+from infra.configure import ConvergeResult, converge  # noqa: E402
+from infra.lab import s3  # noqa: E402
+from infra.lab.config import LabConfig, load_config  # noqa: E402
+from infra.lab.down import lab_down  # noqa: E402
+from infra.lab.onboard import sync_monitors  # noqa: E402
+from infra.lab.placement import PlacedClient  # noqa: E402
+from infra.lab.state import LabState  # noqa: E402
+from infra.lab.up import lab_up  # noqa: E402
+from infra.plan import build_plan  # noqa: E402
+from infra.spec import STACKS_DIR, ClientSpec, load_stack  # noqa: E402
+
+CLIENT_STACKS = ("Pulumi.bakery.yaml", "Pulumi.studio.yaml")  # both on shared-1: three sites
+PLATFORM_STACK = STACKS_DIR / "Pulumi.platform.yaml"
+FRESH_HOSTS = ("shared-1", "standby-1")
+SERVER = "shared-1"  # the plans' server name; each fresh host in turn plays it
+
+
+def bench_config(state_dir: Path) -> LabConfig:
+    """Its own subnet, bridge and ports; the developer lab's cached base image."""
+    return LabConfig(
+        state_dir,
+        subnet="10.77.30.0/24",
+        bridge="csbconv",
+        apt_port=3180,
+        s3_port=9030,
+        kuma_port=3030,
+        alert_port=9130,
+        image_cache=str(load_config().image_dir),
+    )
+
+
+def clients(state: LabState) -> list[Client]:
+    """The two clients with real buckets and scoped keys in the bench lab's S3, and their Kuma push tokens."""
+    placed = []
+    for name in CLIENT_STACKS:
+        spec = load_stack(STACKS_DIR / name)
+        assert isinstance(spec, ClientSpec)
+        placed.append(PlacedClient(STACKS_DIR / name, build_plan(spec)))
+    tokens, _ = sync_monitors(state, placed)
+    assert state.s3_endpoint is not None
+    admin = s3.Credentials(*state.s3_admin_credentials())
+    result = []
+    for client in placed:
+        storage = client.plan.storage
+        keys = s3.provision_bucket(state.s3_endpoint, admin, storage.bucket, object_lock_days=storage.object_lock_days)
+        password = secrets.token_urlsafe(24)
+        result.append(
+            Client(client.plan, ClientSecrets(password, keys.access_key_id, keys.secret_access_key, tokens[client.id]))
+        )
+    return result
+
+
+def timed(
+    label: str, run: int, clients_: list[Client], realization: Realization, state: LabState, log: Path
+) -> ConvergeResult:
+    with open(log, "a") as out:
+        out.write(f"\n===== {label} {run} =====\n")
+        result = converge(clients_, realization, ssh_config=state.ssh_config, ssh_key=state.ssh_key, stream=out)
+    if not result.ok:
+        sys.exit(f"{label} converge {run} failed; see {log}")
+    print(f"  {label:6} {run}: {result.seconds:6.1f} s  changed={result.changed}", flush=True)
+    return result
+
+
+def row(label: str, results: list[ConvergeResult]) -> str:
+    seconds = [r.seconds for r in results]
+    changed = sorted({r.changed for r in results})
+    return (
+        f"{label:28} {len(seconds):>4} {statistics.median(seconds):>8.1f} {min(seconds):>7.1f} {max(seconds):>7.1f}"
+        f"  {','.join(map(str, changed))}"
+    )
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--runs", type=int, default=2, choices=(1, 2), help="fresh hosts to converge (lab has two)")
+    parser.add_argument("--reruns", type=int, default=3, help="reruns after each fresh converge")
+    parser.add_argument("--state-dir", type=Path, default=Path("/var/lib/carestack-bench-converge"))
+    parser.add_argument("--keep", action="store_true", help="leave the bench lab up")
+    args = parser.parse_args()
+    if os.geteuid() != 0:
+        sys.exit("bench_converge: run as root (it boots a lab)")
+    config = bench_config(args.state_dir)
+    log = args.state_dir.with_name(args.state_dir.name + ".log")
+    print(f"bench lab in {args.state_dir} (log {log}); load average {os.getloadavg()[0]:.1f}", flush=True)
+    with open(log, "w") as out:
+        state = lab_up(config, [PLATFORM_STACK], out=out).state
+    try:
+        these = clients(state)
+        key = state.ssh_key.with_suffix(".pub").read_text().strip()
+        fresh: list[ConvergeResult] = []
+        reruns: list[ConvergeResult] = []
+        for run, host in enumerate(FRESH_HOSTS[: args.runs], 1):
+            realization = Realization(
+                {SERVER: HostAccess(state.host(host).address)},
+                state.s3_endpoint or "",
+                state.kuma_push_base_url,
+                admin_cidrs=(state.subnet,),
+                admin_keys=(key,),
+            )
+            fresh.append(timed("fresh", run, these, realization, state, log))
+            reruns += [timed("rerun", n, these, realization, state, log) for n in range(1, args.reruns + 1)]
+    finally:
+        if not args.keep:
+            with open(log, "a") as out:
+                lab_down(config, keep_image=True, out=out)
+    print()
+    print(f"{'converge, bakery + studio (3 sites)':28} {'runs':>4} {'median s':>8} {'min':>7} {'max':>7}  changed")
+    print(row("fresh shared host", fresh))
+    print(row("rerun (goal: < 30 s)", reruns))
+    print(f"load average at the end: {os.getloadavg()[0]:.1f} (the machine's 2 cores are shared)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
