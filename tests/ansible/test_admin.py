@@ -33,7 +33,11 @@ def test_nobody_logs_in_with_a_password(lab: LabState) -> None:
                 "-F",
                 str(lab.ssh_config),
                 "-o",
-                "PreferredAuthentications=password",
+                "ControlPath=none",  # a fresh login, not the lab's shared connection
+                "-o",
+                "PubkeyAuthentication=no",
+                "-o",
+                "PreferredAuthentications=password,keyboard-interactive",
                 "-o",
                 "BatchMode=no",
                 "-o",
