@@ -39,6 +39,9 @@ class RealizationError(ValueError):
 class HostAccess:
     address: str
     ssh_user: str = "root"
+    # The memory the server may use, where the OS reports more (a container
+    # sharing a machine); None: size PHP and MariaDB by the OS's MemTotal.
+    memory_mb: int | None = None
 
 
 @dataclass(frozen=True)
@@ -87,6 +90,8 @@ def check_realization(clients: Sequence[Client], realization: Realization) -> No
             problems.append(f"--hosts: {name}.address must be an IP address, got {host.address!r}")
         if not host.ssh_user or not host.ssh_user.replace("-", "").replace("_", "").isalnum():
             problems.append(f"--hosts: {name}.ssh_user must be a user name, got {host.ssh_user!r}")
+        if host.memory_mb is not None and not (isinstance(host.memory_mb, int) and host.memory_mb >= 256):
+            problems.append(f"--hosts: {name}.memory_mb must be a whole number of MB >= 256, got {host.memory_mb!r}")
     for url, option in ((realization.s3_endpoint, "--s3-endpoint"), (realization.push_base_url, "--push-base-url")):
         if url is not None and (urlsplit(url).scheme not in ("http", "https") or not urlsplit(url).netloc):
             problems.append(f"{option}: must be an http:// or https:// URL, got {url!r}")
@@ -166,6 +171,7 @@ def _host_vars(plan: CarePlan, access: HostAccess, realization: Realization) -> 
             "timezone": plan.client.timezone if plan.hosting.mode == "dedicated" else SHARED_HOST_TIMEZONE,
             "admin_cidrs": sorted(set(realization.admin_cidrs)),
             "admins": admins,
+            "memory_mb": access.memory_mb,
             "agent_header": agent_config.header(server),
         },
         "carestack_clients": {},

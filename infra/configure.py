@@ -3,7 +3,8 @@
     carestack configure STACK_FILE --hosts HOSTS_JSON --s3-endpoint URL [--push-base-url URL]
 
 HOSTS_JSON maps server name -> {"address": ip, "ssh_user": "admin"} (JSON text
-or a file). Secrets come only from the environment (CARESTACK_RESTIC_PASSWORD,
+or a file; optional "memory_mb" where the OS reports more memory than the
+server may use, as in a container). Secrets come only from the environment (CARESTACK_RESTIC_PASSWORD,
 CARESTACK_S3_ACCESS_KEY_ID, CARESTACK_S3_SECRET_ACCESS_KEY, optional
 CARESTACK_PUSH_TOKENS = JSON site_id -> job -> token); they reach
 ansible-playbook through a 0600 vars file in a 0700 directory that is removed
@@ -135,7 +136,7 @@ def parse_hosts(value: str) -> dict[str, HostAccess]:
     for name, entry in data.items():
         if not isinstance(entry, dict) or not isinstance(entry.get("address"), str):
             raise ConfigureError(f'--hosts: {name} must be {{"address": ip, "ssh_user": user}}')
-        hosts[name] = HostAccess(entry["address"], str(entry.get("ssh_user") or "root"))
+        hosts[name] = HostAccess(entry["address"], str(entry.get("ssh_user") or "root"), entry.get("memory_mb"))
     return hosts
 
 

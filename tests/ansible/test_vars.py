@@ -221,3 +221,12 @@ def test_admin_keys_give_the_server_an_admin_also_when_reached_as_root() -> None
     assert host_vars(inventory([bakery], as_admin), "shared-1")["carestack_server"]["admins"] == [
         {"name": "debian", "keys": []}
     ]
+
+
+def test_a_server_can_be_sized_below_what_its_os_reports() -> None:
+    bakery = client("bakery")
+    sized = Realization({"shared-1": HostAccess("10.77.0.10", memory_mb=2048)}, S3, PUSH)
+    assert host_vars(inventory([bakery], sized), "shared-1")["carestack_server"]["memory_mb"] == 2048
+    assert parse_hosts('{"shared-1": {"address": "10.77.0.10", "memory_mb": 2048}}')["shared-1"].memory_mb == 2048
+    with pytest.raises(RealizationError, match=r"shared-1\.memory_mb must be"):
+        check_realization([bakery], Realization({"shared-1": HostAccess("10.77.0.10", memory_mb=12)}, S3))

@@ -20,10 +20,13 @@ def test_web_and_ssh_listen_and_the_database_only_on_its_socket(server: Server) 
     assert server.host.socket("unix:///run/mysqld/mysqld.sock").is_listening
 
 
-def test_mariadb_and_php_are_sized_for_the_host(server: Server) -> None:
+def test_mariadb_is_sized_for_the_host_and_reached_through_its_socket_only(server: Server) -> None:
     memory_kib = int(server.run_ok("awk '/^MemTotal/ {print $2}' /proc/meminfo"))
+    cnf = server.run_ok("cat /etc/mysql/mariadb.conf.d/90-carestack.cnf")
+    sized_mb = int(cnf.split("Sized for this host: ")[1].split()[0])  # MemTotal, or the server's share of it
+    assert 256 <= sized_mb <= memory_kib // 1024
     pool = int(server.run_ok("mariadb -N -B -e 'SELECT @@innodb_buffer_pool_size'"))
-    assert memory_kib * 1024 * 0.1 < pool < memory_kib * 1024 * 0.5
+    assert sized_mb * 2**20 * 0.1 < pool < sized_mb * 2**20 * 0.5
     assert server.run_ok("mariadb -N -B -e 'SELECT @@skip_networking'").strip() == "1"
 
 
