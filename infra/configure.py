@@ -3,22 +3,20 @@
     carestack configure STACK_FILE --hosts HOSTS_JSON --s3-endpoint URL [--push-base-url URL]
 
 HOSTS_JSON maps server name -> {"address": ip, "ssh_user": "admin"} (JSON text
-or a file; optional "memory_mb" where the OS reports more memory than the
-server may use, as in a container). Secrets come only from the environment (CARESTACK_RESTIC_PASSWORD,
-CARESTACK_S3_ACCESS_KEY_ID, CARESTACK_S3_SECRET_ACCESS_KEY, optional
-CARESTACK_PUSH_TOKENS = JSON site_id -> job -> token); they reach
-ansible-playbook through a 0600 vars file in a 0700 directory that is removed
-afterwards, never through argv, and are stripped from its environment.
+or a file; an optional "memory_mb" where the OS reports more memory than the
+server may use, as in a container). Secrets come only from the environment
+(CARESTACK_RESTIC_PASSWORD, CARESTACK_S3_ACCESS_KEY_ID,
+CARESTACK_S3_SECRET_ACCESS_KEY, optional CARESTACK_PUSH_TOKENS = JSON
+site_id -> job -> token); they reach ansible-playbook through a 0600 vars file
+in a 0700 directory that is removed afterwards, never through argv, and are
+stripped from its environment.
 
 The lab and the tests call `converge()` directly, several clients in one run.
-The agent is built here, on the controller, into a reproducible wheel; the
-servers never need PyPI.
 """
 
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import os
 import re
@@ -30,10 +28,11 @@ import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from fnmatch import fnmatch
 from pathlib import Path
 from typing import Any, TextIO
 
+from infra.agent_wheel import AGENT_DIR as AGENT_DIR  # what the lab fingerprints, with ANSIBLE_DIR
+from infra.agent_wheel import WheelError, build_agent_wheel
 from infra.ansible_vars import (
     Client,
     ClientSecrets,
@@ -49,19 +48,12 @@ from infra.spec import ClientSpec, SpecError, load_stack
 
 REPO = Path(__file__).resolve().parent.parent
 ANSIBLE_DIR = REPO / "ansible"
-AGENT_DIR = REPO / "agent"
 SECRET_ENV = (
     "CARESTACK_RESTIC_PASSWORD",
     "CARESTACK_S3_ACCESS_KEY_ID",
     "CARESTACK_S3_SECRET_ACCESS_KEY",
     "CARESTACK_PUSH_TOKENS",
 )
-# Wheels are zip files with timestamps: a fixed epoch makes the same source the
-# same bytes, so a rerun copies nothing and reinstalls nothing.
-WHEEL_EPOCH = "315532800"
-WHEEL_CACHE = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "carestack" / "agent-wheels"
-# What a local build or test run leaves in agent/: neither copied nor hashed.
-BUILD_LEFTOVERS = ("build", "dist", "*.egg-info", "__pycache__", "*.pyc")
 RECAP = re.compile(
     r"^(?P<host>\S+)\s+:\s+ok=(?P<ok>\d+)\s+changed=(?P<changed>\d+)\s+unreachable=(?P<unreachable>\d+)"
     r"\s+failed=(?P<failed>\d+)\s+skipped=(?P<skipped>\d+)\s+rescued=(?P<rescued>\d+)\s+ignored=(?P<ignored>\d+)"
@@ -166,37 +158,6 @@ def write_private(path: Path, data: Any) -> Path:
     return path
 
 
-def build_agent_wheel(cache: Path = WHEEL_CACHE) -> Path:
-    """`pip wheel` of agent/, built once per content of its sources (a clean copy keeps the checkout clean)."""
-    built = cache / _agent_digest()
-    wheels = sorted(built.glob("carestack_agent-*.whl"))
-    if wheels:
-        return wheels[0]
-    with tempfile.TemporaryDirectory(prefix="carestack-agent-build-") as tmp:
-        source = Path(tmp) / "agent"
-        shutil.copytree(AGENT_DIR, source, ignore=shutil.ignore_patterns(*BUILD_LEFTOVERS))
-        out = Path(tmp) / "wheel"
-        cmd = [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation"]
-        cmd += ["-w", str(out), str(source)]
-        env = {**os.environ, "SOURCE_DATE_EPOCH": WHEEL_EPOCH}
-        done = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False)
-        wheels = sorted(out.glob("carestack_agent-*.whl"))
-        if done.returncode or not wheels:
-            raise ConfigureError(f"building the agent wheel failed:\n{done.stderr.strip()[-2000:]}")
-        built.mkdir(parents=True, exist_ok=True)
-        return Path(shutil.copy2(wheels[0], built / wheels[0].name))
-
-
-def _agent_digest() -> str:
-    digest = hashlib.sha256()
-    for path in sorted(AGENT_DIR.rglob("*")):
-        relative = path.relative_to(AGENT_DIR)
-        leftover = any(fnmatch(part, pattern) for part in relative.parts for pattern in BUILD_LEFTOVERS)
-        if path.is_file() and not leftover:
-            digest.update(f"{relative}\0".encode() + path.read_bytes() + b"\0")
-    return digest.hexdigest()[:32]
-
-
 def _ansible_playbook() -> str:
     beside = Path(sys.executable).parent / "ansible-playbook"
     found = str(beside) if beside.exists() else shutil.which("ansible-playbook")
@@ -281,7 +242,7 @@ def _configure(args: argparse.Namespace) -> int:
         result = converge(
             [client], realization, ssh_config=args.ssh_config, ssh_key=args.ssh_key, verbosity=args.verbose
         )
-    except (SpecError, ConfigureError, RealizationError) as exc:
+    except (SpecError, ConfigureError, RealizationError, WheelError) as exc:
         print(exc, file=sys.stderr)
         return 2
     return 0 if result.ok else 1
