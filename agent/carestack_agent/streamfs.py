@@ -26,6 +26,7 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import errno
+import fcntl
 import os
 import stat
 import struct
@@ -70,7 +71,7 @@ def _mount(source: str, target: str, fstype: str, flags: int, data: str) -> None
     rc = _libc.mount(source.encode(), target.encode(), fstype.encode(), flags, data.encode())
     if rc != 0:
         err = ctypes.get_errno()
-        raise StreamFsError(f"mount {target}: {os.strerror(err)}")
+        raise StreamFsError(f"mount {target}: {os.strerror(err)} (needs root / CAP_SYS_ADMIN)")
 
 
 def umount(target: str | Path) -> bool:
@@ -97,6 +98,21 @@ def clear_stale_mount(path: Path) -> None:
     while is_mountpoint(path):
         if not umount(path):
             break
+
+
+def _widen_pipe(fd: int) -> None:
+    """Let the producer run up to 1 MiB ahead of restic's reads.
+
+    With the default 64 KiB pipe, producer and reader ping-pong on every few
+    pages: measured 14.8 s to stream a 213 MB dump vs 4.2 s with a 1 MiB pipe
+    (the dump alone takes 3.5 s).
+    """
+    try:
+        with open("/proc/sys/fs/pipe-max-size", encoding="ascii") as f:
+            size = min(int(f.read()), 16 << 20)
+        fcntl.fcntl(fd, fcntl.F_SETPIPE_SZ, size)
+    except (OSError, ValueError):
+        pass  # not a pipe, or not allowed: correct, only slower
 
 
 class StreamFile:
@@ -137,9 +153,16 @@ class StreamFile:
         self.stop()
 
     def start(self) -> None:
+        _widen_pipe(self.source_fd)
         self.mountpoint.mkdir(parents=True, exist_ok=True)
         clear_stale_mount(self.mountpoint)
-        self._fd = os.open("/dev/fuse", os.O_RDWR | os.O_CLOEXEC)
+        try:
+            self._fd = os.open("/dev/fuse", os.O_RDWR | os.O_CLOEXEC)
+        except OSError as e:
+            raise StreamFsError(
+                f"/dev/fuse: {e.strerror}; the streamed dump needs FUSE "
+                '(or set [agent] dump_transport = "spool" on this host)'
+            ) from None
         try:
             _mount(
                 "carestack-dump",

@@ -57,11 +57,12 @@ def _backup_once(ctx: Context, reason: str) -> tuple[ResticResult, str | None, i
         mount, f"{site.database.name}.sql", proc.stdout.fileno(), lambda: mariadb.finish_dump(proc, err)
     )
     try:
-        with stream:
-            result = ctx.restic.run_raw([*args, str(mount)], ctx.deadline)
+        stream.start()
+        result = ctx.restic.run_raw([*args, str(mount)], ctx.deadline)
     finally:
-        if proc.poll() is None:  # restic stopped before the end of the dump
+        if proc.poll() is None:  # restic stopped before the end of the dump (or the dump hangs)
             terminate(proc, grace=2)
+        stream.stop()
         proc.stdout.close()
     failure = stream.failure
     if failure is None and not stream.eof:
