@@ -27,6 +27,7 @@ def _up(args: argparse.Namespace) -> int:
         kuma_port=args.kuma_port,
         alert_port=args.alert_port,
         image_cache=str(args.image_dir.resolve()) if args.image_dir else None,
+        server_memory_mb=args.server_memory_mb,
     )
     lab_up(config, args.stacks)
     return 0
@@ -78,6 +79,11 @@ def register(verbs: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     for name in ("apt", "s3", "kuma", "alert"):
         default = defaults[f"{name}_port"]
         up.add_argument(f"--{name}-port", type=int, help=f"port of the {name} service (default {default})")
+    up.add_argument(
+        "--server-memory-mb",
+        type=int,
+        help=f"memory each server sizes PHP and MariaDB for (default {defaults['server_memory_mb']})",
+    )
     up.add_argument("--image-dir", type=Path, help="where the base image is cached (default: in the state directory)")
     up.set_defaults(run=_guarded, lab_run=_up)
 

@@ -39,6 +39,9 @@ class LabConfig:
     s3_port: int = 9000
     kuma_port: int = 3001
     alert_port: int = 9099
+    # The memory each lab server sizes PHP-FPM and MariaDB for: the servers share this machine,
+    # and a container's /proc/meminfo shows the whole machine's memory.
+    server_memory_mb: int = 512
     # Where the base image lives; by default in the state directory. Several labs (the tests'
     # second lab) may share one image directory; a lab removes its image only from its own state dir.
     image_cache: str = ""
@@ -58,6 +61,8 @@ class LabConfig:
         for name, port in ports.items():
             if not 1024 <= port <= 65535:
                 problems.append(f"{name}: expected a port in 1024..65535, got {port}")
+        if not 256 <= self.server_memory_mb <= 65536:
+            problems.append(f"server_memory_mb: expected 256..65536, got {self.server_memory_mb}")
         if len(set(ports.values())) != len(ports):
             problems.append(f"ports must differ: {ports}")
         if problems:

@@ -101,11 +101,12 @@ def sync_monitors(
 
 
 def realization(state: LabState) -> Realization:
-    """How the lab realizes the plans: its servers (as root), its S3 and Kuma, its admin range and key."""
+    """How the lab realizes the plans: its servers (as root, with their memory share), its S3 and Kuma,
+    its admin range and key."""
     if state.s3_endpoint is None:
         raise LabError("onboarding needs S3, but the lab has none (its step did not run)")
     return Realization(
-        hosts={h.name: HostAccess(h.address, "root") for h in state.hosts},
+        hosts={h.name: HostAccess(h.address, "root", state.server_memory_mb) for h in state.hosts},
         s3_endpoint=state.s3_endpoint,
         push_base_url=state.kuma_push_base_url,
         admin_cidrs=(state.subnet,),

@@ -61,6 +61,7 @@ class LabState:
     ssh_config: Path
     known_hosts: Path
     inventory: Path
+    server_memory_mb: int  # what each server sizes PHP-FPM and MariaDB for (they share one machine)
     s3_endpoint: str | None = None  # the same URL works from this machine and from the servers
     s3_admin_env_file: Path | None = None
     kuma_url: str | None = None  # on this machine (loopback)
@@ -125,12 +126,12 @@ class LabState:
         state_dir = Path(state_dir or default_state_dir())
         path = state_dir / STATE_FILE
         try:
-            data = json.loads(path.read_text())
+            return _from_json(json.loads(path.read_text()))
         except FileNotFoundError:
             raise LabError(f"no lab in {state_dir}: run `carestack lab up` first") from None
-        except ValueError as exc:
-            raise LabError(f"{path}: unreadable ({exc}); run `carestack lab up` again") from None
-        return _from_json(data)
+        except (ValueError, KeyError, TypeError) as exc:
+            # From another version of the lab, or cut short: `lab up` writes it anew.
+            raise LabError(f"{path}: unreadable ({exc!r}); run `carestack lab up` again") from None
 
 
 def _env_pair(path: Path) -> tuple[str, str]:
@@ -181,6 +182,7 @@ def _from_json(data: dict[str, Any]) -> LabState:
         ssh_config=Path(data["ssh_config"]),
         known_hosts=Path(data["known_hosts"]),
         inventory=Path(data["inventory"]),
+        server_memory_mb=int(data["server_memory_mb"]),
         s3_endpoint=data.get("s3_endpoint"),
         s3_admin_env_file=_path(data.get("s3_admin_env_file")),
         kuma_url=data.get("kuma_url"),

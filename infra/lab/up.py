@@ -79,6 +79,7 @@ def _state(config: LabConfig, placement: Placement, report: servers.ServerReport
         ssh_config=access.ssh_config_path(config),
         known_hosts=access.known_hosts_path(config),
         inventory=access.inventory_path(config),
+        server_memory_mb=config.server_memory_mb,
     )
 
 
