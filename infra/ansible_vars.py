@@ -123,7 +123,7 @@ def _token_problems(plan: CarePlan, tokens: Mapping[str, Mapping[str, str]]) -> 
     return problems
 
 
-def site_vars(plan: CarePlan, site: SitePlan, has_push: bool) -> dict[str, Any]:
+def site_vars(plan: CarePlan, site: SitePlan) -> dict[str, Any]:
     """The per-site dictionary every role reads."""
     owner = next((c.email for c in plan.client.contacts if c.email), None)
     return {
@@ -149,7 +149,6 @@ def site_vars(plan: CarePlan, site: SitePlan, has_push: bool) -> dict[str, Any]:
             }
             for job in site.jobs
         ],
-        "push": has_push,
     }
 
 
@@ -203,7 +202,7 @@ def inventory(clients: Sequence[Client], realization: Realization) -> dict[str, 
         ]
         for site in plan.sites:
             pushes = _pushes(client, site, realization)
-            host["carestack_sites"][site.id] = site_vars(plan, site, pushes)
+            host["carestack_sites"][site.id] = site_vars(plan, site)
             if pushes:
                 host["carestack_secret_paths"].append(agent_config.push_tokens_file(site.id))
     return {"all": {"children": {"carestack": {"hosts": hosts}}}}
