@@ -72,22 +72,10 @@ def _points_inside(environ: bytes, inside: bytes) -> bool:
     return False
 
 
-def _is_guest(pid: int, upper_prefix: str, own_mnt: str) -> bool:
-    try:
-        if os.readlink(f"/proc/{pid}/ns/mnt") == own_mnt:
-            return False
-        with open(f"/proc/{pid}/mountinfo") as mounts:
-            root_line = next((line for line in mounts if line.split()[4] == "/"), "")
-    except OSError:
-        return False
-    return f"upperdir={upper_prefix}" in root_line
-
-
 def lab_processes(config: LabConfig) -> list[int]:
     marker = str(config.state_dir).encode()
     inside = marker + b"/"
     upper_prefix = str(config.hosts_dir) + "/"
-    own_mnt = os.readlink("/proc/self/ns/mnt")
     me = os.getpid()
     roots = []
     for entry in Path("/proc").iterdir():
@@ -105,13 +93,14 @@ def lab_processes(config: LabConfig) -> list[int]:
             marker in cmdline
             or _points_inside(environ, inside)
             or _names_subnet(cmdline, config.network)
-            or _is_guest(pid, upper_prefix, own_mnt)
+            or (procs.root_upperdir(pid) or "").startswith(upper_prefix)
         ):
             roots.append(pid)
     return sorted(set(procs.descendants(roots)) - {me})
 
 
 def lab_mounts(config: LabConfig) -> list[str]:
+    """Mount points inside the state directory (the servers' overlays)."""
     prefix = str(config.state_dir) + "/"
     points = [line.split()[4] for line in Path("/proc/self/mountinfo").read_text().splitlines()]
     return [p for p in points if p.startswith(prefix)]

@@ -13,7 +13,6 @@ nspawn (a clean guest shutdown takes about 2 s).
 from __future__ import annotations
 
 import json
-import os
 import shlex
 import shutil
 import signal
@@ -24,7 +23,7 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
-from infra.lab import procs
+from infra.lab import procs, system
 from infra.lab.config import LabConfig
 from infra.lab.errors import LabError
 from infra.lab.network import HostLink, netns_path
@@ -68,13 +67,8 @@ def host(config: LabConfig, name: str, address: str) -> Host:
     return Host(name, address, config.hosts_dir / name)
 
 
-def _mounted(path: Path) -> bool:
-    target = str(path)
-    return any(line.split()[4] == target for line in Path("/proc/self/mountinfo").read_text().splitlines())
-
-
 def mounted(h: Host) -> bool:
-    return _mounted(h.root)
+    return system.mounted(h.root)
 
 
 def mount(h: Host, lower: Path) -> None:
@@ -253,49 +247,24 @@ def stop(h: Host) -> bool:
 
 def _power_off(pids: list[int]) -> None:
     """Ask the orphaned guest's systemd to power off (SIGRTMIN+4), then kill whatever is left."""
-    inits = [pid for pid in pids if _parent(pid) not in pids]
+    inits = [pid for pid in pids if procs.parent(pid) not in pids]
     for pid in inits:
         procs.signal_pid(pid, signal.SIGRTMIN + 4)
     deadline = time.monotonic() + STOP_TIMEOUT
-    while guest_pids_among(pids) and time.monotonic() < deadline:
+    while _still_there(pids) and time.monotonic() < deadline:
         time.sleep(0.1)
-    for pid in guest_pids_among(pids):
+    for pid in _still_there(pids):
         procs.signal_pid(pid, signal.SIGKILL)
 
 
-def _parent(pid: int) -> int:
-    try:
-        return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
-    except (OSError, ValueError, IndexError):
-        return 0
-
-
-def guest_pids_among(pids: list[int]) -> list[int]:
+def _still_there(pids: list[int]) -> list[int]:
     return [pid for pid in pids if Path(f"/proc/{pid}").exists()]
 
 
 def guest_pids(h: Host) -> list[int]:
-    """Processes whose root file system is this host's overlay: the guest itself.
-
-    Inside its own mount namespace a guest's root reads as "/", so it is recognized by
-    its root mount's upperdir in /proc/<pid>/mountinfo.
-    """
-    ours = os.readlink("/proc/self/ns/mnt")
-    marker = f"upperdir={h.upper},"
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            if os.readlink(entry / "ns/mnt") == ours:
-                continue
-            with open(entry / "mountinfo") as mounts:
-                root_line = next((line for line in mounts if line.split()[4] == "/"), "")
-        except OSError:
-            continue
-        if marker in root_line:
-            found.append(int(entry.name))
-    return found
+    """Processes whose root file system is this host's overlay: the guest itself."""
+    upper = str(h.upper)
+    return [pid for pid in procs.pids() if procs.root_upperdir(pid) == upper]
 
 
 def save_record(h: Host, data: dict[str, object]) -> None:

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from infra.lab.config import LabConfig
-from infra.lab.system import ip_json, run
+from infra.lab.system import ip_json, mounted, run
 
 NETNS_DIR = Path("/run/netns")
 # A carestack lab's jump rule (`-i csbr0 -j CSBR0-FWD`): it only concerns that lab's bridge.
@@ -47,11 +47,6 @@ def _chain(config: LabConfig, kind: str) -> str:
 
 def _link_exists(name: str) -> bool:
     return Path(f"/sys/class/net/{name}").exists()
-
-
-def _mounted(path: Path) -> bool:
-    target = str(path)
-    return any(line.split()[4] == target for line in Path("/proc/self/mountinfo").read_text().splitlines())
 
 
 # -- bridge and firewall ------------------------------------------------------------------
@@ -188,7 +183,7 @@ def netns_path(link: HostLink) -> Path:
 
 
 def netns_present(link: HostLink) -> bool:
-    return _mounted(netns_path(link))
+    return mounted(netns_path(link))
 
 
 def _link_ok(config: LabConfig, link: HostLink) -> bool:
@@ -229,7 +224,7 @@ def remove_host_network(link: HostLink) -> None:
 
 def remove_netns(name: str) -> None:
     path = NETNS_DIR / name
-    if _mounted(path):
+    if mounted(path):
         run(["ip", "netns", "del", name], what=f"removing the network namespace {name}")
     elif path.exists():  # a namespace file left without its mount (e.g. after a reboot)
         path.unlink()

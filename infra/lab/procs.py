@@ -38,6 +38,34 @@ def start_time(pid: int) -> int | None:
     return int(fields[19]) if fields else None
 
 
+def parent(pid: int) -> int:
+    fields = _stat_fields(pid)
+    return int(fields[1]) if fields else 0
+
+
+def root_upperdir(pid: int) -> str | None:
+    """The upper directory of the overlay a process (in its own mount namespace) has as its root.
+
+    Inside its mount namespace a lab guest's root reads as "/", so /proc/<pid>/root cannot
+    tell which guest it belongs to; its root mount's options can.
+    """
+    try:
+        if os.readlink(f"/proc/{pid}/ns/mnt") == os.readlink("/proc/self/ns/mnt"):
+            return None
+        with open(f"/proc/{pid}/mountinfo") as mounts:
+            root_line = next((line for line in mounts if line.split()[4] == "/"), "")
+    except OSError:
+        return None
+    for option in root_line.split()[-1].split(","):
+        if option.startswith("upperdir="):
+            return option.removeprefix("upperdir=")
+    return None
+
+
+def pids() -> list[int]:
+    return [int(entry.name) for entry in Path("/proc").iterdir() if entry.name.isdigit()]
+
+
 def alive(record: ProcRecord) -> bool:
     fields = _stat_fields(record.pid)
     return fields is not None and fields[0] != "Z" and int(fields[19]) == record.start_time
@@ -148,12 +176,10 @@ def pss_kib(pid: int) -> int:
 def descendants(roots: Sequence[int]) -> list[int]:
     """The roots and every process below them."""
     children: dict[int, list[int]] = {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        fields = _stat_fields(int(entry.name))
+    for pid in pids():
+        fields = _stat_fields(pid)
         if fields:
-            children.setdefault(int(fields[1]), []).append(int(entry.name))
+            children.setdefault(int(fields[1]), []).append(pid)
     found: list[int] = []
     todo = list(roots)
     while todo:

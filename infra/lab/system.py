@@ -43,6 +43,12 @@ def ip_json(*args: str) -> list[dict[str, Any]]:
     return data if isinstance(data, list) else []
 
 
+def mounted(path: Path) -> bool:
+    """Something is mounted at exactly this path (in this process's mount namespace)."""
+    target = str(path)
+    return any(line.split()[4] == target for line in Path("/proc/self/mountinfo").read_text().splitlines())
+
+
 def require_root() -> None:
     if os.geteuid() != 0:
         raise LabError(
