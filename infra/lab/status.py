@@ -11,6 +11,7 @@ from __future__ import annotations
 import http.client
 import json
 import socket
+import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
@@ -32,6 +33,7 @@ from infra.lab.storage import s3_dir
 from infra.plan import SitePlan
 
 HTTP_TIMEOUT = 3.0
+LATEST_ALERTS = 5
 
 
 @dataclass(frozen=True)
@@ -62,6 +64,7 @@ class Summary:
     sites: list[SiteStatus]
     services: dict[str, dict[str, Any]]
     monitors: dict[str, dict[str, int]]  # client -> {"up": n, "down": n, ...}; {} if Kuma does not answer
+    latest_alerts: list[dict[str, Any]]  # the newest notifications the alert receiver recorded
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -143,13 +146,26 @@ def summary(state: LabState, config: LabConfig | None = None) -> Summary:
         "running": lab_services.kuma_running(cfg),
         "credentials": str(state.kuma_credentials_file) if state.kuma_credentials_file else None,
     }
+    alerts = read_alerts(lab_services.alerts_dir(cfg))
     services["alerts"] = {
         "url": state.alert_url,
         "running": lab_services.receiver_running(cfg),
         "log": str(state.alert_log) if state.alert_log else None,
-        "received": len(read_alerts(lab_services.alerts_dir(cfg))),
+        "received": len(alerts),
     }
-    return Summary(str(state.state_dir), server_list, sites, services, monitor_counts(state))
+    latest = [
+        {
+            "time": time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(a.received_at)),
+            "client": a.client,
+            "channel": a.channel,
+            "to": a.to,
+            "monitor": a.monitor,
+            "status": a.status,
+            "message": a.message,
+        }
+        for a in alerts[-LATEST_ALERTS:]
+    ]
+    return Summary(str(state.state_dir), server_list, sites, services, monitor_counts(state), latest)
 
 
 def monitor_counts(state: LabState) -> dict[str, dict[str, int]]:
@@ -191,4 +207,10 @@ def render_summary(s: Summary) -> str:
     lines.append("  monitors:" if s.monitors else "  monitors: Kuma did not answer")
     for client, tally in s.monitors.items():
         lines.append(f"    {client:<12} " + (", ".join(f"{n} {name}" for name, n in sorted(tally.items())) or "none"))
+    if s.latest_alerts:
+        lines.append("  latest alerts (what the agency's e-mail/SMS/webhook gateway would have sent):")
+    for alert in s.latest_alerts:  # Kuma's message names the monitor and its state
+        lines.append(
+            f"    {alert['time']} {alert['client']} {alert['channel']} to {alert['to']}: {alert['message'][:110]}"
+        )
     return "\n".join(lines)
