@@ -15,6 +15,8 @@ APT_PACKAGES=(
   systemd-container debootstrap iproute2 iptables apt-cacher-ng openssh-client
   # the agent's real parts, used by its tests on this machine
   restic mariadb-server mariadb-client python3-pexpect
+  # Uptime Kuma from npm: its sqlite binding is compiled here (no prebuilt download)
+  build-essential
   # tooling
   python3-venv ca-certificates curl git make rsync zip unzip
 )
