@@ -10,6 +10,10 @@ from __future__ import annotations
 import json
 from typing import Any
 
+# A locked backup must survive even the agency's own stolen admin keys: GOVERNANCE
+# lets anyone with s3:BypassGovernanceRetention delete it, COMPLIANCE lets no one.
+OBJECT_LOCK_MODE = "COMPLIANCE"
+
 # What restic needs on the bucket itself (listing, region lookup) ...
 BUCKET_ACTIONS: tuple[str, ...] = ("s3:GetBucketLocation", "s3:ListBucket")
 # ... and on the objects under it (read, write, delete packs/locks/index).
@@ -18,6 +22,11 @@ OBJECT_ACTIONS: tuple[str, ...] = ("s3:DeleteObject", "s3:GetObject", "s3:PutObj
 
 def bucket_arn(bucket: str) -> str:
     return f"arn:aws:s3:::{bucket}"
+
+
+def restic_user_name(bucket: str) -> str:
+    """The IAM user that holds a client's restic keys."""
+    return f"{bucket}-restic"
 
 
 def restic_policy(bucket: str, extra_bucket_actions: tuple[str, ...] = ()) -> dict[str, Any]:

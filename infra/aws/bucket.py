@@ -24,9 +24,8 @@ import pulumi_aws as aws
 import pulumi_random as random
 
 from infra.plan import StoragePlan
-from infra.storage_policy import bucket_arn, restic_policy_json
+from infra.storage_policy import OBJECT_LOCK_MODE, bucket_arn, restic_policy_json, restic_user_name
 
-OBJECT_LOCK_MODE = "COMPLIANCE"
 SSE_ALGORITHM = "AES256"
 # restic keys its repository with this password: 40 letters and digits are about
 # 238 bits and survive any quoting on the way to the server's env file.
@@ -52,11 +51,6 @@ def tls_only_policy(bucket: str) -> str:
         },
         sort_keys=True,
     )
-
-
-def restic_user_name(bucket: str) -> str:
-    """The IAM user that holds a client's restic keys (the lab names it the same)."""
-    return f"{bucket}-restic"
 
 
 class BackupBucket(pulumi.ComponentResource):

@@ -45,12 +45,11 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
-from infra.storage_policy import restic_policy_json
+from infra.storage_policy import OBJECT_LOCK_MODE, restic_policy_json, restic_user_name
 
 REGION = "us-east-1"
 PID_FILE = "moto.pid"
 LOG_FILE = "moto.log"
-RETENTION_MODE = "COMPLIANCE"
 ADMIN_USER = "carestack-lab-admin"
 
 
@@ -313,10 +312,10 @@ def provision_bucket(
             Bucket=bucket,
             ObjectLockConfiguration={
                 "ObjectLockEnabled": "Enabled",
-                "Rule": {"DefaultRetention": {"Mode": RETENTION_MODE, "Days": object_lock_days}},
+                "Rule": {"DefaultRetention": {"Mode": OBJECT_LOCK_MODE, "Days": object_lock_days}},
             },
         )
-    user = user_name or f"{bucket}-restic"
+    user = user_name or restic_user_name(bucket)
     cache = Path(secrets_dir) / f"{bucket}.s3.env" if secrets_dir is not None else None
     creds = _ensure_user_key(iam, user, cache)
     iam.put_user_policy(
