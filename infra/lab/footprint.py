@@ -18,7 +18,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from infra.lab import network, procs
+from infra.lab import cgroups, network, procs
 from infra.lab.config import LabConfig
 
 _IPV4 = re.compile(rb"(?<![\d.])(\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3})(?![\d])")
@@ -31,15 +31,16 @@ class Footprint:
     netns: list[str] = field(default_factory=list)
     links: list[str] = field(default_factory=list)
     firewall: list[str] = field(default_factory=list)
+    cgroups: list[str] = field(default_factory=list)
 
     def empty(self) -> bool:
-        return not (self.processes or self.mounts or self.netns or self.links or self.firewall)
+        return not (self.processes or self.mounts or self.netns or self.links or self.firewall or self.cgroups)
 
     def describe(self) -> str:
         parts = []
         if self.processes:
             parts.append("processes " + ", ".join(f"{pid} ({_comm(pid)})" for pid in self.processes))
-        for name in ("mounts", "netns", "links", "firewall"):
+        for name in ("mounts", "netns", "links", "firewall", "cgroups"):
             items: list[str] = getattr(self, name)
             if items:
                 parts.append(f"{name} {', '.join(items)}")
@@ -114,6 +115,7 @@ def footprint(config: LabConfig) -> Footprint:
         netns=network.lab_netns(config),
         links=links,
         firewall=network.firewall_present(config),
+        cgroups=cgroups.present(config.lab_id),
     )
 
 

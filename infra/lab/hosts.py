@@ -23,7 +23,7 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
-from infra.lab import procs, system
+from infra.lab import cgroups, procs, system
 from infra.lab.config import LabConfig
 from infra.lab.errors import LabError
 from infra.lab.network import HostLink, netns_path
@@ -41,6 +41,7 @@ class Host:
     name: str
     address: str
     dir: Path
+    lab_id: str
 
     @property
     def root(self) -> Path:
@@ -64,7 +65,7 @@ class Host:
 
 
 def host(config: LabConfig, name: str, address: str) -> Host:
-    return Host(name, address, config.hosts_dir / name)
+    return Host(name, address, config.hosts_dir / name, config.lab_id)
 
 
 def mounted(h: Host) -> bool:
@@ -163,10 +164,15 @@ def nspawn_argv(h: Host, link: HostLink) -> list[str]:
     ]
 
 
-def _supervisor_script(argv: list[str]) -> str:
+def _supervisor_script(argv: list[str], cgroup_dirs: list[Path]) -> str:
     command = " ".join(shlex.quote(a) for a in argv)
+    # Into the server's own cgroups first (see cgroups.py): nspawn and the guest inherit them.
+    enter = "".join(
+        f"mkdir -p {shlex.quote(str(d))} && echo $$ > {shlex.quote(str(d / 'cgroup.procs'))} || exit 1\n"
+        for d in cgroup_dirs
+    )
     return (
-        "trap 'kill -TERM $child 2>/dev/null; wait $child; exit 0' TERM INT\n"
+        enter + "trap 'kill -TERM $child 2>/dev/null; wait $child; exit 0' TERM INT\n"
         "while :; do\n"
         f"  {command} &\n"
         "  child=$!\n"
@@ -196,18 +202,22 @@ def running(h: Host) -> bool:
     return procs.running(h.supervisor_pid) is not None and bool(nspawn_pids(h))
 
 
-def booted_with(h: Host) -> list[str] | None:
-    """The command line the server's nspawn runs with (None if it does not run)."""
+def booted_as_wanted(h: Host, link: HostLink) -> bool:
+    """The running nspawn has today's command line and runs in the server's own cgroup."""
+    wanted_argv = "\0".join(nspawn_argv(h, link)).encode()
+    own = f"/{cgroups.name(h.lab_id, h.name)}"
     for pid in nspawn_pids(h):
         try:
-            return [a.decode() for a in Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0") if a]
+            argv = Path(f"/proc/{pid}/cmdline").read_bytes().rstrip(b"\0")
+            membership = Path(f"/proc/{pid}/cgroup").read_text()
         except OSError:
             continue
-    return None
+        return argv == wanted_argv and own in membership
+    return False
 
 
 def boot(h: Host, link: HostLink) -> None:
-    script = _supervisor_script(nspawn_argv(h, link))
+    script = _supervisor_script(nspawn_argv(h, link), cgroups.paths(h.lab_id, h.name))
     procs.spawn(["/bin/sh", "-c", script, f"carestack-lab-{h.name}"], pid_file=h.supervisor_pid, log_file=h.console_log)
 
 
@@ -242,6 +252,7 @@ def stop(h: Host) -> bool:
     if orphans:
         _power_off(orphans)
         was_running = True
+    cgroups.remove(h.lab_id, h.name)
     return was_running
 
 

@@ -81,7 +81,7 @@ def bring_up(config: LabConfig, placed: Sequence[PlacedHost], image_root: Path, 
         hosts.mount(h, image_root)
         fresh = hosts.personalize(h, authorized_key=public_key, apt_proxy=apt_proxy)
         link = host_link(config, h)
-        if hosts.running(h) and (rebuilt_network or hosts.booted_with(h) != hosts.nspawn_argv(h, link)):
+        if hosts.running(h) and (rebuilt_network or not hosts.booted_as_wanted(h, link)):
             hosts.stop(h)  # its namespace was rebuilt under it, or the lab boots servers differently now
             restarted.append(h.name)
         if not hosts.running(h):

@@ -111,6 +111,8 @@ def test_lab_down_leaves_nothing_behind(second_lab: LabConfig) -> None:
     assert [n for n in Path("/run/netns").iterdir() if n.name.startswith(f"{second_lab.bridge}-")] == []
     rules = subprocess.run(["iptables", "-w", "-S"], capture_output=True, text=True, check=True).stdout
     assert second_lab.bridge not in rules and second_lab.bridge.upper() not in rules
+    cgroups = f"carestack-lab-{second_lab.bridge}-*"
+    assert [*Path("/sys/fs/cgroup").glob(cgroups), *Path("/sys/fs/cgroup").glob(f"*/{cgroups}")] == []
     assert not second_lab.state_dir.exists()
     assert footprint(second_lab).empty()
     assert Path(second_lab.image_cache, "rootfs").is_dir(), "a shared image must survive a lab's down"
