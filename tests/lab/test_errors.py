@@ -16,8 +16,10 @@ from pathlib import Path
 
 import pytest
 
+from infra.lab import image
 from infra.lab.config import LabConfig, load_config, save_config
 from infra.lab.errors import LabError
+from infra.lab.mirror import DebianMirror, debian_mirror
 from infra.lab.placement import place
 from infra.lab.up import lab_up, preflight
 from infra.spec import example_stacks
@@ -107,3 +109,13 @@ def test_not_root_is_a_clear_error(tmp_path: Path) -> None:
     assert done.returncode == 1
     assert "carestack lab needs root" in done.stderr
     assert not (tmp_path / "lab").exists()
+
+
+@needs_root
+def test_a_failing_debootstrap_is_reported_with_its_log(tmp_path: Path) -> None:
+    mirror = debian_mirror()
+    broken = DebianMirror("nosuchrelease", mirror.archive, mirror.security)
+    with pytest.raises(LabError, match=r"building the base image: debootstrap .* failed .*debootstrap\.log") as error:
+        image.build(LabConfig(tmp_path), broken)
+    assert "nosuchrelease" in str(error.value), "the tail of debootstrap's own output names the problem"
+    assert image.cached(LabConfig(tmp_path)) is None
