@@ -3,9 +3,10 @@
 Desired state, from the CarePlan only (`desired_state`):
 - per site, one HTTP keyword monitor per configured page: the tier's interval,
   retries, retry interval and timeout, the page's status and required text;
-  where the site is https its page monitors carry Kuma's certificate-expiry
-  warning, and the tier's warning day is added to Kuma's (global) list of
-  warning days;
+- per https site, one certificate-expiry warning: Kuma warns per monitor, and
+  every page of a site shares its certificate, so only the monitor of the
+  site's first page has `expiryNotification` (the others would repeat the
+  same warning, one per page);
 - per site, one push monitor per agent job (backup, prune, check, update)
   whose interval is the job's `push_interval_seconds` (its period plus grace):
   a job that stops reporting turns its monitor down;
@@ -14,7 +15,9 @@ Desired state, from the CarePlan only (`desired_state`):
   attached to every monitor of the client;
 - one recurring maintenance window for the tier's update window in the
   client's time zone, covering the page monitors (planned update minutes are
-  not downtime; a job that fails to report still alerts).
+  not downtime; a job that fails to report still alerts);
+- per client, a group: the status page `carestack-<client id>` with one
+  section per site listing that site's monitors (see Groups).
 
 Where a site is reached differs per realization: production checks
 `check.url`; the lab passes `site_addresses` {site id: "http://10.77.0.10"}
@@ -25,15 +28,32 @@ the client id as value, and `carestack-key` with a key that is stable per
 desired monitor ("studio-web page /projects/"). A monitor without the
 client's tag is never edited or deleted. Notifications and the maintenance
 window (Kuma gives them no tags) are carestack's by their names, which start
-with "carestack <client id> · ".
+with "carestack <client id> · "; the status page by its slug.
 
-Groups: a client's monitors share the `carestack: <client>` tag (Kuma's tag
-filter shows one client) and the client's name prefix. They are not children
-of a Kuma group monitor, on purpose: Kuma 2.0.0-dev.0 sets `parent` only
-through `add`/`editMonitor`, each of which rebuilds the whole monitor list
-before answering (2.3 s at 500 monitors, measured), so group membership would
-cost one full-list rebuild per monitor on every onboarding; the bulk import
-that makes creation fast cannot set it (see `infra.kuma_client`).
+Groups: the client's group is a Kuma status page, not a GROUP monitor.
+Kuma 2.0.0-dev.0 sets a monitor's `parent` only through `add`/`editMonitor`,
+each of which rebuilds and broadcasts the whole monitor list before it
+answers (measured: 2.3 s per call at 500 monitors, `bench/bench_kuma_sync.py`),
+and the bulk import that makes creation fast copies a fixed list of fields
+that lacks `parent` (server/server.js, uploadBackup), so neither one import
+nor an import of the groups followed by one of the children can place a
+monitor in a group. Real groups would cost one full-list rebuild per monitor
+at every onboarding (500 monitors: about 20 minutes instead of seconds). A
+status page costs two requests when created (`addStatusPage`,
+`saveStatusPage`) and one when its listing changes, whatever the number of
+monitors; it is also what the agency shares with the client: a public page
+(at /status/carestack-<client id>) showing each site's checks and job
+heartbeats by name and state, never URLs, tags or tokens. Its title,
+description, sections and listing are carestack's; logo, theme, custom CSS
+and domain names set by hand stay. The `carestack: <client>` tag still
+selects a client's monitors in Kuma's monitor list.
+
+Kuma's certificate warning days (`tlsExpiryNotifyDays`) are one global
+setting of the whole Kuma. The sync adds the tier's day when it is missing
+and never removes a day, nor restores the list when a client goes: on an
+agency's shared Kuma the other days may be the agency's own or another
+tier's, and Kuma cannot say who added which. An added day only adds a
+warning on that day; it never removes one.
 
 Sync (`sync`): read Kuma once, compute the changes, print them, apply them
 unless `dry_run`: create what is missing (one bulk import), edit only
@@ -56,16 +76,18 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from infra.alerting import AlertingConfig, provider_config, recipients
-from infra.kuma_client import KumaSession
+from infra.kuma_client import KumaError, KumaSession
 from infra.plan import CarePlan, CheckPlan, JobPlan, SitePlan
 
 OWNER_TAG = "carestack"
 KEY_TAG = "carestack-key"
+STATUS_PAGE_PREFIX = "carestack-"
 TAG_COLOR = "#0f766e"
 # Kuma's limits (server/model/monitor.js validate(), db/knex_init_db.js column sizes).
 MIN_INTERVAL_SECONDS = 20
 MAX_INTERVAL_SECONDS = 2073600
 MAX_NAME = 150
+MAX_TITLE = 255  # status_page.title, group.name
 MAX_TAG_VALUE = 255
 MAX_KEYWORD = 255
 PUSH_TOKEN_LENGTH = 20  # push_token is VARCHAR(20); 20 alphanumerics are 119 random bits
@@ -108,12 +130,21 @@ class DesiredNotification:
 
 
 @dataclass(frozen=True)
+class DesiredStatusPage:
+    slug: str
+    title: str
+    description: str
+    sections: tuple[tuple[str, tuple[str, ...]], ...]  # (heading, keys of the monitors listed), in page order
+
+
+@dataclass(frozen=True)
 class DesiredState:
     client_id: str
     monitors: tuple[DesiredMonitor, ...]
     notifications: tuple[DesiredNotification, ...]
     maintenance: dict[str, Any] | None
     cert_expiry_days: int | None
+    status_page: DesiredStatusPage | None = None
 
     @property
     def owned_prefix(self) -> str:
@@ -128,12 +159,19 @@ def maintenance_title(client_id: str) -> str:
     return f"{owned_prefix(client_id)}update window"
 
 
+def status_page_slug(client_id: str) -> str:
+    """The client's status page (client ids are Kuma-valid slug parts: lower-case letters and digits)."""
+    return f"{STATUS_PAGE_PREFIX}{client_id}"
+
+
 def _description(plan: CarePlan) -> str:
     client = plan.client
     return f"Managed by carestack from the care plan of {client.name} ({client.tier_title}); edits are overwritten."
 
 
-def _page(plan: CarePlan, site: SitePlan, check: CheckPlan, address: str | None) -> DesiredMonitor:
+def _page(
+    plan: CarePlan, site: SitePlan, check: CheckPlan, address: str | None, *, cert_warning: bool
+) -> DesiredMonitor:
     mon = plan.monitoring
     url, headers = (check.url, None) if address is None else (address + check.path, {"Host": site.domain})
     return DesiredMonitor(
@@ -154,7 +192,7 @@ def _page(plan: CarePlan, site: SitePlan, check: CheckPlan, address: str | None)
             "retryInterval": mon.retry_interval_seconds,
             "maxretries": mon.retries,
             "timeout": mon.timeout_seconds,
-            "expiryNotification": site.https,
+            "expiryNotification": cert_warning,
             "ignoreTls": False,
             "upsideDown": False,
             "maxredirects": MAX_REDIRECTS,
@@ -178,6 +216,24 @@ def _push(plan: CarePlan, site: SitePlan, job: JobPlan) -> DesiredMonitor:
             "upsideDown": False,
             "resendInterval": 0,
         },
+    )
+
+
+def _status_page(plan: CarePlan, monitors: list[DesiredMonitor]) -> DesiredStatusPage | None:
+    """One section per site (its domain), listing the site's page checks and job heartbeats."""
+    sections = [(site.domain, tuple(m.key for m in monitors if m.site_id == site.id)) for site in plan.sites]
+    listed = tuple((heading, keys) for heading, keys in sections if keys)
+    if not listed:
+        return None
+    client = plan.client
+    return DesiredStatusPage(
+        slug=status_page_slug(client.id),
+        title=client.name,
+        description=(
+            f"The sites of {client.name} under {client.tier_title}: page checks and the heartbeats of the "
+            "backup, update and integrity jobs. Kept in step with the care plan by carestack."
+        ),
+        sections=listed,
     )
 
 
@@ -239,10 +295,15 @@ def desired_state(
     monitors: list[DesiredMonitor] = []
     for site in plan.sites:
         address = site_addresses.get(site.id)
-        monitors += [_page(plan, site, check, address) for check in site.checks]
+        # One certificate warning per site: every page shares the site's certificate.
+        monitors += [
+            _page(plan, site, check, address, cert_warning=site.https and n == 0) for n, check in enumerate(site.checks)
+        ]
         monitors += [_push(plan, site, job) for job in site.jobs]
     for monitor in monitors:
         problems += _check_monitor(monitor)
+    if len(plan.client.name) > MAX_TITLE:
+        problems.append(f"client.name: longer than the {MAX_TITLE} characters of a Kuma status page title")
     notifications = []
     for channel, contact in recipients(plan.monitoring.channels, plan.client.contacts):
         try:
@@ -255,7 +316,12 @@ def desired_state(
     if problems:
         raise KumaPlanError(f"monitors of {plan.client.id}: " + "; ".join(problems))
     return DesiredState(
-        plan.client.id, tuple(monitors), tuple(notifications), _maintenance(plan), plan.monitoring.cert_expiry_days
+        plan.client.id,
+        tuple(monitors),
+        tuple(notifications),
+        _maintenance(plan),
+        plan.monitoring.cert_expiry_days,
+        _status_page(plan, monitors),
     )
 
 
@@ -270,7 +336,7 @@ def nothing_desired(client_id: str) -> DesiredState:
 @dataclass(frozen=True)
 class Change:
     action: str  # "create" | "update" | "delete"
-    kind: str  # "monitor" | "notification" | "maintenance" | "setting"
+    kind: str  # "monitor" | "notification" | "maintenance" | "status page" | "setting"
     name: str
     details: tuple[str, ...] = ()
 
@@ -326,6 +392,8 @@ class _Work:
     updates: list[tuple[Change, dict[str, Any], DesiredMonitor]] = field(default_factory=list)
     maintenance: Change | None = None
     maintenance_id: int | None = None
+    status_page: Change | None = None
+    status_page_have: dict[str, Any] | None = None  # the page as read, with its sections
     existing: dict[str, dict[str, Any]] = field(default_factory=dict)  # key -> the owned monitor kept
 
 
@@ -425,6 +493,52 @@ def _plan_maintenance(desired: DesiredState, have: dict[str, Any] | None, attach
         work.changes.append(work.maintenance)
 
 
+def _page_fields(page: DesiredStatusPage) -> dict[str, Any]:
+    # Tags stay off the page: they are carestack's bookkeeping, not the client's business.
+    return {"title": page.title, "description": page.description, "showTags": False}
+
+
+def _listed(have: Mapping[str, Any]) -> list[tuple[str, list[int]]]:
+    """The page's sections as Kuma shows them: (heading, monitor ids)."""
+    return [
+        (str(group["name"]), [int(m["id"]) for m in group.get("monitorList") or []])
+        for group in have.get("publicGroupList") or []
+    ]
+
+
+def _plan_status_page(desired: DesiredState, have: dict[str, Any] | None, work: _Work) -> None:
+    slug = status_page_slug(desired.client_id)
+    work.status_page_have = have
+    wanted = desired.status_page
+    if wanted is None:
+        if have is not None:
+            work.status_page = Change("delete", "status page", slug)
+    else:
+        count = sum(len(keys) for _, keys in wanted.sections)
+        shown = f"{len(wanted.sections)} sections, {count} monitors"
+        if have is None:
+            work.status_page = Change("create", "status page", slug, (shown,))
+        else:
+            diff = _field_diff(have, _page_fields(wanted))
+            details = [f"{name}: {_show(old)} → {_show(new)}" for name, (old, new) in diff.items()]
+            # A monitor still to be created has no id yet: the listing differs.
+            listing = [
+                (heading, [int(work.existing[k]["id"]) if k in work.existing else -1 for k in keys])
+                for heading, keys in wanted.sections
+            ]
+            current = _listed(have)
+            if current != listing:
+                listed = {i for _, ids in current for i in ids}
+                wanted_ids = [i for _, ids in listing for i in ids]
+                added = sum(1 for i in wanted_ids if i not in listed)
+                removed = len(listed - set(wanted_ids))
+                details.append(f"listing: +{added} -{removed} monitors" if added or removed else "listing: reordered")
+            if details:
+                work.status_page = Change("update", "status page", slug, tuple(details))
+    if work.status_page:
+        work.changes.append(work.status_page)
+
+
 def monitor_states(session: KumaSession, client_id: str) -> dict[str, str]:
     """Each of the client's monitors by name: "up", "down", "pending", "maintenance", or "unchecked".
 
@@ -515,9 +629,10 @@ def _plan(session: KumaSession, desired: DesiredState) -> _Work:
     The reads run side by side: Kuma answers the small ones while it builds the
     monitor list, which takes seconds at hundreds of monitors.
     """
-    with ThreadPoolExecutor(max_workers=3) as pool:
+    with ThreadPoolExecutor(max_workers=4) as pool:
         settings = pool.submit(session.settings) if desired.cert_expiry_days is not None else None
         maintenance = pool.submit(_read_maintenance, session, desired.client_id)
+        status_page = pool.submit(session.status_page, status_page_slug(desired.client_id))
         monitors = pool.submit(session.monitors)
         notifications = session.notifications()
         names = {int(n["id"]): str(n["name"]) for n in notifications}
@@ -527,6 +642,7 @@ def _plan(session: KumaSession, desired: DesiredState) -> _Work:
         _plan_notifications(desired, notifications, work)
         _plan_monitors(desired, monitors.result(), names, work)
         _plan_maintenance(desired, *maintenance.result(), work)
+        _plan_status_page(desired, status_page.result(), work)
     return work
 
 
@@ -591,7 +707,34 @@ def _apply(
             page_ids = sorted(int(final[m.key]["id"]) for m in desired.monitors if m.job is None)
             session.set_maintenance_monitors(maintenance_id, page_ids)
         done(work.maintenance)
+    if work.status_page is not None:
+        _apply_status_page(session, desired, work.status_page_have, final)
+        done(work.status_page)
     return final
+
+
+def _apply_status_page(
+    session: KumaSession, desired: DesiredState, have: dict[str, Any] | None, final: Mapping[str, Mapping[str, Any]]
+) -> None:
+    """Create, save or delete the client's status page; settings carestack doesn't manage
+    (logo, theme, custom CSS, domain names) stay as they are."""
+    slug = status_page_slug(desired.client_id)
+    page = desired.status_page
+    if page is None:
+        session.delete_status_page(slug)
+        return
+    if have is None:
+        session.add_status_page(slug, page.title)
+        have = session.status_page(slug)
+        if have is None:
+            raise KumaError(f"Uptime Kuma did not keep the new status page {slug}")
+    section_ids = {str(group["name"]): group["id"] for group in have.get("publicGroupList") or []}
+    groups = [
+        {"id": section_ids.get(heading), "name": heading, "monitorList": [{"id": int(final[k]["id"])} for k in keys]}
+        for heading, keys in page.sections
+    ]
+    config = {k: v for k, v in have.items() if k != "publicGroupList"}
+    session.save_status_page(slug, {**config, **_page_fields(page)}, groups)
 
 
 def sync(

@@ -9,10 +9,15 @@ with three deliberate departures measured against Kuma 2.0.0-dev.0:
   top. Creating N monitors that way costs N list rebuilds. `import_monitors`
   sends them in one `uploadBackup` call ("keep" mode: nothing existing is
   touched), which stores each monitor with its tags and notifications and
-  rebuilds the list once. The import cannot set a few fields (`parent`;
-  `expiryNotification` always starts true): the sync edits those afterwards.
+  rebuilds the list once. The import copies a fixed list of fields
+  (server/server.js, uploadBackup): `parent` is not among them, and
+  `expiryNotification` is left to its column default (true); the sync edits
+  the latter afterwards where it must be false.
 - Edits and deletes are pipelined: every request is sent before the first
   answer is awaited, so round trips overlap.
+- A status page's sections and monitors are read from Kuma's public status
+  page API with its cache bypassed (`x-apicache-bypass`): the socket API gives
+  only the page's settings, and the public API caches answers for 5 minutes.
 - Password logins are rate-limited by Kuma (20 a minute, for everyone): the
   first login of a process remembers its token, and later sessions to the same
   server and user log in with the token.
@@ -25,6 +30,9 @@ import hashlib
 import json
 import threading
 import time
+import urllib.error
+import urllib.parse
+import urllib.request
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from enum import Enum
@@ -35,6 +43,8 @@ from uptime_kuma_api import UptimeKumaApi, UptimeKumaException
 
 # Backup format version the import parses; tags and retry intervals need 1.7.0 or newer.
 _IMPORT_FORMAT_VERSION = "1.23.0"
+# What Kuma answers getStatusPage for a slug it doesn't know (status-page-socket-handler.js).
+_NO_STATUS_PAGE = "No slug?"
 # Requests in flight at once when pipelining; Kuma handles them concurrently.
 _PIPELINE_DEPTH = 16
 _TOKENS: dict[tuple[str, str, str], str] = {}
@@ -112,6 +122,21 @@ class KumaSession:
         data: dict[str, Any] = self._call("getSettings")["data"]
         return data
 
+    def status_page(self, slug: str) -> dict[str, Any] | None:
+        """The status page's settings and its `publicGroupList` (sections with their monitors); None if absent."""
+        answer = self._ask("getStatusPage", slug)
+        if isinstance(answer, dict) and answer.get("ok") is False and answer.get("msg") == _NO_STATUS_PAGE:
+            return None
+        config: dict[str, Any] = self._checked("getStatusPage", answer)["config"]
+        url = f"{self.login.url}/api/status-page/{urllib.parse.quote(slug)}"
+        request = urllib.request.Request(url, headers={"x-apicache-bypass": "1"})
+        try:
+            with urllib.request.urlopen(request, timeout=self.timeout) as response:
+                public = json.loads(response.read())
+        except (urllib.error.URLError, OSError, ValueError) as exc:
+            raise KumaError(f"Uptime Kuma at {self.login.url} did not show status page {slug}: {exc}") from None
+        return {**config, "publicGroupList": public.get("publicGroupList") or []}
+
     # -- writing -----------------------------------------------------------------------
 
     def import_monitors(self, monitors: Sequence[dict[str, Any]]) -> None:
@@ -152,25 +177,47 @@ class KumaSession:
     def delete_maintenance(self, maintenance_id: int) -> None:
         self._write("deleteMaintenance", maintenance_id)
 
+    def add_status_page(self, slug: str, title: str) -> None:
+        self._write("addStatusPage", title, slug)
+
+    def save_status_page(self, slug: str, config: dict[str, Any], groups: Sequence[dict[str, Any]]) -> None:
+        """Save the page's settings and its sections (all of them: sections not sent are deleted).
+
+        Kuma takes the logo as a separate argument and stores `config.logo`:
+        both get the current icon, so an agency's logo stays.
+        """
+        icon = str(config.get("icon") or "")
+        self._write("saveStatusPage", slug, {**config, "slug": slug, "logo": icon}, icon, list(groups))
+
+    def delete_status_page(self, slug: str) -> None:
+        self._write("deleteStatusPage", slug)
+
     def save_settings(self, settings: dict[str, Any]) -> None:
         # The password is only checked when disabling authentication, which this never does.
         self._write("setSettings", settings, "")
 
     # -- plumbing ----------------------------------------------------------------------
 
-    def _call(self, event: str, *args: Any) -> Any:
+    def _ask(self, event: str, *args: Any) -> Any:
+        """Kuma's answer to `event`, refusals included."""
         data = args[0] if len(args) == 1 else (tuple(args) if args else None)
         try:
-            answer = self.api.sio.call(event, data, timeout=self.timeout)
+            return self.api.sio.call(event, data, timeout=self.timeout)
         except socketio.exceptions.TimeoutError:
             raise KumaError(
                 f"Uptime Kuma at {self.login.url} did not answer {event} within {self.timeout:.0f}s"
             ) from None
         except socketio.exceptions.SocketIOError as exc:
             raise KumaError(f"lost the connection to Uptime Kuma at {self.login.url}: {exc}") from None
+
+    @staticmethod
+    def _checked(event: str, answer: Any) -> Any:
         if isinstance(answer, dict) and answer.get("ok") is False:
             raise KumaError(f"Uptime Kuma refused {event}: {answer.get('msg')}")
         return answer
+
+    def _call(self, event: str, *args: Any) -> Any:
+        return self._checked(event, self._ask(event, *args))
 
     def _write(self, event: str, *args: Any) -> Any:
         self.writes += 1

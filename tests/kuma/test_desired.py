@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from infra.alerting import AlertingConfig, AlertingError, lab_alerting, load_alerting
-from infra.kuma import KumaPlanError, desired_state
+from infra.kuma import KumaPlanError, desired_state, nothing_desired
 from tests.kuma.support import client_plan, write_yaml
 
 RECEIVER = "http://127.0.0.1:9099/alert"
@@ -49,6 +49,30 @@ def test_every_number_comes_from_the_plan() -> None:
     assert desired.maintenance is not None
     assert (desired.maintenance["cron"], desired.maintenance["durationMinutes"]) == ("0 6 * * 2", 120)
     assert desired.maintenance["timezoneOption"] == plan.client.timezone
+
+
+def test_one_certificate_warning_per_https_site() -> None:
+    plan = client_plan("studio", "certs", lambda config: config["sites"][1].update(https=False))
+    web, plans = plan.sites
+    assert web.https and not plans.https and len(web.checks) > 1 and len(plans.checks) > 1
+    desired = desired_state(plan, lab_alerting(RECEIVER))
+    warned = [m.key for m in desired.monitors if m.fields.get("expiryNotification")]
+    assert warned == [f"{web.id} page {web.checks[0].path}"]  # every page of a site shares its certificate
+    assert all("expiryNotification" in m.fields for m in desired.monitors if m.job is None)
+
+
+def test_the_clients_group_is_a_status_page_with_a_section_per_site() -> None:
+    plan = client_plan("studio", "studio")
+    desired = desired_state(plan, lab_alerting(RECEIVER))
+    page = desired.status_page
+    assert page is not None
+    assert (page.slug, page.title) == ("carestack-studio", plan.client.name)
+    assert plan.client.tier_title in page.description
+    assert page.sections == tuple(
+        (site.domain, tuple(m.key for m in desired.monitors if m.site_id == site.id)) for site in plan.sites
+    )
+    assert sorted(key for _, keys in page.sections for key in keys) == sorted(m.key for m in desired.monitors)
+    assert nothing_desired("studio").status_page is None
 
 
 def test_update_window_in_the_clients_time_zone() -> None:

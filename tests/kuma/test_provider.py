@@ -82,6 +82,7 @@ def test_provider_lifecycle(kuma: Kuma, provider: KumaMonitorsProvider) -> None:
         assert owned(session, "pulumi") == {}
         assert not [n for n in session.notifications() if n["name"].startswith("carestack pulumi · ")]
         assert not [m for m in session.maintenances() if m["title"].startswith("carestack pulumi · ")]
+        assert session.status_page("carestack-pulumi") is None
 
 
 def test_provider_check_names_bad_inputs(provider: KumaMonitorsProvider) -> None:
