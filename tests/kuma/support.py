@@ -4,19 +4,22 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import datetime
 import socket
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import replace
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from infra.kuma import KEY_TAG, is_owned
+from infra.kuma import KEY_TAG, MIN_INTERVAL_SECONDS, is_owned
 from infra.kuma_client import KumaSession
-from infra.plan import CarePlan, build_plan
+from infra.lab.alert_receiver import Alert
+from infra.plan import CarePlan, MonitoringPlan, build_plan
 from infra.spec import STACKS_DIR, ClientSpec, carestack_config, parse_stack
 
 # Fields Kuma recomputes on every list (maintenance status), not state a sync sets.
@@ -45,6 +48,33 @@ def client_plan(stack: str, client_id: str, change: Callable[[dict[str, Any]], N
     spec = parse_stack(f"{path} as {client_id}", config)
     assert isinstance(spec, ClientSpec)
     return build_plan(spec)
+
+
+def fast_monitoring(monitoring: MonitoringPlan, timeout_seconds: int = 5) -> MonitoringPlan:
+    """A test-only variant: Kuma's shortest interval, no retries, and the update window three days
+    away (a check inside the window would count as maintenance, not as down). The catalog is untouched."""
+    in_three_days = datetime.datetime.now(datetime.UTC) + datetime.timedelta(days=3)
+    weekday = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")[in_three_days.weekday()]
+    return replace(
+        monitoring,
+        interval_seconds=MIN_INTERVAL_SECONDS,
+        retry_interval_seconds=MIN_INTERVAL_SECONDS,
+        retries=0,
+        timeout_seconds=timeout_seconds,
+        maintenance=replace(monitoring.maintenance, weekday=weekday),
+    )
+
+
+def first_alert(alerts: Iterable[Alert], client_id: str, monitor: str, status: str, after: float) -> Alert | None:
+    """The first notification about `monitor` of the client with `status` received at or after `after`."""
+    return next(
+        (
+            a
+            for a in alerts
+            if (a.client, a.monitor, a.status) == (client_id, monitor, status) and a.received_at >= after
+        ),
+        None,
+    )
 
 
 def loopback(plan: CarePlan) -> dict[str, str]:

@@ -19,7 +19,7 @@ from infra.kuma import MIN_INTERVAL_SECONDS, desired_state, monitor_states, sync
 from infra.kuma_client import KumaSession, connect
 from infra.lab.alert_receiver import Alert
 from tests.kuma.conftest import Kuma, Receiver
-from tests.kuma.support import client_plan, local_site, owned, wait_until
+from tests.kuma.support import client_plan, fast_monitoring, first_alert, local_site, owned, wait_until
 
 pytestmark = pytest.mark.kuma
 
@@ -31,14 +31,7 @@ def state(session: KumaSession, client_id: str, monitor: dict[str, Any]) -> str:
 
 
 def alert(receiver: Receiver, client_id: str, monitor: str, status: str, after: float) -> Alert | None:
-    return next(
-        (
-            a
-            for a in receiver.alerts(client_id)
-            if a.monitor == monitor and a.status == status and a.received_at >= after
-        ),
-        None,
-    )
+    return first_alert(receiver.alerts(client_id), client_id, monitor, status, after)
 
 
 def test_push_monitor_goes_down_when_its_job_stops_pushing(kuma: Kuma, receiver: Receiver) -> None:
@@ -75,9 +68,7 @@ def test_site_down_alerts_and_recovery_arrives(kuma: Kuma, receiver: Receiver) -
     plan = client_plan("bakery", "outage")
     site = plan.sites[0]
     check = site.checks[0]
-    fast = replace(
-        plan.monitoring, interval_seconds=INTERVAL, retry_interval_seconds=INTERVAL, retries=0, timeout_seconds=5
-    )
+    fast = fast_monitoring(plan.monitoring)
     plan = replace(plan, monitoring=fast, sites=(replace(site, jobs=()),))
     with local_site({check.path: f"Willkommen bei {check.keyword}"}) as web:
         with connect(kuma.login) as session:
