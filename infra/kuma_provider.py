@@ -11,7 +11,8 @@ Stack configuration, read in `configure`:
                                    needed when a tier alerts by e-mail or SMS
 
 create/update run a sync of the client's desired state; delete removes every
-monitor, notification and maintenance window carestack owns for the client;
+monitor, notification, maintenance window and the status page carestack owns
+for the client;
 diff compares the inputs, and `read` (pulumi refresh) records drift, i.e.
 changes a sync would make in Kuma, so the next `pulumi up` repairs hand edits.
 The provider is pickled with dill: it holds only strings, never a connection.
