@@ -17,6 +17,8 @@ from pathlib import Path
 from .actions.backup import backup as backup_site
 from .actions.backup import do_backup
 from .actions.restore import RestoreOptions, do_restore, restore
+from .actions.update import UpdateOptions, do_update
+from .actions.update import update as update_site
 from .config import Config
 from .config import load as load_config
 from .jobs import Context, JobResult, run_job
@@ -33,10 +35,13 @@ __all__ = [
     "Context",
     "JobResult",
     "RestoreOptions",
+    "UpdateOptions",
     "backup_site",
     "do_backup",
     "do_restore",
+    "do_update",
     "load_config",
     "restore_snapshot",
     "run_job",
+    "update_site",
 ]

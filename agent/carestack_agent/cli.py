@@ -16,6 +16,7 @@ from .actions import init as init_action
 from .actions import prune as prune_action
 from .actions import restore as restore_action
 from .actions import status as status_action
+from .actions import update as update_action
 from .config import ConfigError, load
 from .jobs import JobResult
 
@@ -47,6 +48,8 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--database-name", help="restore the database under this name")
     r.add_argument("--no-files", action="store_true", help="database only")
     r.add_argument("--no-database", action="store_true", help="files only")
+    u = site_verb("update", "the plan's updates: snapshot, apply, probe, roll back if the site breaks")
+    u.add_argument("--retry-failed", action="store_true", help="offer versions again that were rolled back before")
     s = sub.add_parser("status", help="last result of each job per site")
     s.add_argument("--json", action="store_true")
     sub.add_parser("validate", help="check the configuration; print every error")
@@ -90,6 +93,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _report(prune_action.prune(config, args.site, wait=args.wait))
     if args.verb == "check":
         return _report(check_action.check(config, args.site, wait=args.wait))
+    if args.verb == "update":
+        retry = update_action.UpdateOptions(retry_failed=args.retry_failed)
+        return _report(update_action.update(config, args.site, retry, wait=args.wait))
     if args.verb == "init":
         return _report(init_action.init(config, args.site, wait=args.wait))
     if args.verb == "restore":

@@ -33,6 +33,13 @@ DOMAIN = re.compile(
 )
 KINDS = ("wordpress", "woocommerce", "php", "static")
 REASONS = ("scheduled", "pre-update", "manual")
+PROVIDERS = ("apt", "wordpress", "release")
+APT_POLICIES = ("security", "all", "none")
+WORDPRESS_POLICIES = ("minor", "all", "none")
+# A check's path: what the probe requests on the site (query strings allowed, no host).
+CHECK_PATH = re.compile(r"^/[^\s#]*$")
+# release_preserve entries: paths inside the site root, kept across a release.
+RELATIVE_PATH = re.compile(r"^(?!/)(?!.*(^|/)\.\.(/|$))[^\0]+$")
 KEEP_KEYS = ("keep_last", "keep_hourly", "keep_daily", "keep_weekly", "keep_monthly", "keep_yearly")
 
 
@@ -129,6 +136,21 @@ def url(v: Any) -> str | None:
     return f"must be an http:// or https:// URL, got {_show(v)}"
 
 
+def path_or_url(v: Any) -> str | None:
+    if url(v) is None or abspath(v) is None:
+        return None
+    return f"must be an absolute path or an http:// or https:// URL, got {_show(v)}"
+
+
+def subset_of(*choices: str) -> Check:
+    def check(v: Any) -> str | None:
+        if isinstance(v, list) and all(x in choices for x in v) and len(set(v)) == len(v):
+            return None
+        return f"must be a list of distinct values from {', '.join(choices)}, got {_show(v)}"
+
+    return check
+
+
 def repository(v: Any) -> str | None:
     if isinstance(v, str) and (re.match(r"^s3:https?://[^\s/]+/[^\s]+$", v) or v.startswith("/")):
         return None
@@ -161,6 +183,27 @@ AGENT_SCHEMA: dict[str, Field] = {
     "retries": Field(integer(0, 20), default=3, doc="extra attempts of a restic command after a transient error"),
     "retry_backoff_seconds": Field(number(0), default=10.0, doc="first retry delay; doubles each attempt"),
     "push_timeout_seconds": Field(number(0.1), default=10.0),
+    "php": Field(abspath, default="/usr/bin/php", doc="PHP CLI for the wordpress update provider"),
+    "apt_sources": Field(
+        abspath,
+        doc="a sources file the apt update provider reads instead of the system's (its package lists are kept "
+        "under state_dir/apt); unset: the system's sources",
+    ),
+    "probe_settle_seconds": Field(
+        number(0),
+        default=2.5,
+        doc="after a change, wait this long before the first probe: PHP's opcache re-reads a changed file only "
+        "every opcache.revalidate_freq seconds (2 by default), until then the old code answers",
+    ),
+    "probe_attempts": Field(integer(1, 60), default=4, doc="requests per page before a probe fails (cache warm-up)"),
+    "probe_retry_seconds": Field(number(0), default=1.0, doc="pause between a page's attempts"),
+    "probe_timeout_seconds": Field(number(0.1), default=10.0, doc="one request's time limit"),
+    "probe_min_limit_seconds": Field(
+        number(0),
+        default=1.0,
+        doc="response-time limit never below this (a page's baseline times probe_slowdown_limit may be "
+        "milliseconds, where timer noise alone would exceed it)",
+    ),
 }
 
 DATABASE_SCHEMA: dict[str, Field] = {
@@ -176,6 +219,32 @@ JOBS_SCHEMA: dict[str, Field] = {
     "prune_timeout_seconds": Field(integer(1), default=3600),
     "restore_timeout_seconds": Field(integer(1), default=3600),
     "check_read_data_subsets": Field(integer(1, 10000), default=1),
+    "update_timeout_seconds": Field(integer(1), default=7200),
+}
+
+UPDATES_SCHEMA: dict[str, Field] = {
+    "providers": Field(subset_of(*PROVIDERS), default=[], doc="what `update` may change on this site"),
+    "apt_policy": Field(one_of(*APT_POLICIES), default="security"),
+    "wordpress_policy": Field(one_of(*WORDPRESS_POLICIES), default="minor"),
+    "rollback": Field(boolean, default=True, doc="roll back a failed update from the pre-update snapshot"),
+    "probe_slowdown_limit": Field(number(1), default=3.0, doc="a page may take this many times its baseline"),
+    "wordpress_feed": Field(
+        path_or_url,
+        doc="a directory holding index.json, or the URL of an index.json, listing plugin/theme versions and "
+        "their zips; unset: WordPress's own update service",
+    ),
+    "release_dir": Field(abspath, doc="where release artifacts are dropped (default state_dir/releases/<site>)"),
+    "release_preserve": Field(
+        list_of(string(RELATIVE_PATH, "a path inside the site root"), non_empty=False),
+        default=[],
+        doc="paths inside the root carried over from the running release (uploads, local config)",
+    ),
+}
+
+CHECK_SCHEMA: dict[str, Field] = {
+    "path": Field(string(CHECK_PATH, "a path starting with /"), required=True),
+    "keyword": Field(string(), required=True, doc="text the page must contain"),
+    "status": Field(integer(100, 599), default=200),
 }
 
 SITE_SCHEMA: dict[str, Field] = {
@@ -190,7 +259,13 @@ SITE_SCHEMA: dict[str, Field] = {
     "push_base_url": Field(url),
     "push_tokens_file": Field(abspath),
 }
-SITE_TABLES = {"database": DATABASE_SCHEMA, "retention": RETENTION_SCHEMA, "jobs": JOBS_SCHEMA}
+SITE_TABLES = {
+    "database": DATABASE_SCHEMA,
+    "retention": RETENTION_SCHEMA,
+    "jobs": JOBS_SCHEMA,
+    "updates": UPDATES_SCHEMA,
+}
+SITE_ARRAYS = {"checks": CHECK_SCHEMA}  # arrays of tables: [[sites.<id>.checks]]
 
 
 def _check_table(
@@ -234,6 +309,13 @@ class AgentSettings:
     retries: int
     retry_backoff_seconds: float
     push_timeout_seconds: float
+    php: Path = Path("/usr/bin/php")
+    apt_sources: Path | None = None
+    probe_settle_seconds: float = 2.5
+    probe_attempts: int = 4
+    probe_retry_seconds: float = 1.0
+    probe_timeout_seconds: float = 10.0
+    probe_min_limit_seconds: float = 1.0
 
 
 @dataclass(frozen=True)
@@ -267,6 +349,26 @@ class Jobs:
     prune_timeout_seconds: int = 3600
     restore_timeout_seconds: int = 3600
     check_read_data_subsets: int = 1
+    update_timeout_seconds: int = 7200
+
+
+@dataclass(frozen=True)
+class Updates:
+    providers: tuple[str, ...] = ()
+    apt_policy: str = "security"
+    wordpress_policy: str = "minor"
+    rollback: bool = True
+    probe_slowdown_limit: float = 3.0
+    wordpress_feed: str | None = None
+    release_dir: Path | None = None  # filled in by parse (state_dir/releases/<site>)
+    release_preserve: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class HealthCheck:
+    path: str
+    keyword: str
+    status: int = 200
 
 
 @dataclass(frozen=True)
@@ -285,6 +387,8 @@ class Site:
     database: Database | None
     retention: Retention
     jobs: Jobs
+    updates: Updates = Updates()
+    checks: tuple[HealthCheck, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -325,7 +429,7 @@ def parse(data: Mapping[str, Any], path: Path = DEFAULT_PATH) -> Config:
         path_ = f"sites.{site_id}"
         if not SITE_ID.match(site_id):
             errors.append(f"{path_}: site id must match [a-z][a-z0-9-]{{0,31}}")
-        site = _check_table(raw, SITE_SCHEMA, path_, errors, tuple(SITE_TABLES))
+        site = _check_table(raw, SITE_SCHEMA, path_, errors, (*SITE_TABLES, *SITE_ARRAYS))
         if not isinstance(raw, dict):
             continue
         for name, schema in SITE_TABLES.items():
@@ -333,6 +437,8 @@ def parse(data: Mapping[str, Any], path: Path = DEFAULT_PATH) -> Config:
                 site[name] = _check_table(raw[name], schema, f"{path_}.{name}", errors)
             elif name != "database":
                 site[name] = _check_table({}, schema, f"{path_}.{name}", errors)
+        for name, schema in SITE_ARRAYS.items():
+            site[name] = _check_array(raw.get(name, []), schema, f"{path_}.{name}", errors)
         _cross_checks(site, raw, path_, errors)
         sites[site_id] = site
     if errors:
@@ -350,8 +456,15 @@ def parse(data: Mapping[str, Any], path: Path = DEFAULT_PATH) -> Config:
         retries=agent["retries"],
         retry_backoff_seconds=float(agent["retry_backoff_seconds"]),
         push_timeout_seconds=float(agent["push_timeout_seconds"]),
+        php=Path(agent["php"]),
+        apt_sources=Path(agent["apt_sources"]) if agent["apt_sources"] else None,
+        probe_settle_seconds=float(agent["probe_settle_seconds"]),
+        probe_attempts=agent["probe_attempts"],
+        probe_retry_seconds=float(agent["probe_retry_seconds"]),
+        probe_timeout_seconds=float(agent["probe_timeout_seconds"]),
+        probe_min_limit_seconds=float(agent["probe_min_limit_seconds"]),
     )
-    built = {site_id: _build_site(site_id, s) for site_id, s in sites.items()}
+    built = {site_id: _build_site(site_id, s, settings.state_dir) for site_id, s in sites.items()}
     return Config(path=path, agent=settings, sites=built)
 
 
@@ -367,10 +480,25 @@ def _cross_checks(site: dict[str, Any], raw: dict[str, Any], path: str, errors: 
         errors.append(f"{path}.retention: at least one keep_* must be > 0 (all zero would keep nothing)")
     if site.get("kind") == "static" and "database" in raw:
         errors.append(f"{path}.database: a static site has no database")
+    providers = site.get("updates", {}).get("providers")
+    if isinstance(providers, list) and providers:
+        if not site.get("checks"):
+            errors.append(f"{path}.checks: updates need at least one page to probe (updates.providers is set)")
+        if "wordpress" in providers and site.get("kind") not in ("wordpress", "woocommerce"):
+            errors.append(f"{path}.updates.providers: wordpress applies to kind wordpress or woocommerce only")
 
 
-def _build_site(site_id: str, s: dict[str, Any]) -> Site:
+def _check_array(data: Any, schema: Mapping[str, Field], path: str, errors: list[str]) -> list[dict[str, Any]]:
+    """An array of tables (`[[path]]`); each item validated like a table, errors name its index."""
+    if not isinstance(data, list):
+        errors.append(f"{path}: must be an array of tables ([[{path}]]), got {_show(data)}")
+        return []
+    return [_check_table(item, schema, f"{path}[{i}]", errors) for i, item in enumerate(data)]
+
+
+def _build_site(site_id: str, s: dict[str, Any], state_dir: Path) -> Site:
     db = s.get("database")
+    up = s["updates"]
     return Site(
         id=site_id,
         domain=s["domain"],
@@ -386,6 +514,17 @@ def _build_site(site_id: str, s: dict[str, Any]) -> Site:
         database=Database(db["name"], Path(db["socket"])) if db else None,
         retention=Retention(**s["retention"]),
         jobs=Jobs(**s["jobs"]),
+        updates=Updates(
+            providers=tuple(up["providers"]),
+            apt_policy=up["apt_policy"],
+            wordpress_policy=up["wordpress_policy"],
+            rollback=up["rollback"],
+            probe_slowdown_limit=float(up["probe_slowdown_limit"]),
+            wordpress_feed=up["wordpress_feed"],
+            release_dir=Path(up["release_dir"]) if up["release_dir"] else state_dir / "releases" / site_id,
+            release_preserve=tuple(up["release_preserve"]),
+        ),
+        checks=tuple(HealthCheck(**c) for c in s["checks"]),
     )
 
 

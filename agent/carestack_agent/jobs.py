@@ -68,6 +68,13 @@ class Context:
             attempt, settings=self.config.agent, deadline=self.deadline, what=what, on_locked=self.unlock_stale
         )
 
+    def note(self, event: str, **fields: Any) -> None:
+        """Journal one event of this run (the update flow records each step, and what it is about to change)."""
+        self.journal.append(
+            {"site": self.site.id, "job": self.job, "run_id": self.run_id, "host": self.config.agent.host,
+             "event": event, **fields}
+        )  # fmt: skip
+
     def unlock_stale(self) -> None:
         """`restic unlock`: removes only stale locks (same host, dead PID); live locks are respected.
 
@@ -152,6 +159,11 @@ def run_job(
         started = time.monotonic()
         log.info("%s %s: started (run %s)", job, site.id, ctx.run_id)
         try:
+            # An update interrupted on this site (crash, kill) is rolled back before anything else runs.
+            # Imported here: the update action builds on this module.
+            from .actions.recovery import finish_interrupted
+
+            finish_interrupted(ctx)
             summary = body(ctx)
             ok, code, message = True, exitcodes.OK, summary
         except JobFailed as e:

@@ -8,6 +8,7 @@ started through `spawn`:
 - under `nice` and `ionice -c 3` (idle), optionally SCHED_IDLE (`chrt --idle`),
   so the site keeps answering quickly while a backup runs.
 Those wrappers `exec` each other: the PID we hold is the real program's.
+`run` is the one-shot form (output collected, watchdog at the deadline).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import subprocess
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import IO, Any
 
 KILL_GRACE_SECONDS = 3.0  # after SIGINT (restic removes its lock), then SIGKILL
@@ -67,15 +69,67 @@ def spawn(
     stdin: int | IO[Any] | None = subprocess.DEVNULL,
     stdout: int | IO[Any] | None = subprocess.PIPE,
     stderr: int | IO[Any] | None = subprocess.PIPE,
+    cwd: str | os.PathLike[str] | None = None,
+    user: tuple[int, int] | None = None,
 ) -> subprocess.Popen[bytes]:
+    """Start `argv`; `user` = (uid, gid) runs it as that user with no supplementary groups."""
     return subprocess.Popen(
         wrap(argv, nice=nice, ionice_idle=ionice_idle, sched_idle=sched_idle),
         env=dict(env),
         stdin=stdin,
         stdout=stdout,
         stderr=stderr,
+        cwd=cwd,
+        user=user[0] if user else None,
+        group=user[1] if user else None,
+        extra_groups=[] if user else None,
         start_new_session=True,
         close_fds=True,
+    )
+
+
+@dataclass(frozen=True)
+class Completed:
+    argv: tuple[str, ...]
+    returncode: int
+    stdout: str
+    stderr: str
+    killed: bool  # by the watchdog at the deadline
+
+    def last_error(self) -> str:
+        """The last non-empty line of stderr (else of stdout): what a failure message quotes."""
+        for text in (self.stderr, self.stdout):
+            lines = [line.strip() for line in text.splitlines() if line.strip()]
+            if lines:
+                return lines[-1]
+        return f"exit status {self.returncode}"
+
+
+def run(
+    argv: Sequence[str],
+    *,
+    env: Mapping[str, str],
+    deadline: Deadline,
+    input_text: str | None = None,
+    cwd: str | os.PathLike[str] | None = None,
+    user: tuple[int, int] | None = None,
+) -> Completed:
+    """Run a program to its end (or the deadline); output decoded, nothing raised for a non-zero exit."""
+    proc = spawn(
+        argv,
+        env=env,
+        stdin=subprocess.PIPE if input_text is not None else subprocess.DEVNULL,
+        cwd=cwd,
+        user=user,
+    )
+    with Watchdog(deadline, [proc]) as dog:
+        out, err = proc.communicate(input_text.encode() if input_text is not None else None)
+    return Completed(
+        tuple(argv),
+        proc.returncode,
+        out.decode("utf-8", "replace"),
+        err.decode("utf-8", "replace"),
+        dog.fired,
     )
 
 

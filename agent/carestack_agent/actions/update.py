@@ -1,0 +1,251 @@
+"""update SITE: the plan's updates, with a snapshot before, probes after, and automatic rollback.
+
+The flow, holding the site's lock from start to end (each step journaled):
+1. health: probe every page of the site (and, when apt runs, of every other
+   site on this host that takes apt updates). A site that already fails gets
+   no update: the run ends `refused` and Kuma hears why.
+2. check: each provider the plan lists (apt, wordpress, release) says what the
+   plan's policy allows, exactly (name, from, to), and what it holds back.
+   Nothing to do ends the run here (a no-op run takes no snapshot).
+3. snapshot: a backup tagged reason:pre-update (files and database), through
+   the backup action's own body.
+4. apply, provider by provider: the offer is journaled first, then applied,
+   then the pages are probed against their baselines (status, keyword,
+   response time within probe_slowdown_limit x baseline, retried briefly).
+5. A failed probe or apply rolls everything back: the providers undo what the
+   snapshot cannot (apt reinstalls the previous .debs), the snapshot's files
+   and database are swapped in, and the pages are probed again. The versions
+   that broke the site are remembered and not offered again (see
+   FailedVersions). Success reports every change.
+A run that dies half-way leaves its journal: the next run of any verb on the
+site finishes the rollback first (recovery.py).
+
+Exit codes: 0 updated or nothing to do, 6 rolled back (site healthy on the
+previous versions), 7 refused (the site was already failing), 1 anything else,
+including a rollback that did not bring the site back. The Kuma push (UPDATE)
+is up with what changed, or down with what broke and what was rolled back.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from .. import exitcodes, probe
+from ..config import Config
+from ..jobs import RESTIC_EXIT, Context, JobFailed, JobResult, run_job
+from ..proc import Deadline
+from ..providers.apt import AptProvider
+from ..providers.base import Change, FailedVersions, Offer, Provider, ProviderError
+from ..providers.release import ReleaseProvider
+from ..providers.wordpress import WordPressProvider
+from ..restic import ResticError
+from .backup import do_backup
+from .restore import RestoreOptions, do_restore
+
+log = logging.getLogger("carestack_agent.update")
+
+PROVIDERS: dict[str, type[AptProvider] | type[WordPressProvider] | type[ReleaseProvider]] = {
+    "apt": AptProvider,
+    "wordpress": WordPressProvider,
+    "release": ReleaseProvider,
+}
+
+
+@dataclass(frozen=True)
+class UpdateOptions:
+    retry_failed: bool = False  # offer versions again that were rolled back before
+
+
+def make_provider(name: str, ctx: Context) -> Provider:
+    provider: Provider = PROVIDERS[name](ctx)
+    return provider
+
+
+def watched_pages(ctx: Context, with_apt: bool) -> list[probe.Page]:
+    """The site's pages; with apt, also every other site's on this host that takes apt updates."""
+    pages = probe.pages_of(ctx.site)
+    if with_apt:
+        for other in ctx.config.sites.values():
+            if other.id != ctx.site.id and "apt" in other.updates.providers:
+                pages += probe.pages_of(other)
+    return pages
+
+
+def pre_update_snapshot(ctx: Context) -> str:
+    """The backup action's body, its figures kept apart; the snapshot id."""
+    sub = dataclasses.replace(ctx, figures={})
+    try:
+        do_backup(sub, "pre-update")
+    except JobFailed as e:
+        raise JobFailed(f"nothing updated: the pre-update backup failed: {e.message}", e.exit_code) from None
+    except ResticError as e:
+        raise JobFailed(f"nothing updated: the pre-update backup failed: {e.message}", RESTIC_EXIT[e.kind]) from None
+    ctx._unlocked = sub._unlocked
+    snapshot = str(sub.figures["snapshot_id"])
+    ctx.figures["snapshot"] = {k: sub.figures.get(k) for k in ("snapshot_id", "bytes_added", "backup_seconds")}
+    return snapshot
+
+
+def roll_back(ctx: Context, snapshot: str, applied: list[tuple[Provider, Offer]]) -> str:
+    """Undo the applied offers: packages first (their own rollback), then the snapshot's files and database."""
+    ctx.note("step", step="rollback")
+    parts = []
+    for provider, offer in reversed(applied):
+        done = provider.rollback(offer)
+        if done:
+            parts.append(done)
+    sub = dataclasses.replace(ctx, figures={}, deadline=Deadline(ctx.site.jobs.restore_timeout_seconds))
+    parts.append(do_restore(sub, RestoreOptions(snapshot=snapshot)))
+    return "; ".join(parts)
+
+
+def _describe(changes: list[Change]) -> str:
+    return ", ".join(f"{c.provider} {c.describe()}" for c in changes)
+
+
+def do_update(ctx: Context, opts: UpdateOptions) -> str:
+    """The body of an update (holds the site lock through run_job)."""
+    site = ctx.site
+    if not site.updates.providers:
+        ctx.figures["outcome"] = "nothing to do"
+        return "no update providers configured for this site"
+    providers = [make_provider(name, ctx) for name in site.updates.providers]
+    try:
+        return _flow(ctx, providers, opts)
+    finally:
+        for provider in providers:
+            provider.close()
+
+
+def _flow(ctx: Context, providers: list[Provider], opts: UpdateOptions) -> str:
+    site, settings, updates = ctx.site, ctx.config.agent, ctx.site.updates
+    with_apt = "apt" in updates.providers and updates.apt_policy != "none"
+
+    ctx.note("step", step="health")
+    baseline = probe.measure(watched_pages(ctx, with_apt), settings)
+    ctx.figures["baseline"] = [v.figures() for v in baseline.verdicts]
+    failing = baseline.failing(site.id)
+    if failing:
+        ctx.figures["outcome"] = "refused"
+        raise JobFailed(
+            f"update refused: the site already fails its probes: {probe.summary(failing)}", exitcodes.REFUSED
+        )
+    notes = [f"{v.reason} (before the update; not watched)" for v in baseline.failing()]
+
+    ctx.note("step", step="check")
+    failed = FailedVersions(settings.state_dir, site.id, ignore=opts.retry_failed)
+    offers: list[tuple[Provider, Offer]] = []
+    for provider in providers:
+        try:
+            offer = provider.discover(failed)
+            if offer.changes:
+                offer.data["run_id"] = ctx.run_id
+                provider.prepare(offer)
+                offers.append((provider, offer))
+        except ProviderError as e:
+            raise JobFailed(f"nothing updated: {e}") from None
+        notes += offer.notes
+    ctx.figures["held"] = notes
+    held = f" (held: {'; '.join(notes)})" if notes else ""
+    if not offers:
+        ctx.figures["outcome"] = "nothing to do"
+        return "no updates" + held
+
+    ctx.note("step", step="snapshot")
+    snapshot = pre_update_snapshot(ctx)
+    ctx.note("snapshot", snapshot_id=snapshot)
+
+    applied: list[tuple[Provider, Offer]] = []
+    verdicts: list[probe.Verdict] = []
+    broke: str | None = None
+    broken_since = 0.0  # when the site last changed: the start of the "broken until healthy" figure
+    for provider, offer in offers:
+        ctx.note("step", step="apply", provider=provider.name)
+        ctx.note("apply", provider=provider.name, offer=offer.to_json())
+        applied.append((provider, offer))
+        started = broken_since = time.monotonic()
+        try:
+            provider.apply(offer)
+            broken_since = time.monotonic()
+            ctx.note("step", step="probe", provider=provider.name)
+            pages = [p for p in baseline.healthy_pages() if provider.name == "apt" or p.site == site.id]
+            verdicts = probe.verify(pages, baseline, updates.probe_slowdown_limit, settings)
+        except ProviderError as e:
+            broke = str(e)
+        except Exception as e:  # the site may be half-changed: roll back whatever went wrong
+            log.exception("update %s: internal error while applying %s", site.id, provider.name)
+            broke = f"internal error while applying {provider.name}: {type(e).__name__}: {e}"
+        ctx.figures.setdefault("apply_seconds", {})[provider.name] = round(time.monotonic() - started, 3)
+        if broke is None and any(not v.ok for v in verdicts):
+            broke = f"{_describe(offer.changes)} broke {probe.summary(verdicts)}"
+        ctx.figures["probe"] = [v.figures() for v in verdicts]
+        if broke is not None:
+            failed.add(offer.changes, ctx.run_id)
+            break
+
+    changes = [c for _, offer in applied for c in offer.changes]
+    ctx.figures["changes"] = [c.figures() for c in changes]
+    if broke is None:
+        for provider, offer in applied:
+            provider.finish(offer)
+        ctx.note("verified")
+        ctx.figures["outcome"] = "updated"
+        return f"updated: {_describe(changes)}; {probe.summary(verdicts)}; snapshot {snapshot} before{held}"
+    return _after_failure(ctx, snapshot, applied, baseline, broke, broken_since)
+
+
+def _after_failure(
+    ctx: Context,
+    snapshot: str,
+    applied: list[tuple[Provider, Offer]],
+    baseline: probe.Baseline,
+    broke: str,
+    broken_since: float,
+) -> str:
+    site, settings = ctx.site, ctx.config.agent
+    ctx.figures["broke"] = broke
+    if not site.updates.rollback:
+        ctx.figures["outcome"] = "broken"
+        raise JobFailed(f"{broke}; rollback is off in this plan: the site runs the new versions")
+    started = time.monotonic()
+    try:
+        done = roll_back(ctx, snapshot, applied)
+    except Exception as e:  # journaled as pending: the next run of any verb tries again
+        ctx.figures["outcome"] = "rollback failed"
+        reason = getattr(e, "message", None) or f"{type(e).__name__}: {e}"
+        raise JobFailed(f"{broke}; ROLLBACK FAILED: {reason}", figures={"pending_rollback": True}) from None
+    pages = [p for p in baseline.healthy_pages() if any(o.provider == "apt" for _, o in applied) or p.site == site.id]
+    after = probe.verify(pages, baseline, site.updates.probe_slowdown_limit, settings)
+    healthy = time.monotonic()
+    figures: dict[str, Any] = {
+        "rolled_back": [c.figures() for _, o in applied for c in o.changes],
+        "rollback_seconds": round(healthy - started, 3),
+        "healthy_after_seconds": round(healthy - broken_since, 3),
+        "probe_after_rollback": [v.figures() for v in after],
+    }
+    ctx.figures.update(figures)
+    if any(not v.ok for v in after):
+        ctx.figures["outcome"] = "rolled back, still failing"
+        raise JobFailed(f"{broke}; rolled back ({done}) but the site STILL FAILS: {probe.summary(after)}")
+    ctx.figures["outcome"] = "rolled back"
+    raise JobFailed(
+        f"rolled back: {broke}; {done}; healthy again {healthy - broken_since:.1f}s after the update",
+        exitcodes.ROLLED_BACK,
+    )
+
+
+def update(config: Config, site_id: str, opts: UpdateOptions | None = None, *, wait: bool = False) -> JobResult:
+    """Update one site the way the plan allows; see the module docstring."""
+    site = config.site(site_id)
+    return run_job(
+        config,
+        site_id,
+        "update",
+        lambda ctx: do_update(ctx, opts or UpdateOptions()),
+        timeout=site.jobs.update_timeout_seconds,
+        wait=wait,
+    )

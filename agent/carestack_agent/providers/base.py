@@ -1,0 +1,119 @@
+"""What every provider shares: the record of a change, an offer of changes, the provider contract.
+
+A provider first *discovers* what it would change (an `Offer`: exact from/to
+versions, plus notes on what it held back and why), *prepares* what a
+rollback will need, then *applies* the offer. Offers are JSON-serializable:
+the update flow journals each one before applying it, so an interrupted run
+can be rolled back by the next agent run from the journal alone.
+
+`FailedVersions` remembers versions that broke a site and were rolled back,
+so the next scheduled run does not apply them again (a newer version is
+offered as usual; `update --retry-failed` ignores the memory).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from ..journal import now_iso
+
+
+class ProviderError(Exception):
+    """A provider could not discover, prepare, apply or roll back; the message says what and why."""
+
+
+@dataclass(frozen=True)
+class Change:
+    provider: str  # apt | wordpress | release
+    kind: str  # package | plugin | theme | release
+    name: str  # package name, plugin file, theme stylesheet, artifact name
+    from_version: str | None  # None: newly installed
+    to_version: str
+    source: str | None = None  # where the new version comes from (zip, artifact), for apply
+
+    @property
+    def key(self) -> str:
+        return f"{self.provider}:{self.kind}:{self.name}"
+
+    def describe(self) -> str:
+        what = self.name if self.kind in ("package", "release") else f"{self.kind} {self.name}"
+        return f"{what} {self.from_version or '(none)'}→{self.to_version}"
+
+    def figures(self) -> dict[str, Any]:
+        return {"provider": self.provider, "kind": self.kind, "name": self.name,
+                "from": self.from_version, "to": self.to_version}  # fmt: skip
+
+
+@dataclass
+class Offer:
+    provider: str
+    changes: list[Change] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # held back and why; shown in the summary
+    data: dict[str, Any] = field(default_factory=dict)  # provider-specific, journaled (e.g. the rollback dir)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"provider": self.provider, "changes": [asdict(c) for c in self.changes], "data": self.data}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Offer:
+        changes = [Change(**c) for c in data.get("changes", [])]
+        return cls(str(data["provider"]), changes, [], dict(data.get("data", {})))
+
+
+class Provider(Protocol):
+    name: str
+
+    def discover(self, failed: FailedVersions) -> Offer: ...
+
+    def prepare(self, offer: Offer) -> None: ...
+
+    def apply(self, offer: Offer) -> list[Change]: ...
+
+    def rollback(self, offer: Offer) -> str | None:
+        """Undo what the snapshot cannot (packages); None when the snapshot restore is the whole rollback."""
+        ...
+
+    def finish(self, offer: Offer) -> None:
+        """The offer stays (probes passed) or was rolled back: drop what only a crashed run would need."""
+        ...
+
+    def close(self) -> None:
+        """The run is over: release what the provider holds (the host's apt lock)."""
+        ...
+
+
+class FailedVersions:
+    """state_dir/updates/<site>.failed.json: versions rolled back on this site, by change key."""
+
+    def __init__(self, state_dir: Path, site_id: str, *, ignore: bool = False) -> None:
+        self.path = state_dir / "updates" / f"{site_id}.failed.json"
+        self.ignore = ignore
+
+    def _load(self) -> dict[str, dict[str, str]]:
+        try:
+            data = json.loads(self.path.read_text())
+        except (OSError, ValueError):
+            return {}
+        return data if isinstance(data, dict) else {}
+
+    def blocked(self, change: Change) -> str | None:
+        """Why this exact change is not offered again, or None."""
+        if self.ignore:
+            return None
+        entry = self._load().get(change.key)
+        if entry and entry.get("version") == change.to_version:
+            return f"{change.describe()} held: it broke the site and was rolled back ({entry.get('when', '?')[:10]})"
+        return None
+
+    def add(self, changes: list[Change], run_id: str) -> None:
+        data = self._load()
+        for change in changes:
+            data[change.key] = {"version": change.to_version, "run_id": run_id, "when": now_iso()}
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.path.with_name(self.path.name + ".tmp")
+        tmp.write_text(json.dumps(data, indent=1, sort_keys=True))
+        os.replace(tmp, self.path)
