@@ -32,7 +32,7 @@ NICE = 10
 # Regenerable caches: never worth backup space.
 EXCLUDES = {"wordpress": ("wp-content/cache",), "woocommerce": ("wp-content/cache",)}
 
-TomlValue = str | int | bool | list[str]
+TomlValue = str | int | float | bool | list[str]
 
 
 def password_file(client_id: str) -> str:
@@ -78,7 +78,17 @@ def site_table(plan: CarePlan, site: SitePlan, s3_endpoint: str, push_base_url: 
         "prune_timeout_seconds": site.job("prune").timeout_seconds,
         "check_timeout_seconds": site.job("check").timeout_seconds,
         "check_read_data_subsets": plan.backup.check_read_data_subsets,
+        "update_timeout_seconds": site.job("update").timeout_seconds,
     }
+    table["updates"] = {
+        "providers": list(site.providers),
+        "apt_policy": plan.updates.apt_policy,
+        "wordpress_policy": plan.updates.wordpress_policy,
+        "rollback": plan.updates.rollback,
+        "probe_slowdown_limit": plan.updates.probe_slowdown_limit,
+    }
+    # The pages the agent probes before and after an update (the same the monitors check).
+    table["checks"] = [{"path": c.path, "keyword": c.keyword, "status": c.status} for c in site.checks]
     return table
 
 
@@ -111,8 +121,8 @@ def _value(value: TomlValue) -> str:
     # JSON string escapes are valid TOML basic-string escapes; bool before int (bool is an int).
     if isinstance(value, bool):
         return "true" if value else "false"
-    if isinstance(value, int):
-        return str(value)
+    if isinstance(value, (int, float)):
+        return repr(value)
     if isinstance(value, str):
         return json.dumps(value, ensure_ascii=False)
     if isinstance(value, list):
@@ -121,11 +131,15 @@ def _value(value: TomlValue) -> str:
 
 
 def dumps(document: Mapping[str, Any], prefix: str = "") -> str:
-    """Scalars and arrays first, then one `[table]` per nested mapping (TOML requires that order)."""
+    """Scalars and arrays first, then one `[table]` per nested mapping and one `[[table]]` per item of a
+    list of mappings (TOML requires that order)."""
     lines: list[str] = []
     tables: list[str] = []
     for key, value in document.items():
-        if isinstance(value, Mapping):
+        if isinstance(value, list) and value and all(isinstance(item, Mapping) for item in value):
+            name = f"{prefix}{_key(key)}"
+            tables += [f"[[{name}]]\n" + dumps(item, f"{name}.") for item in value]
+        elif isinstance(value, Mapping):
             name = f"{prefix}{_key(key)}"
             body = dumps(value, f"{name}.")
             has_scalars = any(not isinstance(v, Mapping) for v in value.values())
