@@ -204,7 +204,8 @@ def render_summary(s: Summary) -> str:
     for name, info in s.services.items():
         details = ", ".join(f"{k} {v}" for k, v in info.items() if k != "running" and v is not None)
         lines.append(f"    {name:<12} {'running' if info.get('running') else 'STOPPED'}; {details}")
-    lines.append("  monitors:" if s.monitors else "  monitors: Kuma did not answer")
+    if s.sites:
+        lines.append("  monitors:" if s.monitors else "  monitors: Kuma did not answer")
     for client, tally in s.monitors.items():
         lines.append(f"    {client:<12} " + (", ".join(f"{n} {name}" for name, n in sorted(tally.items())) or "none"))
     if s.latest_alerts:
