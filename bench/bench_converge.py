@@ -15,17 +15,21 @@ Goal (issue 5): a rerun under 30 s. Needs root.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import secrets
 import statistics
+import subprocess
 import sys
+import tempfile
+import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from infra.ansible_vars import Client, ClientSecrets, HostAccess, Realization  # noqa: E402
-from infra.configure import ConvergeResult, converge  # noqa: E402
+from infra.configure import ANSIBLE_DIR, ConvergeResult, converge  # noqa: E402
 from infra.lab import s3  # noqa: E402
 from infra.lab.config import LabConfig, load_config  # noqa: E402
 from infra.lab.down import lab_down  # noqa: E402
@@ -85,8 +89,38 @@ def timed(
         result = converge(clients_, realization, ssh_config=state.ssh_config, ssh_key=state.ssh_key, stream=out)
     if not result.ok:
         sys.exit(f"{label} converge {run} failed; see {log}")
-    print(f"  {label:6} {run}: {result.seconds:6.1f} s  changed={result.changed}", flush=True)
+    print(
+        f"  {label:6} {run}: {result.seconds:6.1f} s  changed={result.changed}  results={results(result)}", flush=True
+    )
     return result
+
+
+def results(result: ConvergeResult) -> int:
+    """Task results (one per host, task and loop item): about one module round trip each."""
+    return sum(1 for line in result.output.splitlines() if line.startswith(("ok: ", "changed: ")))
+
+
+def round_trip_seconds(state: LabState, address: str, workdir: Path) -> float:
+    """What one module call costs right now: 20 no-op commands minus 1, over the same ssh setup."""
+    inventory = {"all": {"hosts": {"probe": {"ansible_host": address, "ansible_user": "root"}}}}
+    (workdir / "inventory.json").write_text(json.dumps(inventory))
+    env = {**os.environ, "ANSIBLE_CONFIG": str(ANSIBLE_DIR / "ansible.cfg")}
+    seconds = []
+    for count in (1, 21):
+        play = [
+            {
+                "hosts": "all",
+                "gather_facts": False,
+                "tasks": [{"ansible.builtin.command": "true", "loop": list(range(count)), "changed_when": False}],
+            }
+        ]
+        (workdir / "probe.yml").write_text(json.dumps(play))
+        cmd = [str(Path(sys.executable).with_name("ansible-playbook")), "-i", str(workdir / "inventory.json")]
+        cmd += ["-e", f"ansible_ssh_common_args='-F {state.ssh_config}'", str(workdir / "probe.yml")]
+        started = time.monotonic()
+        subprocess.run(cmd, env=env, check=True, capture_output=True)
+        seconds.append(time.monotonic() - started)
+    return (seconds[1] - seconds[0]) / 20
 
 
 def row(label: str, results: list[ConvergeResult]) -> str:
@@ -117,6 +151,7 @@ def main() -> int:
         key = state.ssh_key.with_suffix(".pub").read_text().strip()
         fresh: list[ConvergeResult] = []
         reruns: list[ConvergeResult] = []
+        trips: list[float] = []
         for run, host in enumerate(FRESH_HOSTS[: args.runs], 1):
             realization = Realization(
                 {SERVER: HostAccess(state.host(host).address)},
@@ -127,6 +162,8 @@ def main() -> int:
             )
             fresh.append(timed("fresh", run, these, realization, state, log))
             reruns += [timed("rerun", n, these, realization, state, log) for n in range(1, args.reruns + 1)]
+            with tempfile.TemporaryDirectory() as tmp:
+                trips.append(round_trip_seconds(state, state.host(host).address, Path(tmp)))
     finally:
         if not args.keep:
             with open(log, "a") as out:
@@ -135,6 +172,8 @@ def main() -> int:
     print(f"{'converge, bakery + studio (3 sites)':28} {'runs':>4} {'median s':>8} {'min':>7} {'max':>7}  changed")
     print(row("fresh shared host", fresh))
     print(row("rerun (goal: < 30 s)", reruns))
+    print(f"task results per rerun: {statistics.median(results(r) for r in reruns):.0f}; one module round trip")
+    print(f"cost {statistics.median(trips):.2f} s (20 no-op commands) at the time of the runs")
     print(f"load average at the end: {os.getloadavg()[0]:.1f} (the machine's 2 cores are shared)")
     return 0
 
