@@ -209,6 +209,12 @@ def test_toml_writer_round_trips_awkward_strings(value: str) -> None:
     assert tomllib.loads(agent_config.dumps(document)) == document
 
 
+def test_toml_writer_round_trips_floats_nested_tables_and_arrays_of_tables() -> None:
+    site = {"x": 1.5, "updates": {"limit": 3.0, "on": False}, "checks": [{"path": "/", "n": 1}, {"path": "/a/"}]}
+    document = {"sites": {"s": site, "empty": {"checks": [], "t": {}}}}
+    assert tomllib.loads(agent_config.dumps(document)) == document
+
+
 def test_admin_keys_give_the_server_an_admin_also_when_reached_as_root() -> None:
     bakery = client("bakery")
     base = realization(bakery)

@@ -38,6 +38,16 @@ def test_the_agent_config_holds_the_plans_values(server: Server, agent_config: d
         assert got["jobs"]["prune_timeout_seconds"] == site.job("prune").timeout_seconds
         assert got["jobs"]["check_timeout_seconds"] == site.job("check").timeout_seconds
         assert got["jobs"]["check_read_data_subsets"] == plan.backup.check_read_data_subsets
+        assert got["jobs"]["update_timeout_seconds"] == site.job("update").timeout_seconds
+        updates = plan.updates
+        assert got["updates"] == {
+            "providers": list(site.providers),
+            "apt_policy": updates.apt_policy,
+            "wordpress_policy": updates.wordpress_policy,
+            "rollback": updates.rollback,
+            "probe_slowdown_limit": updates.probe_slowdown_limit,
+        }
+        assert got["checks"] == [{"path": c.path, "keyword": c.keyword, "status": c.status} for c in site.checks]
 
 
 def test_secrets_are_root_only_files(server: Server, agent_config: dict[str, Any]) -> None:
