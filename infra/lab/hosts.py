@@ -168,7 +168,8 @@ def _supervisor_script(argv: list[str], cgroup_dirs: list[Path]) -> str:
     command = " ".join(shlex.quote(a) for a in argv)
     # Into the server's own cgroups first (see cgroups.py): nspawn and the guest inherit them.
     enter = "".join(
-        f"mkdir -p {shlex.quote(str(d))} && echo $$ > {shlex.quote(str(d / 'cgroup.procs'))} || exit 1\n"
+        f"mkdir -p {shlex.quote(str(d))} && echo $$ > {shlex.quote(str(d / 'cgroup.procs'))}"
+        f" || {{ echo 'carestack-lab: cannot enter the cgroup {d}' >&2; exit 1; }}\n"
         for d in cgroup_dirs
     )
     return (
@@ -177,7 +178,7 @@ def _supervisor_script(argv: list[str], cgroup_dirs: list[Path]) -> str:
         f"  {command} &\n"
         "  child=$!\n"
         "  wait $child; rc=$?\n"
-        f'  [ "$rc" -eq {REBOOT_EXIT} ] || exit "$rc"\n'
+        f'  [ "$rc" -eq {REBOOT_EXIT} ] || {{ echo "carestack-lab: nspawn exited with $rc" >&2; exit "$rc"; }}\n'
         "done\n"
     )
 
@@ -257,19 +258,23 @@ def stop(h: Host) -> bool:
 
 
 def _power_off(pids: list[int]) -> None:
-    """Ask the orphaned guest's systemd to power off (SIGRTMIN+4), then kill whatever is left."""
-    inits = [pid for pid in pids if procs.parent(pid) not in pids]
-    for pid in inits:
-        procs.signal_pid(pid, signal.SIGRTMIN + 4)
+    """Ask the orphaned guest's systemd to power off (SIGRTMIN+4), then kill whatever is left.
+
+    Tracked by PID and start time: PIDs wrap (pid_max may be 32768) and must never hit another process.
+    """
+    records = [r for pid in pids if (r := procs.record_of(pid)) is not None]
+    inits = [r for r in records if procs.parent(r.pid) not in pids]
+    for record in inits:
+        if procs.alive(record):
+            procs.signal_pid(record.pid, signal.SIGRTMIN + 4)
     deadline = time.monotonic() + STOP_TIMEOUT
-    while _still_there(pids) and time.monotonic() < deadline:
+    while any(procs.alive(r) for r in records) and time.monotonic() < deadline:
         time.sleep(0.1)
-    for pid in _still_there(pids):
-        procs.signal_pid(pid, signal.SIGKILL)
-
-
-def _still_there(pids: list[int]) -> list[int]:
-    return [pid for pid in pids if Path(f"/proc/{pid}").exists()]
+    for record in records:
+        if procs.alive(record):
+            procs.signal_pid(record.pid, signal.SIGKILL)
+    for record in records:
+        procs.wait_gone(record, 5.0)
 
 
 def guest_pids(h: Host) -> list[int]:

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from infra.lab import alert_receiver, kuma_server
+from infra.lab import alert_receiver, kuma_server, procs
 from infra.lab.config import LabConfig
 
 
@@ -44,6 +44,14 @@ def kuma_running(config: LabConfig) -> bool:
 
 def receiver_running(config: LabConfig) -> bool:
     return alert_receiver.running(alerts_dir(config)) is not None
+
+
+def ours_alive(config: LabConfig) -> dict[str, bool]:
+    """Whether our recorded Kuma and receiver processes live at all (healthy or not: start() replaces them)."""
+    return {
+        "kuma": procs.running(kuma_dir(config) / kuma_server.PID_FILE) is not None,
+        "alert": procs.running(alerts_dir(config) / alert_receiver.PID_FILE) is not None,
+    }
 
 
 def bring_up(config: LabConfig) -> Monitoring:

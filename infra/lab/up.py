@@ -15,7 +15,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TextIO
 
-from infra.lab import access, aptproxy, hosts, image, network, onboard, servers, services, storage, system
+from infra.lab import access, aptproxy, hosts, image, network, onboard, procs, servers, services, storage, system
 from infra.lab.config import LabConfig, save_config
 from infra.lab.errors import LabError
 from infra.lab.lock import exclusive
@@ -42,12 +42,14 @@ def preflight(config: LabConfig) -> None:
             f"the lab's subnet {config.subnet} is already in use ({'; '.join(users)}); "
             "choose another with `carestack lab up --subnet 10.x.y.0/24`"
         )
+    # A port held by our own recorded process is no conflict: its start() reuses or replaces it.
+    alive = services.ours_alive(config)
     ours = [
-        ("apt", config.apt_port, config.bridge_address, aptproxy.running(config)),
+        ("apt", config.apt_port, config.bridge_address, procs.running(aptproxy.pid_file(config)) is not None),
         ("s3", config.s3_port, config.bridge_address, s3_running(storage.s3_dir(config)) is not None),
-        ("kuma", config.kuma_port, "127.0.0.1", services.kuma_running(config)),
-        ("kuma", config.kuma_port, config.bridge_address, services.kuma_running(config)),
-        ("alert", config.alert_port, "127.0.0.1", services.receiver_running(config)),
+        ("kuma", config.kuma_port, "127.0.0.1", alive["kuma"]),
+        ("kuma", config.kuma_port, config.bridge_address, alive["kuma"]),
+        ("alert", config.alert_port, "127.0.0.1", alive["alert"]),
     ]
     for name, port, address, running in ours:
         taken = None if running else system.port_taken(address, port)

@@ -68,9 +68,11 @@ def _crash(config: LabConfig) -> None:
     """What a power cut of the CLI's world looks like: every lab process but the guests killed hard."""
     state = LabState.load(config.state_dir)
     guests = {pid for h in state.hosts for pid in hosts.guest_pids(hosts.host(config, h.name, h.address))}
-    for pid in lab_processes(config):
-        if pid not in guests:
-            procs.signal_pid(pid, signal.SIGKILL)
+    killed = [record for pid in lab_processes(config) if pid not in guests and (record := procs.record_of(pid))]
+    for record in killed:
+        procs.signal_pid(record.pid, signal.SIGKILL)
+    for record in killed:  # a crash is over when its processes are gone (and their ports free)
+        assert procs.wait_gone(record, 10.0)
 
 
 def test_lab_up_recovers_from_a_crashed_run(second_lab: LabConfig) -> None:
