@@ -5,7 +5,13 @@
    each on a fresh Kuma. The naive loop is measured on 100 monitors only (it is
    slow, and gets slower: every add rebuilds the whole monitor list), so its
    per-monitor median understates what it costs at 500.
-2. A no-op resync of 500 monitors: time and writes.
+   The large sync's time is split by what it was doing (login and reading Kuma,
+   notifications, the import, the maintenance window, the client's status page).
+2. A no-op resync of 500 monitors: time and writes. Then what the client's
+   group costs at 500 monitors: repairing the status page's listing (one
+   monitor taken off by hand), against the rejected alternative, a Kuma GROUP
+   monitor, whose membership only `editMonitor` can set (one list rebuild per
+   monitor; sampled on a few monitors).
 3. Site down -> alert: the premium tier's real check settings (the shortest
    interval of the catalog) against local sites that are stopped, one sample per
    site; the other tiers' times are computed from their plans.
@@ -30,13 +36,23 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from uptime_kuma_api import UptimeKumaApi
+from uptime_kuma_api import MonitorType, UptimeKumaApi
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from infra.alerting import lab_alerting  # noqa: E402
-from infra.kuma import KEY_TAG, OWNER_TAG, TAG_COLOR, DesiredState, desired_state, sync  # noqa: E402
+from infra.kuma import (  # noqa: E402
+    KEY_TAG,
+    OWNER_TAG,
+    TAG_COLOR,
+    Change,
+    DesiredState,
+    desired_state,
+    is_owned,
+    status_page_slug,
+    sync,
+)
 from infra.kuma_client import KumaLogin, connect  # noqa: E402
 from infra.lab import alert_receiver, kuma_server  # noqa: E402
 from infra.plan import CarePlan, build_plan  # noqa: E402
@@ -45,6 +61,7 @@ from infra.spec import STACKS_DIR, ClientSpec, carestack_config, parse_stack  # 
 KEYWORD = "Bench site"
 MONITORS_PER_SITE = 5  # one page and four agent jobs
 SETTLE_SECONDS = 20
+GROUP_SAMPLES = 5
 
 
 def free_port() -> int:
@@ -127,6 +144,56 @@ def timed_sync(login: KumaLogin, state: DesiredState, dry_run: bool = False) -> 
     return time.perf_counter() - started, result.writes
 
 
+def phased_sync(login: KumaLogin, state: DesiredState) -> tuple[float, int, dict[str, float]]:
+    """A sync's total, writes, and seconds per kind of change (each change's time since the one before)."""
+    phases: dict[str, float] = {}
+    started = previous = time.perf_counter()
+
+    def applied(change: Change) -> None:
+        nonlocal previous
+        now = time.perf_counter()
+        name = f"{change.kind}s" if phases else f"login, read Kuma, {change.kind}s"
+        phases[name] = phases.get(name, 0.0) + now - previous
+        previous = now
+
+    with connect(login) as session:
+        result = sync(session, state, report=None, on_applied=applied)
+    return time.perf_counter() - started, result.writes, phases
+
+
+def page_repair(login: KumaLogin, state: DesiredState) -> tuple[float, int]:
+    """Take one monitor off the client's status page by hand; the sync that puts it back."""
+    slug = status_page_slug(state.client_id)
+    with connect(login) as session:
+        page = session.status_page(slug)
+        if page is None:
+            raise SystemExit(f"the sync made no status page {slug}")
+        groups = page["publicGroupList"]
+        groups[0]["monitorList"].pop()
+        session.save_status_page(slug, {k: v for k, v in page.items() if k != "publicGroupList"}, groups)
+    return timed_sync(login, state)
+
+
+def group_edits(login: KumaLogin, client_id: str, samples: int) -> tuple[list[float], int]:
+    """Put `samples` of the client's monitors into a GROUP monitor, one editMonitor each (as Kuma's UI does).
+
+    Returns the seconds of each edit and how many monitors Kuma then shows in the group.
+    """
+    with connect(login) as session:
+        group_id = session.api.add_monitor(type=MonitorType.GROUP, name="bench group")["monitorID"]
+        chosen = [m for m in session.monitors() if is_owned(m, client_id)][:samples]
+        times = []
+        for monitor in chosen:
+            started = time.perf_counter()
+            # The library lists notification ids; editMonitor wants them as {id: true}.
+            notifications = {str(i): True for i in monitor.get("notificationIDList") or []}
+            session.edit_monitors([{**monitor, "notificationIDList": notifications, "parent": group_id}])
+            times.append(time.perf_counter() - started)
+        session.refresh_monitors()
+        members = session.wait_for_monitors(lambda ms: sum(1 for m in ms if m.get("parent") == group_id) >= samples)
+    return times, sum(1 for m in members if m.get("parent") == group_id)
+
+
 def naive_loop(login: KumaLogin, state: DesiredState) -> list[float]:
     """What a straightforward client does: add_monitor, then tag it, one monitor after the other.
 
@@ -160,7 +227,7 @@ def creation(naive_count: int, count: int) -> None:
             small, small_writes = timed_sync(login, desired(bench_plan("small", sites_small), receiver.url, address))
         with fresh_kuma() as (server, login):
             large_state = desired(bench_plan("large", sites_large), receiver.url, address)
-            large, large_writes = timed_sync(login, large_state)
+            large, large_writes, phases = phased_sync(login, large_state)
             rss_after_create = rss_mib(server.pid)
             settled = []
             for _ in range(3):  # a login makes Kuma send every monitor's heartbeats and stats for seconds
@@ -175,6 +242,9 @@ def creation(naive_count: int, count: int) -> None:
                     session.monitors()
                 floor.append(time.perf_counter() - started)
                 time.sleep(SETTLE_SECONDS)
+            repair = page_repair(login, large_state)
+            time.sleep(SETTLE_SECONDS)
+            edits, grouped = group_edits(login, large_state.client_id, GROUP_SAMPLES)
 
     naive_median = statistics.median(naive)
     n_small, n_large = sites_small * MONITORS_PER_SITE, len(large_state.monitors)
@@ -189,6 +259,9 @@ def creation(naive_count: int, count: int) -> None:
     print(f"naive at {n_large} monitors, estimated from its {len(naive)}-monitor median: {estimate:.0f} s")
     print(f"  (a lower bound: each add rebuilds a list that keeps growing) -> ratio {estimate / large:.0f}x")
     print(f"Kuma RSS after creating {len(large_state.monitors)} monitors: {rss_after_create:.0f} MiB")
+    print(f"\nWhere the {n_large}-monitor sync's {large:.1f} s went (seconds up to each kind's last change)")
+    for name, seconds in phases.items():
+        print(f"  {name:<40}{seconds:>7.2f}")
     print(f"\nNo-op resync of {n_large} monitors (each run a new connection, login by token)")
     print(f"{'runs':<44}{'median s':>9}{'max s':>7}{'writes':>8}")
     for name, runs in (
@@ -200,6 +273,17 @@ def creation(naive_count: int, count: int) -> None:
     name = "Kuma alone: login and its monitor list"
     print(f"{name:<44}{statistics.median(floor):>9.2f}{max(floor):>7.2f}{'-':>8}")
     print(f"(load average of this machine meanwhile: {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs)")
+    edit_median = statistics.median(edits)
+    print(f"\nThe client's group at {n_large} monitors")
+    print(f"{'realization':<52}{'s':>8}{'writes':>8}")
+    print(f"{'status page: listing repaired (whole sync)':<52}{repair[0]:>8.2f}{repair[1]:>8}")
+    print(f"{'GROUP monitor: one editMonitor (parent), median':<52}{edit_median:>8.2f}{1:>8}")
+    estimate = f"GROUP monitor: all {n_large} placed, estimated"
+    print(f"{estimate:<52}{edit_median * n_large:>8.0f}{n_large:>8}")
+    print(
+        f"(editMonitor sampled on {len(edits)} monitors, max {max(edits):.2f} s; "
+        f"Kuma then showed {grouped} in the group)"
+    )
 
 
 def predicted(plan: CarePlan) -> tuple[float, float]:

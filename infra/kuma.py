@@ -230,8 +230,8 @@ def _status_page(plan: CarePlan, monitors: list[DesiredMonitor]) -> DesiredStatu
         slug=status_page_slug(client.id),
         title=client.name,
         description=(
-            f"The sites of {client.name} under {client.tier_title}: page checks and the heartbeats of the "
-            "backup, update and integrity jobs. Kept in step with the care plan by carestack."
+            f"Availability of the sites of {client.name} and the heartbeats of their backup and maintenance "
+            f"jobs ({client.tier_title})."
         ),
         sections=listed,
     )

@@ -292,6 +292,21 @@ def test_status_page_keeps_the_agencys_look_and_its_listing_is_repaired(kuma: Ku
     assert run_sync(kuma, receiver, plan)[0].writes == 0
 
 
+def test_global_certificate_warning_days_are_only_ever_added_to(kuma: Kuma, receiver: Receiver) -> None:
+    plan = client_plan("bakery", "certdays")
+    day = plan.monitoring.cert_expiry_days
+    agency_days = sorted({day - 7, day + 16})  # what the agency chose for its own monitors
+    with connect(kuma.login) as session:
+        session.save_settings({**session.settings(), "tlsExpiryNotifyDays": agency_days})
+
+    _, lines = run_sync(kuma, receiver, plan)
+    assert f"~ setting tlsExpiryNotifyDays: {agency_days} → {sorted([*agency_days, day])}" in lines
+    with connect(kuma.login) as session:  # the client goes: its day stays, as do the agency's
+        sync(session, nothing_desired("certdays"), report=None)
+    with connect(kuma.login) as session:
+        assert session.settings()["tlsExpiryNotifyDays"] == sorted([*agency_days, day])
+
+
 def test_dry_run_prints_and_changes_nothing(kuma: Kuma, receiver: Receiver) -> None:
     plan = client_plan("studio", "dry")
     run_sync(kuma, receiver, plan)
