@@ -8,8 +8,11 @@ main lab's base image, so the session's main lab stays up for the other tests.
 from __future__ import annotations
 
 import io
+import json
+import os
 import signal
 import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -118,3 +121,23 @@ def test_lab_down_leaves_nothing_behind(second_lab: LabConfig) -> None:
     assert not second_lab.state_dir.exists()
     assert footprint(second_lab).empty()
     assert Path(second_lab.image_cache, "rootfs").is_dir(), "a shared image must survive a lab's down"
+
+
+def test_status_reports_the_running_lab_as_json(lab: LabState) -> None:
+    env = {**os.environ, "CARESTACK_LAB_DIR": str(lab.state_dir)}
+    before = (lab.state_dir / "lab.json").read_text()
+    done = subprocess.run(
+        [sys.executable, "-m", "infra.cli", "lab", "status", "--json"],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=Path(__file__).resolve().parents[2],
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout)
+    assert {s["name"] for s in report["servers"] if s["running"] and s["ssh"]} == {h.name for h in lab.hosts}
+    assert all(site["http_status"] == 200 for site in report["sites"]), report["sites"]
+    assert report["services"]["kuma"]["credentials"] == str(lab.kuma_credentials_file)
+    assert (lab.state_dir / "lab.json").read_text() == before, "status changed the lab's state"
