@@ -277,6 +277,18 @@ def bootstrap_admin(endpoint: str, secrets_dir: Path | None = None) -> Credentia
     return creds
 
 
+def _default_retention(s3: Any, bucket: str) -> tuple[str, int] | None:
+    """The bucket's default lock as (mode, days), or None without one."""
+    try:
+        config = s3.get_object_lock_configuration(Bucket=bucket)["ObjectLockConfiguration"]
+    except ClientError as e:
+        if e.response["Error"]["Code"] == "ObjectLockConfigurationNotFoundError":
+            return None
+        raise
+    retention = config.get("Rule", {}).get("DefaultRetention", {})
+    return retention.get("Mode"), retention.get("Days")
+
+
 def provision_bucket(
     endpoint: str,
     admin: Credentials,
@@ -307,7 +319,8 @@ def provision_bucket(
         s3.create_bucket(Bucket=bucket, ObjectLockEnabledForBucket=object_lock_days > 0)
     if versioning:
         s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
-    if object_lock_days:
+    # Only when it differs: moto refuses to set a lock again once the bucket holds objects.
+    if object_lock_days and _default_retention(s3, bucket) != (OBJECT_LOCK_MODE, object_lock_days):
         s3.put_object_lock_configuration(
             Bucket=bucket,
             ObjectLockConfiguration={

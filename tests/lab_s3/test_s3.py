@@ -129,5 +129,7 @@ def test_object_lock_bucket_gets_compliance_retention_and_versioning(lab: Lab) -
     put = c.put_object(Bucket="cs-locked", Key="k", Body=b"v")
     with pytest.raises(ClientError, match=r"AccessDenied|locked|retention"):
         c.delete_object(Bucket="cs-locked", Key="k", VersionId=put["VersionId"])
+    # provisioning again, with backups in the bucket, is a no-op rather than a refusal
+    s3.provision_bucket(lab.server.endpoint, lab.admin, "cs-locked", object_lock_days=3)
     with pytest.raises(ValueError, match="requires versioning"):
         s3.provision_bucket(lab.server.endpoint, lab.admin, "cs-x", object_lock_days=3, versioning=False)
