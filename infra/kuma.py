@@ -6,7 +6,8 @@ Desired state, from the CarePlan only (`desired_state`):
 - per https site, one certificate-expiry warning: Kuma warns per monitor, and
   every page of a site shares its certificate, so only the monitor of the
   site's first page has `expiryNotification` (the others would repeat the
-  same warning, one per page);
+  same warning, one per page; the bulk import always switches it on, so
+  those others get one edit after they are created);
 - per site, one push monitor per agent job (backup, prune, check, update)
   whose interval is the job's `push_interval_seconds` (its period plus grace):
   a job that stops reporting turns its monitor down;
@@ -30,30 +31,33 @@ client's tag is never edited or deleted. Notifications and the maintenance
 window (Kuma gives them no tags) are carestack's by their names, which start
 with "carestack <client id> · "; the status page by its slug.
 
-Groups: the client's group is a Kuma status page, not a GROUP monitor.
-Kuma 2.0.0-dev.0 sets a monitor's `parent` only through `add`/`editMonitor`,
-each of which rebuilds and broadcasts the whole monitor list before it
-answers (measured: 2.3 s per call at 500 monitors, `bench/bench_kuma_sync.py`),
-and the bulk import that makes creation fast copies a fixed list of fields
-that lacks `parent` (server/server.js, uploadBackup), so neither one import
-nor an import of the groups followed by one of the children can place a
-monitor in a group. Real groups would cost one full-list rebuild per monitor
-at every onboarding (500 monitors: about 20 minutes instead of seconds). A
-status page costs two requests when created (`addStatusPage`,
-`saveStatusPage`) and one when its listing changes, whatever the number of
-monitors; it is also what the agency shares with the client: a public page
-(at /status/carestack-<client id>) showing each site's checks and job
-heartbeats by name and state, never URLs, tags or tokens. Its title,
-description, sections and listing are carestack's; logo, theme, custom CSS
-and domain names set by hand stay. The `carestack: <client>` tag still
-selects a client's monitors in Kuma's monitor list.
+Groups: the client's group is a Kuma status page, not a GROUP monitor. Kuma
+2.0.0-dev.0 sets a monitor's `parent` only through `add`/`editMonitor`, each
+of which rebuilds and broadcasts the whole monitor list before it answers
+(measured at 500 monitors: 2.3 to 3.8 s per call, depending on the machine's
+load; `bench/bench_kuma_sync.py`), and the bulk import that makes creation
+fast copies a fixed list of fields that lacks `parent` (server/server.js,
+uploadBackup), so neither one import nor an import of the groups followed by
+one of the children can place a monitor in a group. Real groups would cost
+one full-list rebuild per monitor at every onboarding (500 monitors: about
+20 to 30 minutes instead of seconds). A status page costs two requests when
+created (`addStatusPage`, `saveStatusPage`; 0.4 to 0.8 s with 500 monitors
+listed) and one when its listing changes (0.5 s), whatever the number of
+monitors, and reading it adds nothing measurable to a no-op sync; it is also
+what the agency shares with the client: a public page (at
+/status/carestack-<client id>) showing each site's checks and job heartbeats
+by name and state, never URLs, tags or tokens. Its title, description,
+sections and listing are carestack's; logo, theme, custom CSS and domain
+names set by hand stay. The `carestack: <client>` tag still selects a
+client's monitors in Kuma's monitor list.
 
 Kuma's certificate warning days (`tlsExpiryNotifyDays`) are one global
 setting of the whole Kuma. The sync adds the tier's day when it is missing
 and never removes a day, nor restores the list when a client goes: on an
 agency's shared Kuma the other days may be the agency's own or another
-tier's, and Kuma cannot say who added which. An added day only adds a
-warning on that day; it never removes one.
+tier's, and Kuma cannot say who added which. An added day only adds one
+warning, on that day, to every monitor that warns (the agency's own too);
+it takes no warning away.
 
 Sync (`sync`): read Kuma once, compute the changes, print them, apply them
 unless `dry_run`: create what is missing (one bulk import), edit only
