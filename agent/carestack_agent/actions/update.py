@@ -6,7 +6,9 @@ The flow, holding the site's lock from start to end (each step journaled):
    no update: the run ends `refused` and Kuma hears why.
 2. check: each provider the plan lists (apt, wordpress, release) says what the
    plan's policy allows, exactly (name, from, to), and what it holds back.
-   Nothing to do ends the run here (a no-op run takes no snapshot).
+   Nothing to do ends the run here (a no-op run takes no snapshot). A provider
+   that cannot check (its update source is down) does not hold up the others;
+   the run still ends failed, naming it.
 3. snapshot: a backup tagged reason:pre-update (files and database), through
    the backup action's own body.
 4. apply, provider by provider: the offer is journaled first, then applied,
@@ -104,7 +106,14 @@ def roll_back(ctx: Context, snapshot: str, applied: list[tuple[Provider, Offer]]
 
 
 def _describe(changes: list[Change]) -> str:
-    return ", ".join(f"{c.provider} {c.describe()}" for c in changes)
+    return ", ".join(c.describe() for c in changes)
+
+
+def _unless_unchecked(summary: str, unchecked: list[str]) -> str:
+    """The run's summary; a failure if some provider could not check for updates (the promise is not kept)."""
+    if unchecked:
+        raise JobFailed(f"{summary}; NOT CHECKED: {'; '.join(unchecked)}")
+    return summary
 
 
 def do_update(ctx: Context, opts: UpdateOptions) -> str:
@@ -139,21 +148,24 @@ def _flow(ctx: Context, providers: list[Provider], opts: UpdateOptions) -> str:
     ctx.note("step", step="check")
     failed = FailedVersions(settings.state_dir, site.id, ignore=opts.retry_failed)
     offers: list[tuple[Provider, Offer]] = []
+    unchecked: list[str] = []  # providers that could not say what to update: the others still run
     for provider in providers:
         try:
             offer = provider.discover(failed)
+            notes += offer.notes
             if offer.changes:
                 offer.data["run_id"] = ctx.run_id
                 provider.prepare(offer)
                 offers.append((provider, offer))
         except ProviderError as e:
-            raise JobFailed(f"nothing updated: {e}") from None
-        notes += offer.notes
+            unchecked.append(str(e))
     ctx.figures["held"] = notes
+    if unchecked:
+        ctx.figures["unchecked"] = unchecked
     held = f" (held: {'; '.join(notes)})" if notes else ""
     if not offers:
         ctx.figures["outcome"] = "nothing to do"
-        return "no updates" + held
+        return _unless_unchecked("no updates" + held, unchecked)
 
     ctx.note("step", step="snapshot")
     snapshot = pre_update_snapshot(ctx)
@@ -194,7 +206,8 @@ def _flow(ctx: Context, providers: list[Provider], opts: UpdateOptions) -> str:
             provider.finish(offer)
         ctx.note("verified")
         ctx.figures["outcome"] = "updated"
-        return f"updated: {_describe(changes)}; {probe.summary(verdicts)}; snapshot {snapshot} before{held}"
+        summary = f"updated: {_describe(changes)}; {probe.summary(verdicts)}; snapshot {snapshot} before{held}"
+        return _unless_unchecked(summary, unchecked)
     return _after_failure(ctx, snapshot, applied, baseline, broke, broken_since)
 
 

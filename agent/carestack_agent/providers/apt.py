@@ -33,6 +33,7 @@ import json
 import os
 import re
 import shutil
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -46,6 +47,7 @@ from .base import Change, FailedVersions, Offer, ProviderError
 HOST_LOCK = "_apt"  # not a valid site id, so it never collides with a site's lock
 # How long apt waits for dpkg's own lock (another apt run, unattended-upgrades).
 DPKG_LOCK_WAIT_SECONDS = 300
+DPKG_RETRY_SECONDS = 1.0
 ENV = {
     "PATH": "/usr/sbin:/usr/bin:/sbin:/bin",
     "LANG": "C.UTF-8",
@@ -189,7 +191,7 @@ class AptProvider:
         for c in chosen:
             why = failed.blocked(Change(self.name, "package", c.name, c.old, c.new))
             if why:
-                offer.notes.append(f"apt: {why}")
+                offer.notes.append(why)
             else:
                 pinned.append(f"{c.name}={c.new}")
         if not pinned:
@@ -271,8 +273,7 @@ class AptProvider:
     def rollback(self, offer: Offer) -> str | None:
         deadline = Deadline(self.ctx.site.jobs.restore_timeout_seconds)
         self._hold(deadline)
-        # A dpkg killed half-way leaves packages unconfigured; apt refuses to work until this ran.
-        run(["dpkg", "--configure", "-a"], env=ENV, deadline=deadline)
+        self._finish_dpkg(deadline)
         names = [c.name for c in offer.changes]
         now = self.installed(names, deadline)
         back = [c for c in offer.changes if now.get(c.name) != c.from_version]
@@ -300,6 +301,18 @@ class AptProvider:
             raise ProviderError(f"apt: after the rollback {', '.join(wrong)}")
         self._clear_pending(offer)
         return "reinstalled " + ", ".join(f"{c.name} {c.from_version or '(removed)'}" for c in offer.changes)
+
+    def _finish_dpkg(self, deadline: Deadline) -> None:
+        """`dpkg --configure -a`: what a dpkg cut short left unconfigured (apt refuses to work before).
+
+        The dpkg of a killed run may still be running on its own (only apt-get dies with the agent),
+        holding dpkg's lock: wait for it, within the deadline.
+        """
+        while True:
+            done = run(["dpkg", "--configure", "-a"], env=ENV, deadline=deadline)
+            if done.returncode == 0 or "lock" not in done.stderr or deadline.remaining() < DPKG_RETRY_SECONDS:
+                return  # what is still wrong (a half-installed package) the reinstall below repairs
+            time.sleep(DPKG_RETRY_SECONDS)
 
     def finish(self, offer: Offer) -> None:
         self._clear_pending(offer)

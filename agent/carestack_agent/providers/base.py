@@ -40,7 +40,8 @@ class Change:
         return f"{self.provider}:{self.kind}:{self.name}"
 
     def describe(self) -> str:
-        what = self.name if self.kind in ("package", "release") else f"{self.kind} {self.name}"
+        """`apt nginx 1.0→2.0`, `plugin akismet/akismet.php 5.0→5.1`, `release 1.1→1.2`."""
+        what = {"package": f"apt {self.name}", "release": "release"}.get(self.kind, f"{self.kind} {self.name}")
         return f"{what} {self.from_version or '(none)'}→{self.to_version}"
 
     def figures(self) -> dict[str, Any]:

@@ -160,7 +160,7 @@ class ReleaseProvider:
             change = Change(self.name, "release", self.ctx.site.id, running, version, str(path))
             why = failed.blocked(change)
             if why:
-                offer.notes.append(f"release: {why}")
+                offer.notes.append(why)
                 continue
             offer.changes = [change]
             break

@@ -168,7 +168,7 @@ class WordPressProvider:
                     if why is None:
                         offer.changes.append(change)
                         break
-                    offer.notes.append(f"wordpress: {why}")
+                    offer.notes.append(why)
         return offer
 
     def prepare(self, offer: Offer) -> None:
