@@ -21,7 +21,7 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
-from infra.kuma import monitor_states
+from infra.kuma import monitor_states, status_page_slug
 from infra.kuma_client import KumaError, KumaLogin, connect
 from infra.lab import aptproxy, hosts
 from infra.lab import services as lab_services
@@ -206,8 +206,11 @@ def render_summary(s: Summary) -> str:
         lines.append(f"    {name:<12} {'running' if info.get('running') else 'STOPPED'}; {details}")
     if s.sites:
         lines.append("  monitors:" if s.monitors else "  monitors: Kuma did not answer")
+    kuma_url = s.services.get("kuma", {}).get("url")
     for client, tally in s.monitors.items():
-        lines.append(f"    {client:<12} " + (", ".join(f"{n} {name}" for name, n in sorted(tally.items())) or "none"))
+        states = ", ".join(f"{n} {name}" for name, n in sorted(tally.items())) or "none"
+        page = f"; status page {kuma_url}/status/{status_page_slug(client)}" if kuma_url else ""
+        lines.append(f"    {client:<12} {states}{page}")
     if s.latest_alerts:
         lines.append("  latest alerts (what the agency's e-mail/SMS/webhook gateway would have sent):")
     for alert in s.latest_alerts:  # Kuma's message names the monitor and its state
