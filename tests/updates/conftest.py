@@ -19,6 +19,7 @@ needs. Every site value comes from the studio client's plan.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shlex
 import subprocess
@@ -269,8 +270,9 @@ ACTIVATE_PLUGIN = (
 )
 
 
-@pytest.fixture(scope="module")
-def updates(lab: LabState, tmp_path_factory: pytest.TempPathFactory) -> Iterator[UpdatesLab]:
+@contextlib.contextmanager
+def updates_lab(lab: LabState, workdir: Path) -> Iterator[UpdatesLab]:
+    """The studio server prepared for update scenarios, and put back as it was afterwards (also the bench's)."""
     plan = lab.plan(CLIENT)
     web = next(s for s in plan.sites if "wordpress" in s.providers)
     plans = next(s for s in plan.sites if "release" in s.providers)
@@ -280,10 +282,9 @@ def updates(lab: LabState, tmp_path_factory: pytest.TempPathFactory) -> Iterator
     release_dir = {s.id: doc["sites"][s.id].get("updates", {}).get("release_dir", f"{state_dir}/releases/{s.id}")
                    for s in (web, plans)}  # fmt: skip
 
-    out = tmp_path_factory.mktemp("update-artifacts")
-    _build(out, web, plans)
+    _build(workdir, web, plans)
     server.sh(f"rm -rf {TEST_ROOT}")
-    server.upload(out, TEST_ROOT)
+    server.upload(workdir, TEST_ROOT)
     server.sh(f"chmod -R a+rX {TEST_ROOT}")  # the sites' users read the plugin zips
 
     for site in (web, plans):
@@ -295,6 +296,12 @@ def updates(lab: LabState, tmp_path_factory: pytest.TempPathFactory) -> Iterator
         yield ctx
     finally:
         _restore(ctx)
+
+
+@pytest.fixture(scope="module")
+def updates(lab: LabState, tmp_path_factory: pytest.TempPathFactory) -> Iterator[UpdatesLab]:
+    with updates_lab(lab, tmp_path_factory.mktemp("update-artifacts")) as ctx:
+        yield ctx
 
 
 def _prepare(ctx: UpdatesLab) -> None:
@@ -337,5 +344,6 @@ def _restore(ctx: UpdatesLab) -> None:
     server.run(f"dpkg --configure -a; apt-mark unhold {artifacts.HELD}; apt-get purge -y -q {packages} || "
                f"dpkg --purge --force-remove-reinstreq {packages}")  # fmt: skip
     dirs = " ".join(ctx.release_dir.values())
-    server.run(f"rm -rf {TEST_ROOT} {TEST_CONFIG} {dirs} {agent_config.STATE_DIR}/apt/lists "
-               f"{agent_config.STATE_DIR}/updates/*.failed.json")  # fmt: skip
+    state = agent_config.STATE_DIR
+    server.run(f"rm -rf {TEST_ROOT} {TEST_CONFIG} {dirs} {state}/apt/lists {state}/apt/rollback "
+               f"{state}/updates/*.failed.json")  # fmt: skip
