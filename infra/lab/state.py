@@ -24,7 +24,7 @@ from typing import Any
 from infra.lab.config import default_state_dir
 from infra.lab.errors import LabError
 from infra.plan import CarePlan, build_plan
-from infra.spec import ClientSpec, load_stack
+from infra.spec import ClientSpec, SpecError, load_stack
 
 STATE_FILE = "lab.json"
 
@@ -85,7 +85,13 @@ class LabState:
     def plan(self, client_id: str) -> CarePlan:
         """The client's CarePlan, from the stack file the lab was brought up with."""
         stack = self.client(client_id).stack
-        spec = load_stack(stack)
+        try:
+            spec = load_stack(stack)
+        except SpecError as exc:
+            raise LabError(
+                f"the lab was brought up with {stack}, which no longer loads ({exc}); "
+                "bring it up again with `carestack lab up [STACK_FILE...]`, or take it down with `carestack lab down`"
+            ) from None
         if not isinstance(spec, ClientSpec):
             raise LabError(f"{stack}: not a client stack")
         return build_plan(spec)

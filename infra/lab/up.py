@@ -85,6 +85,18 @@ def _state(config: LabConfig, placement: Placement, report: servers.ServerReport
     )
 
 
+def _outlived_s3(config: LabConfig) -> list[str]:
+    """Servers with sites and agent journals that refer to backups of an S3 server that is gone.
+
+    moto keeps everything in memory: when it is not running, the servers' backups are lost, and an
+    agent that finds an update of its site interrupted could not roll it back. Such servers are
+    rebuilt from the image, so every server the lab hands out matches its backups.
+    """
+    if s3_running(storage.s3_dir(config)) is not None:
+        return []
+    return [name for name in hosts.host_names(config) if (config.hosts_dir / name / "upper").exists()]
+
+
 def _verify_ssh(config: LabConfig, names: Sequence[str]) -> None:
     """Log in to every server at once (this also opens the shared control connections)."""
     with ThreadPoolExecutor(max_workers=max(1, len(names))) as pool:
@@ -132,6 +144,9 @@ def lab_up(config: LabConfig, stacks: Sequence[Path] = (), out: TextIO = sys.std
             step.note(f"{'started' if started else 'running'} on {aptproxy.url(config)}", changed=started)
 
         with progress.step("servers (systemd-nspawn)") as step:
+            stale = _outlived_s3(config)
+            for name in stale:
+                servers.take_down(config, name, remove_data=True)
             public_key = access.ensure_key(config)
             report = servers.bring_up(config, placement.hosts, base.root, public_key)
             files_changed = access.write_files(config, report.endpoints)
@@ -143,6 +158,7 @@ def lab_up(config: LabConfig, stacks: Sequence[Path] = (), out: TextIO = sys.std
             parts += [f"recovered {', '.join(report.recovered)}"] if report.recovered else []
             parts += [f"restarted with new settings {', '.join(report.restarted)}"] if report.restarted else []
             parts += [f"removed {', '.join(report.removed)}"] if report.removed else []
+            parts += [f"rebuilt {', '.join(stale)} (S3 had stopped and their backups with it)"] if stale else []
             step.note("; ".join(parts), changed=bool(report.booted or report.removed or files_changed))
 
         with progress.step("S3 (moto, IAM enforced)") as step:

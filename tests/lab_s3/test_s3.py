@@ -17,6 +17,9 @@ from botocore.config import Config
 from botocore.exceptions import ClientError
 
 from infra.lab import s3
+from infra.lab.config import LabConfig
+from infra.lab.storage import s3_dir
+from infra.lab.up import _outlived_s3
 
 pytestmark = pytest.mark.agent
 
@@ -133,3 +136,17 @@ def test_object_lock_bucket_gets_compliance_retention_and_versioning(lab: Lab) -
     s3.provision_bucket(lab.server.endpoint, lab.admin, "cs-locked", object_lock_days=3)
     with pytest.raises(ValueError, match="requires versioning"):
         s3.provision_bucket(lab.server.endpoint, lab.admin, "cs-x", object_lock_days=3, versioning=False)
+
+
+def test_servers_that_outlived_their_s3_server_are_the_ones_lab_up_rebuilds(tmp_path: Path) -> None:
+    config = LabConfig(state_dir=tmp_path, s3_port=free_port())
+    for name, has_disk in (("shared-1", True), ("shop-1", True), ("new-1", False)):
+        (config.hosts_dir / name).mkdir(parents=True)
+        if has_disk:
+            (config.hosts_dir / name / "upper").mkdir()
+    assert _outlived_s3(config) == ["shared-1", "shop-1"]  # moto is not running: their backups are gone
+    s3.start(s3_dir(config), port=config.s3_port)
+    try:
+        assert _outlived_s3(config) == []  # the S3 server they were onboarded against still holds their backups
+    finally:
+        s3.stop(s3_dir(config))
