@@ -74,7 +74,7 @@ def noop_run(lab: UpdatesLab, site_name: str) -> float:
 
 
 def row(name: str, values: list[float]) -> str:
-    return (f"{name:<52} {statistics.median(values):8.1f} {min(values):8.1f} {max(values):8.1f} "
+    return (f"{name:<64} {statistics.median(values):8.1f} {min(values):8.1f} {max(values):8.1f} "
             f"{len(values):5d}")  # fmt: skip
 
 
@@ -100,7 +100,7 @@ def main() -> int:
             site = getattr(lab, name)
             runs = [noop_run(lab, name) for _ in range(args.runs)]
             rows.append(row(f"no-op update run ({site.id}: {', '.join(site.providers)})", runs))
-    print(f"{'figure (seconds)':<52} {'median':>8} {'min':>8} {'max':>8} {'runs':>5}")
+    print(f"{'figure (seconds)':<64} {'median':>8} {'min':>8} {'max':>8} {'runs':>5}")
     print("\n".join(rows))
     return 0
 
