@@ -15,6 +15,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TextIO
 
+from infra import agent_config
 from infra.lab import access, aptproxy, hosts, image, network, onboard, procs, servers, services, storage, system
 from infra.lab.config import LabConfig, save_config
 from infra.lab.errors import LabError
@@ -86,15 +87,17 @@ def _state(config: LabConfig, placement: Placement, report: servers.ServerReport
 
 
 def _outlived_s3(config: LabConfig) -> list[str]:
-    """Servers with sites and agent journals that refer to backups of an S3 server that is gone.
+    """Servers whose agent state refers to backups of an S3 server that is gone.
 
     moto keeps everything in memory: when it is not running, the servers' backups are lost, and an
     agent that finds an update of its site interrupted could not roll it back. Such servers are
-    rebuilt from the image, so every server the lab hands out matches its backups.
+    rebuilt from the image, so every server the lab hands out matches its backups; a server the
+    agent never ran on (the standby, a lab without clients) is recovered as it is.
     """
     if s3_running(storage.s3_dir(config)) is not None:
         return []
-    return [name for name in hosts.host_names(config) if (config.hosts_dir / name / "upper").exists()]
+    agent_state = agent_config.STATE_DIR.lstrip("/")
+    return [name for name in hosts.host_names(config) if (config.hosts_dir / name / "upper" / agent_state).exists()]
 
 
 def _verify_ssh(config: LabConfig, names: Sequence[str]) -> None:

@@ -16,6 +16,7 @@ import pytest
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
+from infra import agent_config
 from infra.lab import s3
 from infra.lab.config import LabConfig
 from infra.lab.storage import s3_dir
@@ -140,10 +141,10 @@ def test_object_lock_bucket_gets_compliance_retention_and_versioning(lab: Lab) -
 
 def test_servers_that_outlived_their_s3_server_are_the_ones_lab_up_rebuilds(tmp_path: Path) -> None:
     config = LabConfig(state_dir=tmp_path, s3_port=free_port())
-    for name, has_disk in (("shared-1", True), ("shop-1", True), ("new-1", False)):
-        (config.hosts_dir / name).mkdir(parents=True)
-        if has_disk:
-            (config.hosts_dir / name / "upper").mkdir()
+    for name, agent_ran in (("shared-1", True), ("shop-1", True), ("standby-1", False)):
+        (config.hosts_dir / name / "upper/etc").mkdir(parents=True)
+        if agent_ran:
+            (config.hosts_dir / name / "upper" / agent_config.STATE_DIR.lstrip("/")).mkdir(parents=True)
     assert _outlived_s3(config) == ["shared-1", "shop-1"]  # moto is not running: their backups are gone
     s3.start(s3_dir(config), port=config.s3_port)
     try:
