@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import pwd
+import shutil
 from pathlib import Path
 
 import pytest
@@ -55,7 +58,7 @@ def test_two_snapshots_restore_files_and_rows_as_they_were(
     snaps = json.loads(site.restic("snapshots", "--json").stdout)
     assert len(snaps) == 2
     for s, reason in zip(sorted(snaps, key=lambda s: s["time"]), ("scheduled", "manual"), strict=True):
-        assert set(s["tags"]) == {f"site:{site.id}", f"reason:{reason}", f"db:{site.db_name}"}
+        assert set(s["tags"]) == {f"site:{site.id}", f"reason:{reason}", f"db:{site.db_name}", "owner:0:0"}
         assert s["hostname"] == "test-host"
         assert str(site.root) in s["paths"] and len(s["paths"]) == 2
     listing = site.restic("ls", snap_1).stdout
@@ -117,6 +120,38 @@ def test_restore_before_time_and_onto_standby(
     restored = tmp_path / "standby-www" / site.root.relative_to("/")
     assert (restored / "index.php").exists()
     assert len(standby_mariadb.sql("SELECT id FROM posts", site.db_name)) == 2
+
+
+def _chown_tree(root: Path, uid: int, gid: int) -> None:
+    for path in [root, *root.rglob("*")]:
+        os.lchown(path, uid, gid)
+
+
+def test_a_restore_where_the_sites_user_has_other_ids_gives_the_files_to_that_user(make_site) -> None:
+    """Like the standby, which creates the sites' users in its own order: restic restores numeric owners."""
+    site: Site = make_site()
+    there, here = pwd.getpwnam("daemon"), pwd.getpwnam("nobody")
+    _chown_tree(site.root, there.pw_uid, there.pw_gid)  # the site's user on the server it was backed up on
+    foreign = site.root / "wp-content/uploads/by-the-web-server.txt"
+    foreign.write_text("written by PHP as www-data")
+    os.chown(foreign, 0, 33)
+    cfg = site.config()
+    first = backup(cfg, site.id)
+    assert first.ok, first.message
+    [snap] = json.loads(site.restic("snapshots", "--json").stdout)
+    assert f"owner:{there.pw_uid}:{there.pw_gid}" in snap["tags"]
+
+    shutil.rmtree(site.root)  # the other server: the same site root, owned by the site's user there
+    site.root.mkdir()
+    os.chown(site.root, here.pw_uid, here.pw_gid)
+    result = restore(cfg, site.id)
+
+    assert result.ok, result.message
+    owned = {p: (p.lstat().st_uid, p.lstat().st_gid) for p in [site.root, *site.root.rglob("*")]}
+    assert owned.pop(foreign) == (0, 33)  # an entry of another owner keeps it
+    assert set(owned.values()) == {(here.pw_uid, here.pw_gid)}
+    assert result.figures["owner_mapped"] == f"{there.pw_uid}:{there.pw_gid} -> {here.pw_uid}:{here.pw_gid}"
+    assert result.figures["owner_mapped_entries"] == len(owned)
 
 
 def test_spool_transport_for_hosts_without_fuse(make_site, mariadb: MariaDB, tmp_path: Path) -> None:

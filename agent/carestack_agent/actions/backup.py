@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from .. import exitcodes
+from .. import exitcodes, owners
 from ..config import Config
 from ..hooks import mariadb
 from ..jobs import Context, JobFailed, JobResult, human_bytes, run_job
@@ -36,6 +36,9 @@ def backup_args(ctx: Context, reason: str) -> list[str]:
     args = ["backup", "--host", ctx.config.agent.host, "--tag", f"site:{site.id}", "--tag", f"reason:{reason}"]
     if site.database is not None:
         args += ["--tag", f"db:{site.database.name}"]
+    owner = owners.tag_for(site.root)
+    if owner is not None:
+        args += ["--tag", owner]
     for pattern in site.exclude:
         args += ["--exclude", pattern]
     return args + [str(p) for p in site.paths]

@@ -27,6 +27,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from .. import owners
 from ..config import Config
 from ..hooks import mariadb
 from ..jobs import Context, JobFailed, JobResult, run_job
@@ -108,8 +109,10 @@ def _db_of(snapshot: dict[str, Any]) -> str | None:
     return None
 
 
-def _restore_files_in_place(ctx: Context, snap: str, paths: list[Path]) -> list[str]:
+def _restore_files_in_place(ctx: Context, snap: str, paths: list[Path], owner: owners.Ids | None) -> list[str]:
+    """Each path swapped in from the snapshot; `owner`: the ids the snapshot's files had (see owners)."""
     done = []
+    here = owners.owner_of(ctx.site.root)
     for path in paths:
         path.parent.mkdir(parents=True, exist_ok=True)
         staging = path.parent / f".cs-restore-{path.name}-{ctx.run_id}"
@@ -119,6 +122,10 @@ def _restore_files_in_place(ctx: Context, snap: str, paths: list[Path]) -> list[
             restored = staging / path.relative_to("/")
             if not restored.exists():
                 raise JobFailed(f"snapshot {snap} has nothing under {path}")
+            if owner is not None and here is not None and owner != here:
+                handed = owners.hand_over(restored, owner, here)
+                ctx.figures["owner_mapped"] = f"{owner[0]}:{owner[1]} -> {here[0]}:{here[1]}"
+                ctx.figures["owner_mapped_entries"] = ctx.figures.get("owner_mapped_entries", 0) + handed
             if path.exists() or path.is_symlink():
                 exchange(restored, path)  # live now has the snapshot; `restored` holds the old tree
             else:
@@ -199,7 +206,7 @@ def do_restore(ctx: Context, opts: RestoreOptions) -> str:
             ctx.retry(lambda: restic.run(args, ctx.deadline, what="restore"), "restore")
             parts.append(f"files under {opts.target}")
         else:
-            done = _restore_files_in_place(ctx, short, site_paths)
+            done = _restore_files_in_place(ctx, short, site_paths, owners.from_tags(chosen.get("tags") or []))
             parts.append(f"files swapped in at {', '.join(done)}")
     if opts.database and dump is not None and db_name is not None:
         live_db = site.database
