@@ -12,6 +12,7 @@ from infra.lab import kuma_server
 from infra.lab.config import STATE_DIR_ENV, LabConfig, load_config
 from infra.lab.down import lab_down
 from infra.lab.errors import LabError
+from infra.lab.failover import failover
 from infra.lab.state import LabState
 from infra.lab.status import render_summary, summary
 from infra.lab.system import require_root
@@ -39,6 +40,13 @@ def _status(args: argparse.Namespace) -> int:
     report = summary(state, config)
     print(json.dumps(report.to_dict(), indent=2) if args.json else render_summary(report))
     return 0 if all(s.running and s.ssh for s in report.servers) else 1
+
+
+def _failover(args: argparse.Namespace) -> int:
+    report = failover(load_config(), args.client, out=sys.stderr if args.json else sys.stdout)
+    if args.json:
+        print(json.dumps(report.to_dict(), indent=2))
+    return 0
 
 
 def _down(args: argparse.Namespace) -> int:
@@ -93,6 +101,13 @@ def register(verbs: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     status = lab_verbs.add_parser("status", help="what runs and answers; changes nothing")
     status.add_argument("--json", action="store_true", help="machine-readable output")
     status.set_defaults(run=_guarded, lab_run=_status)
+
+    fail = lab_verbs.add_parser(
+        "failover", help="restore a client's sites onto the standby and check its pages (the standby restore drill)"
+    )
+    fail.add_argument("client", metavar="CLIENT", help="a client id of the lab (standard and premium tiers)")
+    fail.add_argument("--json", action="store_true", help="print the report as JSON")
+    fail.set_defaults(run=_guarded, lab_run=_failover)
 
     down = lab_verbs.add_parser("down", help="stop everything and remove what the lab created")
     down.add_argument("--keep-image", action="store_true", help="keep the cached base image and package cache")

@@ -28,7 +28,7 @@ from typing import TextIO, cast
 
 from infra.alerting import lab_alerting
 from infra.ansible_vars import Client, ClientSecrets, HostAccess, Realization
-from infra.configure import AGENT_DIR, ANSIBLE_DIR, converge
+from infra.configure import AGENT_DIR, ANSIBLE_DIR, ConvergeResult, converge
 from infra.kuma import desired_state, sync
 from infra.kuma_client import KumaLogin, connect
 from infra.lab import status
@@ -114,7 +114,7 @@ def realization(state: LabState) -> Realization:
     )
 
 
-def _secrets(state: LabState, client_id: str, tokens: dict[str, dict[str, str]]) -> ClientSecrets:
+def client_secrets(state: LabState, client_id: str, tokens: dict[str, dict[str, str]]) -> ClientSecrets:
     key_id, secret = state.s3_credentials(client_id)
     password = state.client(client_id).restic_password_file.read_text().strip()
     return ClientSecrets(
@@ -151,31 +151,44 @@ def converge_clients(
 ) -> ConvergeReport:
     """Converge the servers of every client whose fingerprint changed (and their neighbours)."""
     code = _source_digest(CONVERGE_SOURCES)
-    secrets = {c.id: _secrets(state, c.id, tokens[c.id]) for c in clients}
+    secrets = {c.id: client_secrets(state, c.id, tokens[c.id]) for c in clients}
     prints = {c.id: _fingerprint(state, c, secrets[c.id], code) for c in clients}
     stale = {c.id for c in clients if not _recorded(config, c.id, prints[c.id])}
     servers = {c.server for c in clients if c.id in stale}
     run = [c for c in clients if c.server in servers]  # a shared server is converged with all its clients
     if not run:
         return ConvergeReport([], 0, 0.0)
-    log = config.run_dir / "ansible.log"
+    result = converge_servers(config, state, [Client(c.plan, secrets[c.id]) for c in run], sorted(servers), echo)
+    for client in run:
+        _record(config, client.id, prints[client.id])
+    return ConvergeReport([c.id for c in run], result.changed, result.seconds)
+
+
+def converge_servers(
+    config: LabConfig,
+    state: LabState,
+    clients: Sequence[Client],
+    servers: Sequence[str],
+    echo: Callable[[str], None] | None = None,
+    log_name: str = "ansible.log",
+) -> ConvergeResult:
+    """Ansible on these lab servers for these clients; its output stamped into the lab's log."""
+    log = config.run_dir / log_name
     log.parent.mkdir(parents=True, exist_ok=True)
     with open(log, "w") as out:
         stream = cast(TextIO, _Timestamped(out, echo))  # converge only calls write()
         result = converge(
-            [Client(c.plan, secrets[c.id]) for c in run],
+            clients,
             realization(state),
             ssh_config=state.ssh_config,
             ssh_key=state.ssh_key,
             stream=stream,
-            limit=sorted(servers),
+            limit=servers,
         )
     if not result.ok:
         tail = "\n  ".join(result.output.strip().splitlines()[-15:])
-        raise LabError(f"Ansible could not converge {', '.join(sorted(servers))}; {log}:\n  {tail}")
-    for client in run:
-        _record(config, client.id, prints[client.id])
-    return ConvergeReport([c.id for c in run], result.changed, result.seconds)
+        raise LabError(f"Ansible could not converge {', '.join(servers)}; {log}:\n  {tail}")
+    return result
 
 
 class _Timestamped:

@@ -78,16 +78,21 @@ def _ssh_answers(address: str) -> bool:
         return False
 
 
-def http_status(address: str, domain: str, path: str = "/") -> int | None:
-    """The status a site's server answers for it (Host header = the site's domain)."""
+def fetch_page(address: str, domain: str, path: str = "/") -> tuple[int | None, str]:
+    """(status, body) a server answers for one of its sites' pages (Host header = the site's domain)."""
     conn = http.client.HTTPConnection(address, 80, timeout=HTTP_TIMEOUT)
     try:
         conn.request("GET", path, headers={"Host": domain})
-        return conn.getresponse().status
+        answer = conn.getresponse()
+        return answer.status, answer.read().decode("utf-8", "replace")
     except OSError:
-        return None
+        return None, ""
     finally:
         conn.close()
+
+
+def http_status(address: str, domain: str, path: str = "/") -> int | None:
+    return fetch_page(address, domain, path)[0]
 
 
 def last_backup(state: LabState, client_id: str, site_id: str) -> str | None:
