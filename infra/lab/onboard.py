@@ -45,6 +45,7 @@ CONVERGE_SOURCES = (
     REPO / "infra" / "configure.py",
     REPO / "infra" / "ansible_vars.py",
     REPO / "infra" / "agent_config.py",
+    REPO / "infra" / "agent_wheel.py",
 )
 _IGNORED = {"__pycache__", "build", "dist", ".pytest_cache", ".mypy_cache", ".ruff_cache"}
 BACKUP_TIMEOUT = 900
