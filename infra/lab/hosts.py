@@ -232,7 +232,8 @@ def wait_ssh(h: Host, timeout: float = 60.0) -> float:
                     return time.monotonic() - started
         except OSError:
             pass
-        if not nspawn_pids(h):
+        # The supervisor enters its cgroup before it starts nspawn: only both gone means the boot ended.
+        if not nspawn_pids(h) and procs.running(h.supervisor_pid) is None:
             tail = h.console_log.read_text(errors="replace").strip().splitlines()[-10:]
             raise LabError(f"server {h.name} stopped while booting; {h.console_log}:\n  " + "\n  ".join(tail))
         if time.monotonic() - started > timeout:
