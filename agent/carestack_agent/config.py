@@ -20,7 +20,7 @@ import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 DEFAULT_PATH = Path("/etc/carestack/agent.toml")
 ENV_PATH = "CARESTACK_AGENT_CONFIG"
@@ -31,6 +31,8 @@ DB_NAME = re.compile(r"^[A-Za-z0-9_]{1,64}$")
 DOMAIN = re.compile(
     r"^(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$"
 )
+T = TypeVar("T")
+
 KINDS = ("wordpress", "woocommerce", "php", "static")
 REASONS = ("scheduled", "pre-update", "manual")
 PROVIDERS = ("apt", "wordpress", "release")
@@ -219,15 +221,18 @@ JOBS_SCHEMA: dict[str, Field] = {
     "prune_timeout_seconds": Field(integer(1), default=3600),
     "restore_timeout_seconds": Field(integer(1), default=3600),
     "check_read_data_subsets": Field(integer(1, 10000), default=1),
-    "update_timeout_seconds": Field(integer(1), default=7200),
+    # No default: the plan's update window; required once updates.providers is set (see _cross_checks).
+    "update_timeout_seconds": Field(integer(1)),
 }
 
 UPDATES_SCHEMA: dict[str, Field] = {
     "providers": Field(subset_of(*PROVIDERS), default=[], doc="what `update` may change on this site"),
-    "apt_policy": Field(one_of(*APT_POLICIES), default="security"),
-    "wordpress_policy": Field(one_of(*WORDPRESS_POLICIES), default="minor"),
-    "rollback": Field(boolean, default=True, doc="roll back a failed update from the pre-update snapshot"),
-    "probe_slowdown_limit": Field(number(1), default=3.0, doc="a page may take this many times its baseline"),
+    # The plan's policy has no defaults here (one source: the tier catalog); _cross_checks requires
+    # each setting the listed providers need.
+    "apt_policy": Field(one_of(*APT_POLICIES)),
+    "wordpress_policy": Field(one_of(*WORDPRESS_POLICIES)),
+    "rollback": Field(boolean, doc="roll back a failed update from the pre-update snapshot"),
+    "probe_slowdown_limit": Field(number(1), doc="a page may take this many times its baseline"),
     "wordpress_feed": Field(
         path_or_url,
         doc="a directory holding index.json, or the URL of an index.json, listing plugin/theme versions and "
@@ -349,16 +354,18 @@ class Jobs:
     prune_timeout_seconds: int = 3600
     restore_timeout_seconds: int = 3600
     check_read_data_subsets: int = 1
-    update_timeout_seconds: int = 7200
+    update_timeout_seconds: int | None = None  # set whenever updates.providers is
 
 
 @dataclass(frozen=True)
 class Updates:
+    """Without providers nothing here is read; with them, the settings they need are all set."""
+
     providers: tuple[str, ...] = ()
-    apt_policy: str = "security"
-    wordpress_policy: str = "minor"
-    rollback: bool = True
-    probe_slowdown_limit: float = 3.0
+    apt_policy: str | None = None
+    wordpress_policy: str | None = None
+    rollback: bool | None = None
+    probe_slowdown_limit: float | None = None
     wordpress_feed: str | None = None
     release_dir: Path | None = None  # filled in by parse (state_dir/releases/<site>)
     release_preserve: tuple[str, ...] = ()
@@ -480,8 +487,18 @@ def _cross_checks(site: dict[str, Any], raw: dict[str, Any], path: str, errors: 
         errors.append(f"{path}.retention: at least one keep_* must be > 0 (all zero would keep nothing)")
     if site.get("kind") == "static" and "database" in raw:
         errors.append(f"{path}.database: a static site has no database")
-    providers = site.get("updates", {}).get("providers")
+    updates = site.get("updates", {})
+    providers = updates.get("providers")
     if isinstance(providers, list) and providers:
+        needed = {
+            "updates.rollback": updates.get("rollback"),
+            "updates.probe_slowdown_limit": updates.get("probe_slowdown_limit"),
+            "jobs.update_timeout_seconds": site.get("jobs", {}).get("update_timeout_seconds"),
+        }
+        needed |= {f"updates.{p}_policy": updates.get(f"{p}_policy") for p in ("apt", "wordpress") if p in providers}
+        for key, value in needed.items():
+            if value is None:
+                errors.append(f"{path}.{key}: is required when updates.providers is set (the plan's value)")
         if not site.get("checks"):
             errors.append(f"{path}.checks: updates need at least one page to probe (updates.providers is set)")
         if "wordpress" in providers and site.get("kind") not in ("wordpress", "woocommerce"):
@@ -519,13 +536,20 @@ def _build_site(site_id: str, s: dict[str, Any], state_dir: Path) -> Site:
             apt_policy=up["apt_policy"],
             wordpress_policy=up["wordpress_policy"],
             rollback=up["rollback"],
-            probe_slowdown_limit=float(up["probe_slowdown_limit"]),
+            probe_slowdown_limit=None if up["probe_slowdown_limit"] is None else float(up["probe_slowdown_limit"]),
             wordpress_feed=up["wordpress_feed"],
             release_dir=Path(up["release_dir"]) if up["release_dir"] else state_dir / "releases" / site_id,
             release_preserve=tuple(up["release_preserve"]),
         ),
         checks=tuple(HealthCheck(**c) for c in s["checks"]),
     )
+
+
+def required(value: T | None, key: str) -> T:
+    """An update setting that validation requires once updates.providers is set (no agent-side default)."""
+    if value is None:
+        raise ConfigError([f"{key}: is required when updates.providers is set"])
+    return value
 
 
 def load(path: str | os.PathLike[str] | None = None) -> Config:

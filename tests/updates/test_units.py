@@ -204,8 +204,13 @@ repository = "{state}/repo"
 password_file = "{state}/pw"
 [sites.s-plans.retention]
 keep_daily = 1
+[sites.s-plans.jobs]
+update_timeout_seconds = 7200
 [sites.s-plans.updates]
 providers = {providers}
+wordpress_policy = "minor"
+rollback = true
+probe_slowdown_limit = 3.0
 {extra}
 [[sites.s-plans.checks]]
 path = "/"
@@ -238,6 +243,25 @@ def test_update_settings_are_validated_with_their_key_paths(tmp_path: Path) -> N
         "sites.s-plans.checks: updates need at least one page to probe (updates.providers is set)",
         "sites.s-plans.updates.providers: wordpress applies to kind wordpress or woocommerce only",
     ]
+
+
+def test_the_plans_update_settings_have_no_agent_side_defaults(tmp_path: Path) -> None:
+    """One source for the policy: a config that lists providers names every setting they need."""
+    bare = "\n".join(
+        line
+        for line in _config_text(tmp_path, tmp_path / "root", '["apt", "wordpress"]').splitlines()
+        if not line.startswith(("update_timeout_seconds", "wordpress_policy", "rollback", "probe_slowdown_limit"))
+    ).replace('kind = "php"', 'kind = "wordpress"')
+    with pytest.raises(ConfigError) as e:
+        parse(tomllib.loads(bare))
+    needed = "is required when updates.providers is set (the plan's value)"
+    assert sorted(e.value.errors) == sorted(
+        f"sites.s-plans.{key}: {needed}"
+        for key in ("updates.rollback", "updates.probe_slowdown_limit", "jobs.update_timeout_seconds",
+                    "updates.apt_policy", "updates.wordpress_policy")
+    )  # fmt: skip
+    without_providers = parse(tomllib.loads(bare.replace('["apt", "wordpress"]', "[]")))
+    assert without_providers.site("s-plans").updates.apt_policy is None
 
 
 def test_the_rendered_agent_config_carries_the_plans_update_settings_and_checks() -> None:

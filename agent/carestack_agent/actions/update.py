@@ -37,7 +37,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .. import exitcodes, probe
-from ..config import Config
+from ..config import Config, required
 from ..jobs import RESTIC_EXIT, Context, JobFailed, JobResult, run_job
 from ..proc import Deadline
 from ..providers.apt import AptProvider
@@ -103,6 +103,14 @@ def roll_back(ctx: Context, snapshot: str, applied: list[tuple[Provider, Offer]]
     sub = dataclasses.replace(ctx, figures={}, deadline=Deadline(ctx.site.jobs.restore_timeout_seconds))
     parts.append(do_restore(sub, RestoreOptions(snapshot=snapshot)))
     return "; ".join(parts)
+
+
+def _verify(ctx: Context, baseline: probe.Baseline, apt_changed: bool) -> list[probe.Verdict]:
+    """Probe the pages that were healthy before: the site's own, and after apt every watched site's
+    (packages are the host's)."""
+    pages = [p for p in baseline.healthy_pages() if apt_changed or p.site == ctx.site.id]
+    limit = required(ctx.site.updates.probe_slowdown_limit, "updates.probe_slowdown_limit")
+    return probe.verify(pages, baseline, limit, ctx.config.agent)
 
 
 def _describe(changes: list[Change]) -> str:
@@ -184,8 +192,7 @@ def _flow(ctx: Context, providers: list[Provider], opts: UpdateOptions) -> str:
             provider.apply(offer)
             broken_since = time.monotonic()
             ctx.note("step", step="probe", provider=provider.name)
-            pages = [p for p in baseline.healthy_pages() if provider.name == "apt" or p.site == site.id]
-            verdicts = probe.verify(pages, baseline, updates.probe_slowdown_limit, settings)
+            verdicts = _verify(ctx, baseline, provider.name == "apt")
         except ProviderError as e:
             broke = str(e)
         except Exception as e:  # the site may be half-changed: roll back whatever went wrong
@@ -219,7 +226,7 @@ def _after_failure(
     broke: str,
     broken_since: float,
 ) -> str:
-    site, settings = ctx.site, ctx.config.agent
+    site = ctx.site
     ctx.figures["broke"] = broke
     if not site.updates.rollback:
         ctx.figures["outcome"] = "broken"
@@ -231,8 +238,7 @@ def _after_failure(
         ctx.figures["outcome"] = "rollback failed"
         reason = getattr(e, "message", None) or f"{type(e).__name__}: {e}"
         raise JobFailed(f"{broke}; ROLLBACK FAILED: {reason}", figures={"pending_rollback": True}) from None
-    pages = [p for p in baseline.healthy_pages() if any(o.provider == "apt" for _, o in applied) or p.site == site.id]
-    after = probe.verify(pages, baseline, site.updates.probe_slowdown_limit, settings)
+    after = _verify(ctx, baseline, any(o.provider == "apt" for _, o in applied))
     healthy = time.monotonic()
     figures: dict[str, Any] = {
         "rolled_back": [c.figures() for _, o in applied for c in o.changes],
@@ -259,6 +265,7 @@ def update(config: Config, site_id: str, opts: UpdateOptions | None = None, *, w
         site_id,
         "update",
         lambda ctx: do_update(ctx, opts or UpdateOptions()),
-        timeout=site.jobs.update_timeout_seconds,
+        # Unset only without providers: then the run can at most finish an interrupted update, a restore.
+        timeout=site.jobs.update_timeout_seconds or site.jobs.restore_timeout_seconds,
         wait=wait,
     )
