@@ -45,9 +45,10 @@ def from_tags(tags: Iterable[object]) -> Ids | None:
     return None
 
 
-def _entries(tree: Path) -> Iterator[str]:
+def entries(tree: Path) -> Iterator[str]:
+    """The tree itself and everything below it (symlinks not followed)."""
     yield str(tree)
-    for base, dirs, files in os.walk(tree):  # symlinks are not followed; lchown changes the link itself
+    for base, dirs, files in os.walk(tree):
         for name in dirs + files:
             yield os.path.join(base, name)
 
@@ -57,7 +58,7 @@ def hand_over(tree: Path, old: Ids, new: Ids) -> int:
     if old == new:
         return 0
     changed = 0
-    for path in _entries(tree):
+    for path in entries(tree):
         st = os.lstat(path)
         uid = new[0] if st.st_uid == old[0] else -1
         gid = new[1] if st.st_gid == old[1] else -1

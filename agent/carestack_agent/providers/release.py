@@ -25,7 +25,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import pwd
 import re
 import shutil
 import stat
@@ -33,6 +32,7 @@ import tarfile
 import time
 from pathlib import Path, PurePosixPath
 
+from .. import owners
 from ..actions.restore import exchange
 from ..jobs import Context
 from ..versions import debian_compare
@@ -122,12 +122,10 @@ def unpack(artifact: Path, into: Path) -> None:
 
 
 def _give_to(tree: Path, uid: int, gid: int) -> None:
-    for dirpath, dirnames, filenames in os.walk(tree):
-        os.lchown(dirpath, uid, gid)
-        os.chmod(dirpath, 0o755)
-        for name in [*dirnames, *filenames]:
-            path = os.path.join(dirpath, name)
-            os.lchown(path, uid, gid)
+    for path in owners.entries(tree):
+        os.lchown(path, uid, gid)
+        if os.path.isdir(path) and not os.path.islink(path):
+            os.chmod(path, 0o755)
 
 
 def _sha256(path: Path) -> str:
@@ -184,7 +182,9 @@ class ReleaseProvider:
         assert change.source is not None
         artifact = Path(change.source)
         live = os.stat(self.root)
-        owner_gid = pwd.getpwuid(live.st_uid).pw_gid
+        owner = owners.owner_of(self.root)
+        if owner is None:
+            raise ProviderError(f"release {change.to_version}: the owner of {self.root} is no user of this host")
         staging = self.root.parent / f".cs-release-{self.root.name}-{self.ctx.run_id}"
         shutil.rmtree(staging, ignore_errors=True)
         staging.mkdir()
@@ -198,7 +198,7 @@ class ReleaseProvider:
             record = {"version": change.to_version, "artifact": artifact.name, "sha256": _sha256(artifact),
                       "installed": time.strftime("%Y-%m-%dT%H:%M:%S%z")}  # fmt: skip
             (staging / RECORD).write_text(json.dumps(record, indent=1) + "\n")
-            _give_to(staging, live.st_uid, owner_gid)
+            _give_to(staging, *owner)
             # the root itself keeps its owner, group and mode (e.g. group www-data, 0750)
             os.chown(staging, live.st_uid, live.st_gid)
             os.chmod(staging, stat.S_IMODE(live.st_mode))
