@@ -60,8 +60,16 @@ def test_a_client_is_restored_onto_the_standby_with_its_latest_files_and_rows(la
 
 
 def test_a_tier_without_a_standby_restore_is_refused_before_anything_changes(lab: LabState) -> None:
+    assert lab.standby is not None
     basic = next(c.id for c in lab.clients if lab.plan(c.id).sla.failover is None)
+    config = load_config(lab.state_dir)
+    standby_state = "cat /etc/carestack/agent.toml 2>/dev/null; ls -l --full-time /srv/www 2>/dev/null; true"
+    before = sh(lab, lab.standby, standby_state)
+    ansible_log = config.run_dir / "failover.log"
+    log_before = ansible_log.stat().st_mtime_ns if ansible_log.exists() else None
     with pytest.raises(LabError, match=f"{basic}: its tier .* promises no standby restore"):
-        failover(load_config(lab.state_dir), basic, out=io.StringIO())
+        failover(config, basic, out=io.StringIO())
     with pytest.raises(LabError, match="no lab client 'nobody'"):
-        failover(load_config(lab.state_dir), "nobody", out=io.StringIO())
+        failover(config, "nobody", out=io.StringIO())
+    assert sh(lab, lab.standby, standby_state) == before  # no converge, no restore
+    assert (ansible_log.stat().st_mtime_ns if ansible_log.exists() else None) == log_before
