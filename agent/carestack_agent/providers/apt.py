@@ -49,6 +49,8 @@ HOST_LOCK = "_apt"  # not a valid site id, so it never collides with a site's lo
 # How long apt waits for dpkg's own lock (another apt run, unattended-upgrades).
 DPKG_LOCK_WAIT_SECONDS = 300
 DPKG_RETRY_SECONDS = 1.0
+# Upgrades and rollbacks alike keep the host's edited config files and never ask about them.
+KEEP_CONFFILES = ("-o", "Dpkg::Options::=--force-confdef", "-o", "Dpkg::Options::=--force-confold")
 ENV = {
     "PATH": "/usr/sbin:/usr/bin:/sbin:/bin",
     "LANG": "C.UTF-8",
@@ -261,8 +263,7 @@ class AptProvider:
 
     def apply(self, offer: Offer) -> list[Change]:
         self._write_pending(offer)
-        done = self._apt(["install", "-y", "--only-upgrade", "-o", "Dpkg::Options::=--force-confdef",
-                          "-o", "Dpkg::Options::=--force-confold", *offer.data["pinned"]])  # fmt: skip
+        done = self._apt(["install", "-y", "--only-upgrade", *KEEP_CONFFILES, *offer.data["pinned"]])
         if done.returncode != 0:
             raise ProviderError(f"apt-get install failed: {done.last_error()}")
         now = self.installed([c.name for c in offer.changes], self.ctx.deadline)
@@ -291,9 +292,9 @@ class AptProvider:
         removals = [f"{c.name}-" for c in back if c.from_version is None and c.name in now]
         if files or removals:
             # --reinstall: a package dpkg left half-installed still shows the old version number
-            done = self._apt(["install", "-y", "--reinstall", "--allow-downgrades",
-                              "-o", "Dpkg::Options::=--force-confdef",
-                              "-o", "Dpkg::Options::=--force-confold", *files, *removals], deadline)  # fmt: skip
+            done = self._apt(
+                ["install", "-y", "--reinstall", "--allow-downgrades", *KEEP_CONFFILES, *files, *removals], deadline
+            )
             if done.returncode != 0:
                 raise ProviderError(f"apt: reinstalling the previous versions failed: {done.last_error()}")
         now = self.installed(names, deadline)
