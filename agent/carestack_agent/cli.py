@@ -14,6 +14,7 @@ from .actions import backup as backup_action
 from .actions import check as check_action
 from .actions import init as init_action
 from .actions import prune as prune_action
+from .actions import recovery
 from .actions import restore as restore_action
 from .actions import status as status_action
 from .actions import update as update_action
@@ -87,17 +88,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as e:
         print(e.errors[0], file=sys.stderr)
         return exitcodes.CONFIG
+    # Every job on a site first settles an update an earlier run left half-done (crash, kill, failed rollback).
+    settle = recovery.finish_interrupted
     if args.verb == "backup":
-        return _report(backup_action.backup(config, args.site, args.reason, wait=args.wait))
+        return _report(backup_action.backup(config, args.site, args.reason, wait=args.wait, settle=settle))
     if args.verb == "prune":
-        return _report(prune_action.prune(config, args.site, wait=args.wait))
+        return _report(prune_action.prune(config, args.site, wait=args.wait, settle=settle))
     if args.verb == "check":
-        return _report(check_action.check(config, args.site, wait=args.wait))
+        return _report(check_action.check(config, args.site, wait=args.wait, settle=settle))
     if args.verb == "update":
         retry = update_action.UpdateOptions(retry_failed=args.retry_failed)
-        return _report(update_action.update(config, args.site, retry, wait=args.wait))
+        return _report(update_action.update(config, args.site, retry, wait=args.wait, settle=settle))
     if args.verb == "init":
-        return _report(init_action.init(config, args.site, wait=args.wait))
+        return _report(init_action.init(config, args.site, wait=args.wait, settle=settle))
     if args.verb == "restore":
         try:
             before = restore_action.parse_time(args.before) if args.before else None
@@ -113,5 +116,5 @@ def main(argv: Sequence[str] | None = None) -> int:
             files=not args.no_files,
             database=not args.no_database,
         )
-        return _report(restore_action.restore(config, args.site, opts, wait=args.wait))
+        return _report(restore_action.restore(config, args.site, opts, wait=args.wait, settle=settle))
     return exitcodes.USAGE

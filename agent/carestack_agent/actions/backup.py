@@ -22,7 +22,7 @@ from typing import Any
 from .. import exitcodes, owners
 from ..config import Config
 from ..hooks import mariadb
-from ..jobs import Context, JobFailed, JobResult, human_bytes, run_job
+from ..jobs import Context, JobFailed, JobResult, Settle, human_bytes, run_job
 from ..proc import Watchdog, terminate
 from ..restic import ResticResult
 from ..streamfs import StreamFile, clear_stale_mount
@@ -177,7 +177,9 @@ def _forget_bad(ctx: Context, snap: str | None) -> bool:
         return False
 
 
-def backup(config: Config, site_id: str, reason: str = "manual", *, wait: bool = False) -> JobResult:
+def backup(
+    config: Config, site_id: str, reason: str = "manual", *, wait: bool = False, settle: Settle | None = None
+) -> JobResult:
     """Back up one site with a reason; the result's figures carry `snapshot_id`."""
     if reason not in ("scheduled", "pre-update", "manual"):
         return JobResult("backup", site_id, False, f"unknown reason {reason!r}", exitcodes.USAGE, "")
@@ -189,5 +191,6 @@ def backup(config: Config, site_id: str, reason: str = "manual", *, wait: bool =
         lambda ctx: do_backup(ctx, reason),
         timeout=site.jobs.backup_timeout_seconds,
         wait=wait,
+        settle=settle,
         extra={"reason": reason},
     )

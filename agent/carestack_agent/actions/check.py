@@ -13,7 +13,7 @@ import os
 from pathlib import Path
 
 from ..config import Config
-from ..jobs import Context, JobResult, run_job
+from ..jobs import Context, JobResult, Settle, run_job
 
 
 def rotation_file(ctx: Context) -> Path:
@@ -48,6 +48,8 @@ def do_check(ctx: Context) -> str:
     return f"repository ok, data subset {k}/{n} read, {result.duration:.1f}s"
 
 
-def check(config: Config, site_id: str, *, wait: bool = False) -> JobResult:
+def check(config: Config, site_id: str, *, wait: bool = False, settle: Settle | None = None) -> JobResult:
     site = config.site(site_id)
-    return run_job(config, site_id, "check", do_check, timeout=site.jobs.check_timeout_seconds, wait=wait)
+    return run_job(
+        config, site_id, "check", do_check, timeout=site.jobs.check_timeout_seconds, wait=wait, settle=settle
+    )

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ..config import Config
-from ..jobs import Context, JobResult, run_job
+from ..jobs import Context, JobResult, Settle, run_job
 from ..restic import ResticError
 
 INIT_TIMEOUT = 300
@@ -27,5 +27,5 @@ def do_init(ctx: Context) -> str:
     return f"repository {ctx.site.repository} initialized"
 
 
-def init(config: Config, site_id: str, *, wait: bool = True) -> JobResult:
-    return run_job(config, site_id, "init", do_init, timeout=INIT_TIMEOUT, wait=wait, push=False)
+def init(config: Config, site_id: str, *, wait: bool = True, settle: Settle | None = None) -> JobResult:
+    return run_job(config, site_id, "init", do_init, timeout=INIT_TIMEOUT, wait=wait, push=False, settle=settle)

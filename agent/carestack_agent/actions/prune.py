@@ -8,7 +8,7 @@ markers; the versions go when the lock and the lifecycle allow.
 from __future__ import annotations
 
 from ..config import Config
-from ..jobs import Context, JobResult, run_job
+from ..jobs import Context, JobResult, Settle, run_job
 
 
 def do_prune(ctx: Context) -> str:
@@ -18,6 +18,8 @@ def do_prune(ctx: Context) -> str:
     return f"pruned in {result.duration:.1f}s"
 
 
-def prune(config: Config, site_id: str, *, wait: bool = False) -> JobResult:
+def prune(config: Config, site_id: str, *, wait: bool = False, settle: Settle | None = None) -> JobResult:
     site = config.site(site_id)
-    return run_job(config, site_id, "prune", do_prune, timeout=site.jobs.prune_timeout_seconds, wait=wait)
+    return run_job(
+        config, site_id, "prune", do_prune, timeout=site.jobs.prune_timeout_seconds, wait=wait, settle=settle
+    )

@@ -15,29 +15,21 @@ is left as a plain .sql file under DIR.
 from __future__ import annotations
 
 import contextlib
-import ctypes
-import ctypes.util
 import functools
 import logging
-import os
-import shutil
 import subprocess
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from .. import owners
+from .. import fsops, owners
 from ..config import Config
 from ..hooks import mariadb
-from ..jobs import Context, JobFailed, JobResult, run_job
+from ..jobs import Context, JobFailed, JobResult, Settle, run_job
 from ..proc import Watchdog, spawn
 
 log = logging.getLogger("carestack_agent.restore")
-
-RENAME_EXCHANGE = 2
-AT_FDCWD = -100
-_libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
 
 
 @dataclass(frozen=True)
@@ -54,14 +46,6 @@ class RestoreOptions:
 def parse_time(text: str) -> datetime:
     value = datetime.fromisoformat(text.strip().replace(" ", "T", 1))
     return value if value.tzinfo else value.astimezone()
-
-
-def exchange(a: Path, b: Path) -> None:
-    """Atomically swap two paths on one file system."""
-    rc = _libc.renameat2(AT_FDCWD, os.fsencode(a), AT_FDCWD, os.fsencode(b), RENAME_EXCHANGE)
-    if rc != 0:
-        err = ctypes.get_errno()
-        raise OSError(err, f"renameat2(RENAME_EXCHANGE) {a} <-> {b}: {os.strerror(err)}")
 
 
 def choose_snapshot(snapshots: list[dict[str, Any]], opts: RestoreOptions) -> dict[str, Any]:
@@ -115,7 +99,7 @@ def _restore_files_in_place(ctx: Context, snap: str, paths: list[Path], owner: o
     here = owners.owner_of(ctx.site.root)
     for path in paths:
         path.parent.mkdir(parents=True, exist_ok=True)
-        staging = path.parent / f".cs-restore-{path.name}-{ctx.run_id}"
+        staging = fsops.staging_path(path, "restore", ctx.run_id)
         try:
             args = ["restore", snap, "--target", str(staging), "--include", str(path)]
             ctx.retry(functools.partial(ctx.restic.run, args, ctx.deadline, what="restore"), "restore")
@@ -126,13 +110,10 @@ def _restore_files_in_place(ctx: Context, snap: str, paths: list[Path], owner: o
                 handed = owners.hand_over(restored, owner, here)
                 ctx.figures["owner_mapped"] = f"{owner[0]}:{owner[1]} -> {here[0]}:{here[1]}"
                 ctx.figures["owner_mapped_entries"] = ctx.figures.get("owner_mapped_entries", 0) + handed
-            if path.exists() or path.is_symlink():
-                exchange(restored, path)  # live now has the snapshot; `restored` holds the old tree
-            else:
-                os.rename(restored, path)
+            fsops.swap_in(restored, path)  # live now has the snapshot; `restored` holds the old tree, if any
             done.append(str(path))
         finally:
-            shutil.rmtree(staging, ignore_errors=True)
+            fsops.remove_tree(staging)
     return done
 
 
@@ -224,7 +205,14 @@ def do_restore(ctx: Context, opts: RestoreOptions) -> str:
     return f"restored snapshot {short} ({chosen.get('time', '')[:19]}): " + "; ".join(parts)
 
 
-def restore(config: Config, site_id: str, opts: RestoreOptions | None = None, *, wait: bool = False) -> JobResult:
+def restore(
+    config: Config,
+    site_id: str,
+    opts: RestoreOptions | None = None,
+    *,
+    wait: bool = False,
+    settle: Settle | None = None,
+) -> JobResult:
     """Restore one snapshot of a site (latest by default); see RestoreOptions."""
     opts = opts or RestoreOptions()
     site = config.site(site_id)
@@ -235,6 +223,7 @@ def restore(config: Config, site_id: str, opts: RestoreOptions | None = None, *,
         lambda ctx: do_restore(ctx, opts),
         timeout=site.jobs.restore_timeout_seconds,
         wait=wait,
+        settle=settle,
         push=False,
         extra={"snapshot": opts.snapshot, "target": str(opts.target) if opts.target else None},
     )
