@@ -36,7 +36,7 @@ def build_parser() -> argparse.ArgumentParser:
         return sp
 
     b = site_verb("backup", "files + database in one snapshot, then forget by keep-*")
-    b.add_argument("--reason", choices=("scheduled", "pre-update", "manual"), default="manual")
+    b.add_argument("--reason", choices=backup_action.REASONS, default="manual")
     site_verb("prune", "remove unreferenced data (own schedule)")
     site_verb("check", "restic check with a rotating --read-data-subset")
     site_verb("init", "initialize the repository (idempotent)", wait_default=True)

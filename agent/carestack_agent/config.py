@@ -34,7 +34,6 @@ DOMAIN = re.compile(
 T = TypeVar("T")
 
 KINDS = ("wordpress", "woocommerce", "php", "static")
-REASONS = ("scheduled", "pre-update", "manual")
 PROVIDERS = ("apt", "wordpress", "release")
 APT_POLICIES = ("security", "all", "none")
 WORDPRESS_POLICIES = ("minor", "all", "none")
@@ -337,14 +336,6 @@ class Retention:
     keep_weekly: int = 0
     keep_monthly: int = 0
     keep_yearly: int = 0
-
-    def forget_args(self) -> list[str]:
-        args = []
-        for key in KEEP_KEYS:
-            n = getattr(self, key)
-            if n:
-                args += ["--" + key.replace("_", "-"), str(n)]
-        return args
 
 
 @dataclass(frozen=True)

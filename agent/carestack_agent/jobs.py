@@ -18,7 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from . import exitcodes
+from . import exitcodes, restic_commands
 from .config import Config, Site
 from .hooks import kuma
 from .hooks.mariadb import DatabaseError
@@ -82,7 +82,7 @@ class Context:
         Never `--remove-all`: that would break a job running elsewhere on the repository.
         """
         with_retries(
-            lambda: self.restic.run(["unlock"], self.deadline, what="unlock"),
+            lambda: self.restic.run(restic_commands.unlock(), self.deadline, what="unlock"),
             settings=self.config.agent,
             deadline=self.deadline,
             what="unlock",

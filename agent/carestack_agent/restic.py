@@ -31,6 +31,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
+from . import restic_commands
 from .config import AgentSettings, Site
 from .proc import Deadline, TailReader, Watchdog, spawn
 from .secrets import check_private, s3_environment
@@ -226,8 +227,9 @@ class Restic:
             )
         return ResticError("failed", f"restic {what} failed (exit {result.returncode}): {_short(detail)}")
 
-    def snapshots(self, deadline: Deadline, *extra: str) -> list[dict[str, Any]]:
-        result = self.run(["snapshots", "--tag", f"site:{self.site.id}", *extra], deadline, what="snapshots")
+    def snapshots(self, deadline: Deadline) -> list[dict[str, Any]]:
+        """The site's snapshots, as restic's JSON objects."""
+        result = self.run(restic_commands.snapshots(self.site.id), deadline, what="snapshots")
         docs = result.documents[-1] if result.documents else []
         return [s for s in docs if isinstance(s, dict)] if isinstance(docs, list) else []
 

@@ -9,6 +9,7 @@ import tomllib
 from pathlib import Path
 
 import pytest
+from carestack_agent import restic_commands
 from carestack_agent.config import ConfigError, load, parse
 
 from .conftest import ROOT
@@ -61,7 +62,7 @@ def test_the_contract_example_parses_with_every_value() -> None:
     site = cfg.site("bakery-www")
     assert site.paths == (Path("/srv/www/bakery-www"),)
     assert site.database is not None and site.database.name == "bakery_www"
-    assert site.retention.forget_args() == ["--keep-daily", "7"]
+    assert restic_commands.keep_flags(site.retention) == ["--keep-daily", "7"]
     assert site.jobs.check_read_data_subsets == 4
     assert site.credentials_file == Path("/etc/carestack/secrets/bakery.s3.env")
     # defaults for keys the controller may leave out

@@ -111,7 +111,9 @@ def cycles(edges: dict[str, set[str]]) -> list[list[str]]:
 
 def test_the_import_walk_sees_imports_inside_functions_and_relative_modules(tmp_path: Path) -> None:
     source = tmp_path / "jobs.py"
-    source.write_text("from . import probe\nfrom .proc import Deadline\n\ndef f():\n    from .actions.recovery import x\n")
+    source.write_text(
+        "from . import probe\nfrom .proc import Deadline\n\ndef f():\n    from .actions.recovery import x\n"
+    )
     known = {f"{PACKAGE}.probe", f"{PACKAGE}.proc", f"{PACKAGE}.actions.recovery"}
     assert imported(f"{PACKAGE}.jobs", source, known) == {PACKAGE} | known
     edges = graph()

@@ -12,6 +12,7 @@ import json
 import os
 from pathlib import Path
 
+from .. import restic_commands
 from ..config import Config
 from ..jobs import Context, JobResult, Settle, run_job
 
@@ -39,7 +40,7 @@ def do_check(ctx: Context) -> str:
     n = ctx.site.jobs.check_read_data_subsets
     path = rotation_file(ctx)
     k = next_subset(path, n)
-    args = ["check", "--read-data"] if n == 1 else ["check", f"--read-data-subset={k}/{n}"]
+    args = restic_commands.check(k, n)
     ctx.figures["subset"] = f"{k}/{n}"
     ctx.prepare()
     result = ctx.retry(lambda: ctx.restic.run(args, ctx.deadline, what="check"), "check")

@@ -7,13 +7,14 @@ markers; the versions go when the lock and the lifecycle allow.
 
 from __future__ import annotations
 
+from .. import restic_commands
 from ..config import Config
 from ..jobs import Context, JobResult, Settle, run_job
 
 
 def do_prune(ctx: Context) -> str:
     ctx.prepare()
-    result = ctx.retry(lambda: ctx.restic.run(["prune"], ctx.deadline, what="prune"), "prune")
+    result = ctx.retry(lambda: ctx.restic.run(restic_commands.prune(), ctx.deadline, what="prune"), "prune")
     ctx.figures["prune_seconds"] = round(result.duration, 3)
     return f"pruned in {result.duration:.1f}s"
 

@@ -23,7 +23,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from .. import fsops, owners
+from .. import fsops, owners, restic_commands
 from ..config import Config
 from ..hooks import mariadb
 from ..jobs import Context, JobFailed, JobResult, Settle, run_job
@@ -101,7 +101,7 @@ def _restore_files_in_place(ctx: Context, snap: str, paths: list[Path], owner: o
         path.parent.mkdir(parents=True, exist_ok=True)
         staging = fsops.staging_path(path, "restore", ctx.run_id)
         try:
-            args = ["restore", snap, "--target", str(staging), "--include", str(path)]
+            args = restic_commands.restore(snap, staging, include=path)
             ctx.retry(functools.partial(ctx.restic.run, args, ctx.deadline, what="restore"), "restore")
             restored = staging / path.relative_to("/")
             if not restored.exists():
@@ -122,7 +122,7 @@ def _restore_database(ctx: Context, snap: str, dump_file: str, target: mariadb.T
     staging = mariadb.prepare_staging(settings, target, ctx.deadline)
 
     def import_into(database: str) -> None:
-        producer = ctx.restic.spawn(["dump", snap, dump_file], json_flag=False)
+        producer = ctx.restic.spawn(restic_commands.dump(snap, dump_file), json_flag=False)
         consumer = spawn(
             [
                 str(settings.mariadb),
@@ -181,9 +181,9 @@ def do_restore(ctx: Context, opts: RestoreOptions) -> str:
     if opts.files:
         if opts.target is not None:
             opts.target.mkdir(parents=True, exist_ok=True)
-            args = ["restore", snap, "--target", str(opts.target)]
-            if opts.database and (opts.database_socket or opts.database_name) and dump is not None:
-                args += ["--exclude", str(dump)]
+            # the dump stays out of the target when it goes into a database server instead
+            to_server = opts.database and (opts.database_socket or opts.database_name) and dump is not None
+            args = restic_commands.restore(snap, opts.target, exclude=[dump] if to_server and dump else [])
             ctx.retry(lambda: restic.run(args, ctx.deadline, what="restore"), "restore")
             parts.append(f"files under {opts.target}")
         else:
