@@ -17,11 +17,13 @@ from pathlib import Path
 
 import pytest
 from carestack_agent.actions.recovery import find_interrupted
+from carestack_agent.config import PROVIDERS as ACCEPTED_PROVIDERS
 from carestack_agent.config import ConfigError, parse
 from carestack_agent.journal import Journal
 from carestack_agent.probe import Answer, Page, limit_for
 from carestack_agent.providers import apt, release, wordpress
 from carestack_agent.providers.base import Change, FailedVersions, Offer, ProviderError
+from carestack_agent.providers.registry import PROVIDERS
 from carestack_agent.versions import debian_compare, major, php_compare
 
 from infra import agent_config
@@ -331,3 +333,8 @@ def test_a_run_whose_rollback_failed_stays_pending_until_settled(tmp_path: Path)
     journal.append({"site": "s-plans", "job": "update", "run_id": "r1", "event": "end", "figures": {}})
     assert find_interrupted(journal, "s-plans", current_run="x") is None
     assert FailedVersions(tmp_path, "s-plans").blocked(Change("apt", "package", "n", "1", "2")) is None
+
+
+def test_the_provider_registry_knows_every_provider_the_config_accepts() -> None:
+    assert set(PROVIDERS) == set(ACCEPTED_PROVIDERS)
+    assert all(cls.name == name for name, cls in PROVIDERS.items())
