@@ -17,7 +17,6 @@ from __future__ import annotations
 import contextlib
 import functools
 import logging
-import subprocess
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -27,7 +26,7 @@ from .. import fsops, owners, restic_commands
 from ..config import Config
 from ..hooks import mariadb
 from ..jobs import Context, JobFailed, JobResult, Settle, run_job
-from ..proc import Watchdog, spawn
+from ..proc import Watchdog
 
 log = logging.getLogger("carestack_agent.restore")
 
@@ -123,19 +122,8 @@ def _restore_database(ctx: Context, snap: str, dump_file: str, target: mariadb.T
 
     def import_into(database: str) -> None:
         producer = ctx.restic.spawn(restic_commands.dump(snap, dump_file), json_flag=False)
-        consumer = spawn(
-            [
-                str(settings.mariadb),
-                f"--socket={target.socket}",
-                "--user=root",
-                "--binary-mode",
-                f"--database={database}",
-            ],
-            env=mariadb.client_env(),
-            stdin=producer.stdout,
-            stdout=subprocess.DEVNULL,
-        )
         assert producer.stdout is not None
+        consumer = mariadb.import_stream(settings, target.socket, database, producer.stdout)
         producer.stdout.close()  # the consumer owns the pipe now
         with Watchdog(ctx.deadline, [producer, consumer]) as dog:
             _, cerr = consumer.communicate()
