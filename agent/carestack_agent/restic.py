@@ -1,6 +1,7 @@
-"""The restic driver: environment, watchdog, `--json` parsing, error classes, retries.
+"""The restic runner: environment, watchdog, `--json` parsing, error classes, retries.
 
-restic runs directly (no shell). Its repository, password file and S3 keys
+It runs the command lines `restic_commands` builds and adds only the binary and
+`--json`. restic runs directly (no shell). Its repository, password file and S3 keys
 reach it through the child's environment only, never argv. Output is parsed
 line by line from `--json`; only the summary, errors and the last backend
 error are kept (status lines are dropped), so the agent's memory stays small.
