@@ -14,7 +14,8 @@ CarePlan
   storage: bucket, versioning, object_lock_days, retention_days (longest kept snapshot),
            noncurrent_version_days, abort_multipart_days
   backup: schedule, rpo_minutes, keep{hourly,daily,weekly,monthly}, forget_args,
-          prune (schedule), check (schedule), check_read_data_subsets, timeout_seconds
+          prune (schedule), check (schedule), check_read_data_subsets, timeout_seconds,
+          restore_timeout_seconds
   updates: schedule, window{weekday, start, duration_minutes}, apt_policy,
            wordpress_policy, rollback, probe_slowdown_limit, timeout_seconds
   monitoring: interval_seconds, retries, retry_interval_seconds, timeout_seconds,
@@ -121,6 +122,7 @@ class BackupPlan:
     check: Schedule
     check_read_data_subsets: int
     timeout_seconds: int
+    restore_timeout_seconds: int
 
 
 @dataclass(frozen=True)
@@ -377,6 +379,9 @@ def build_plan(spec: ClientSpec) -> CarePlan:
         check=recurring_schedule(tier.backup.check, tz),
         check_read_data_subsets=tier.backup.check.read_data_cycle,
         timeout_seconds=tier.backup.timeout,
+        # A restore (also an update's rollback) moves the bytes of a full backup back: the first backup,
+        # a full one, must finish within the backup timeout, so the restore gets the same bound.
+        restore_timeout_seconds=tier.backup.timeout,
     )
 
     window = UpdateWindowPlan(tier.updates.window.day, tier.updates.window.at, tier.updates.window.duration // 60)
