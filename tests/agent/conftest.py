@@ -42,6 +42,15 @@ from infra.lab import s3 as lab_s3  # noqa: E402
 
 RESTIC = shutil.which("restic") or "/usr/bin/restic"
 PASSWORD = "correct horse battery staple"
+# The values the controller renders from the plan (the agent has no defaults for them); a site's
+# `retention` and `jobs` below override these.
+PLAN_RETENTION = {"keep_hourly": 0, "keep_daily": 0, "keep_weekly": 0, "keep_monthly": 0}
+PLAN_JOBS = {
+    "backup_timeout_seconds": 3600, "check_timeout_seconds": 3600, "prune_timeout_seconds": 3600,
+    "restore_timeout_seconds": 3600, "check_read_data_subsets": 1, "update_timeout_seconds": 3600,
+}  # fmt: skip
+PLAN_UPDATES = {"providers": [], "apt_policy": "security", "wordpress_policy": "minor", "rollback": True,
+                "probe_slowdown_limit": 3.0}  # fmt: skip
 
 
 def free_port() -> int:
@@ -350,6 +359,7 @@ class Site:
             "repository": self.repository,
             "password_file": str(self.dir / "secrets/restic-password"),
             "credentials_file": str(self.dir / "secrets/s3.env"),
+            "checks": [],
         }
         if self.push is not None:
             site["push_base_url"] = self.push.base_url
@@ -364,9 +374,12 @@ class Site:
                 f"name = {val(self.db_name)}",
                 f"socket = {val(str(self.mariadb.socket))}",
             ]
-        lines += ["", f"[sites.{self.id}.retention]"] + [f"{k} = {v}" for k, v in self.retention.items()]
-        if self.jobs:
-            lines += ["", f"[sites.{self.id}.jobs]"] + [f"{k} = {v}" for k, v in self.jobs.items()]
+        for name, table in (
+            ("retention", PLAN_RETENTION | self.retention),
+            ("jobs", PLAN_JOBS | self.jobs),
+            ("updates", PLAN_UPDATES),
+        ):
+            lines += ["", f"[sites.{self.id}.{name}]"] + [f"{k} = {val(v)}" for k, v in table.items()]
         return "\n".join(lines) + "\n"
 
     def write_config(self) -> Path:
