@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from carestack_agent import restic_commands
+from carestack_agent import config_docs, restic_commands
 from carestack_agent.config import AgentSettings, ConfigError, Site, key, keys_of, load, parse
 from carestack_agent.config_rules import integer
 
@@ -223,6 +223,39 @@ def test_load_reports_missing_file_and_bad_toml(tmp_path: Path) -> None:
         load(tmp_path / "bad.toml")
 
 
+# -- the docs come from the schema --------------------------------------------------------
+
+SAMPLE = ROOT / "agent" / "agent.sample.toml"
+README = ROOT / "agent" / "README.md"
+REGENERATE = "stale: run scripts/agent_config_docs.py"
+
+
+def test_the_sample_config_is_current_valid_and_names_every_key() -> None:
+    assert SAMPLE.read_text() == config_docs.sample(), REGENERATE
+    cfg = parse(tomllib.loads(SAMPLE.read_text()))
+    assert cfg.site(config_docs.SAMPLE_SITE).updates.providers  # an example with updates and pages to probe
+    # every key once, as a line of its own (commented out where the agent's default applies)
+    named = [line.lstrip("# ").split(" = ")[0] for line in SAMPLE.read_text().splitlines() if " = " in line]
+    schema = [k.name for k in keys_of(AgentSettings)] + [k.name for k in keys_of(Site) if k.subtable is None]
+    schema += [s.name for k in keys_of(Site) if k.subtable is not None for s in keys_of(k.subtable)]
+    assert sorted(named) == sorted(schema)
+    # uncommenting everything still gives a valid config (the defaults are valid values)
+    parse(tomllib.loads("\n".join(line.removeprefix("# ") if " = " in line else line
+                                  for line in SAMPLE.read_text().splitlines())))  # fmt: skip
+
+
+def test_the_readme_config_section_is_current_and_lists_every_key() -> None:
+    text = README.read_text()
+    assert config_docs.with_readme_section(text) == text, REGENERATE
+    section = text.split(config_docs.README_BEGIN)[1].split(config_docs.README_END)[0]
+    assert "| `restore_timeout_seconds` | an integer >= 1 | *the plan* |" in section
+    assert "| `nice` | an integer between 0 and 19 | `10` |" in section
+    assert "| `apt_sources` | an absolute path (no '..') | *unset* |" in section
+    assert "`sites.<id>.credentials_file`: is required for an s3: repository" in section
+    with pytest.raises(ValueError, match="lacks the markers"):
+        config_docs.with_readme_section(text.replace(config_docs.README_END, ""))
+
+
 def _cli(*args: str, config: Path) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "CARESTACK_AGENT_CONFIG": str(config), "PYTHONPATH": str(ROOT / "agent")}
     return subprocess.run([sys.executable, "-m", "carestack_agent", *args], env=env, capture_output=True, text=True)
@@ -250,3 +283,9 @@ def test_validate_verb_prints_every_error_and_exits_non_zero(tmp_path: Path) -> 
     # a bad config never starts a job
     job = _cli("backup", "bakery-www", config=bad)
     assert job.returncode == 78 and "keep_daily" in job.stderr
+
+
+def test_sample_config_verb_prints_the_sample_without_reading_a_config(tmp_path: Path) -> None:
+    res = _cli("sample-config", config=tmp_path / "missing.toml")
+    assert res.returncode == 0, res.stderr
+    assert res.stdout == SAMPLE.read_text()
