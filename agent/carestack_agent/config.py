@@ -340,6 +340,7 @@ class Key:
 
     @property
     def is_array(self) -> bool:
+        """A TOML array: of tables when `subtable` is set (`checks`), else of values (`paths`)."""
         return get_origin(self.hint) is tuple
 
 
