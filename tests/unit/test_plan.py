@@ -83,6 +83,7 @@ def test_plan_follows_its_tier(spec: ClientSpec) -> None:
     assert plan.backup.forget_args == forget_args(plan.backup.keep)
     assert plan.backup.rpo_minutes * 60 == plan.backup.schedule.period_seconds
     assert plan.backup.timeout_seconds == tier.backup.timeout
+    assert plan.backup.restore_timeout_seconds == tier.backup.timeout  # a restore moves a full backup back
     assert plan.backup.check_read_data_subsets == tier.backup.check.read_data_cycle
     assert plan.storage.object_lock_days * 86400 == tier.backup.object_lock
     assert plan.storage.retention_days == retention_days(plan.backup.keep)
