@@ -2,10 +2,10 @@
 
 Every value comes from the plan or from where Ansible puts things on the server
 (the state directory, the secret files); nothing here derives a tier number.
-It writes exactly the keys the agent's schema requires (`carestack_agent/config.py`,
-"the plan" and "required"); where the agent has a default (the restic binary,
-niceness, the MariaDB socket) the key is left out, so each value has one
-source. A server may carry sites of several clients (a shared
+It writes the keys the agent's schema requires (`carestack_agent/config.py`:
+"the plan" and "required") and the optional ones it has values for; where the
+agent has a default (the restic binary, niceness, the MariaDB socket) the key
+is left out, so each value has one source. A server may carry sites of several clients (a shared
 host), and each client is configured by its own `carestack configure` run, so
 the file is written in pieces that Ansible assembles on the server:
 
