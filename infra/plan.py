@@ -13,7 +13,7 @@ CarePlan
            volume_gb, admin_cidr, platform_stack
   storage: bucket, versioning, object_lock_days, retention_days (longest kept snapshot),
            noncurrent_version_days, abort_multipart_days
-  backup: schedule, rpo_minutes, keep{hourly,daily,weekly,monthly}, forget_args,
+  backup: schedule, rpo_minutes, keep{hourly,daily,weekly,monthly},
           prune (schedule), check (schedule), check_read_data_subsets, timeout_seconds
   updates: schedule, window{weekday, start, duration_minutes}, apt_policy,
            wordpress_policy, rollback, probe_slowdown_limit, timeout_seconds
@@ -116,7 +116,6 @@ class BackupPlan:
     schedule: Schedule
     rpo_minutes: int
     keep: dict[str, int]
-    forget_args: tuple[str, ...]
     prune: Schedule
     check: Schedule
     check_read_data_subsets: int
@@ -306,14 +305,6 @@ def weekly_schedule(weekday: str, at: str, timezone: str) -> Schedule:
 # --- derived numbers ---------------------------------------------------------
 
 
-def forget_args(keep: dict[str, int]) -> tuple[str, ...]:
-    args: list[str] = []
-    for kind in ("hourly", "daily", "weekly", "monthly"):
-        if keep[kind]:
-            args += [f"--keep-{kind}", str(keep[kind])]
-    return tuple(args)
-
-
 def retention_days(keep: dict[str, int]) -> int:
     """How far back the oldest kept snapshot can reach, in whole days."""
     return math.ceil(max(count * KEEP_SPAN_DAYS[kind] for kind, count in keep.items()))
@@ -372,7 +363,6 @@ def backup_plan(spec: ClientSpec) -> BackupPlan:
         schedule=every,
         rpo_minutes=every.period_seconds // 60,
         keep=backup.keep.model_dump(),
-        forget_args=forget_args(backup.keep.model_dump()),
         prune=recurring_schedule(backup.prune, tz),
         check=recurring_schedule(backup.check, tz),
         check_read_data_subsets=backup.check.read_data_cycle,
