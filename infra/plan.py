@@ -13,7 +13,7 @@ CarePlan
            volume_gb, admin_cidr, platform_stack
   storage: bucket, versioning, object_lock_days, retention_days (longest kept snapshot),
            noncurrent_version_days, abort_multipart_days
-  backup: schedule, rpo_minutes, keep{hourly,daily,weekly,monthly},
+  backup: schedule, rpo_minutes, keep{last,hourly,daily,weekly,monthly,yearly},
           prune (schedule), check (schedule), check_read_data_subsets, timeout_seconds
   updates: schedule, window{weekday, start, duration_minutes}, apt_policy,
            wordpress_policy, rollback, probe_slowdown_limit, timeout_seconds
@@ -44,8 +44,9 @@ from infra.units import SupportTime, parse_minute_of_hour, parse_time_of_day
 # Calendar lengths used for budgets and retention horizons.
 DAYS_PER_YEAR = 365.25
 DAYS_PER_MONTH = DAYS_PER_YEAR / 12
-# Upper bounds in days of one kept snapshot of each kind, for the retention horizon.
-KEEP_SPAN_DAYS = {"hourly": 1 / 24, "daily": 1, "weekly": 7, "monthly": 31}
+# Upper bounds in days of one kept snapshot of each kind, for the retention horizon
+# (`last` counts snapshots, so its span is the backup period).
+KEEP_SPAN_DAYS = {"hourly": 1 / 24, "daily": 1, "weekly": 7, "monthly": 31, "yearly": 366}
 # After the oldest snapshot expires, deleted pack versions stay a further week,
 # so a destructive prune or a compromised key can still be undone.
 NONCURRENT_MARGIN_DAYS = 7
@@ -305,9 +306,10 @@ def weekly_schedule(weekday: str, at: str, timezone: str) -> Schedule:
 # --- derived numbers ---------------------------------------------------------
 
 
-def retention_days(keep: dict[str, int]) -> int:
+def retention_days(keep: dict[str, int], backup_period_seconds: int) -> int:
     """How far back the oldest kept snapshot can reach, in whole days."""
-    return math.ceil(max(count * KEEP_SPAN_DAYS[kind] for kind, count in keep.items()))
+    spans = {**KEEP_SPAN_DAYS, "last": backup_period_seconds / 86400}
+    return math.ceil(max(count * spans[kind] for kind, count in keep.items()))
 
 
 def downtime_budget_minutes(uptime_target_percent: float, days: float) -> float:
@@ -343,7 +345,7 @@ def _severity(name: str, response: SupportTime, fix: SupportTime) -> SeverityPla
 def storage_plan(spec: ClientSpec) -> StoragePlan:
     """The client's bucket: versioned, locked as the tier says, old versions outliving the oldest snapshot."""
     tier = spec.tier
-    kept_days = retention_days(tier.backup.keep.model_dump())
+    kept_days = retention_days(tier.backup.keep.model_dump(), _PERIOD[tier.backup.every])
     lock_days = math.ceil(tier.backup.object_lock / 86400)
     return StoragePlan(
         bucket=f"{spec.stack.bucket_prefix}-{spec.stack.client.id}-backups",

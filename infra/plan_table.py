@@ -19,7 +19,7 @@ def _agent_retention(plan: CarePlan) -> str:
 
 def _rows(plan: CarePlan) -> list[tuple[str, str]]:
     b, u, m, s, st = plan.backup, plan.updates, plan.monitoring, plan.sla, plan.storage
-    keep = ", ".join(f"{n} {k}" for k, n in b.keep.items() if n)
+    keep = ", ".join(f"the last {n}" if k == "last" else f"{n} {k}" for k, n in b.keep.items() if n)
     rows = [
         ("client", f"{plan.client.name} ({plan.client.id})"),
         ("tier", f"{plan.client.tier} - {plan.client.tier_title}"),

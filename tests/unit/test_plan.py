@@ -8,6 +8,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
+from carestack_agent.config import parse as parse_agent_config
 
 from infra import agent_config
 from infra.cli import main as carestack
@@ -25,7 +27,7 @@ from infra.plan import (
     retention_days,
 )
 from infra.plan_table import render
-from infra.spec import ClientSpec, example_stacks, load_catalog, load_stack, merge
+from infra.spec import ClientSpec, carestack_config, example_stacks, load_catalog, load_stack, merge, parse_stack
 from infra.units import parse_duration
 
 STACKS = Path(__file__).resolve().parents[2] / "stacks"
@@ -71,14 +73,34 @@ def test_the_plan_table_shows_the_retention_agent_toml_carries(name: str) -> Non
     keep_row = next(line for line in render(plan).splitlines() if line.startswith("keep "))
     for site in plan.sites:
         retention = fragment["sites"][site.id]["retention"]
-        assert retention == {f"keep_{kind}": count for kind, count in raw_tier(spec)["backup"]["keep"].items()}
+        written = {f"keep_{kind}": count for kind, count in raw_tier(spec)["backup"]["keep"].items()}
+        assert {key: n for key, n in retention.items() if n} == {key: n for key, n in written.items() if n}
         assert keep_row.endswith(f"[agent.toml: {', '.join(f'{k} = {v}' for k, v in retention.items())}]")
 
 
 def test_retention_horizon() -> None:
-    assert retention_days({"hourly": 48, "daily": 0, "weekly": 0, "monthly": 0}) == 2
-    assert retention_days({"hourly": 24, "daily": 7, "weekly": 4, "monthly": 0}) == 28
-    assert retention_days({"hourly": 48, "daily": 30, "weekly": 0, "monthly": 12}) == 372
+    hour, day = 3600, 86400
+    assert retention_days({"hourly": 48, "daily": 0, "weekly": 0, "monthly": 0}, hour) == 2
+    assert retention_days({"hourly": 24, "daily": 7, "weekly": 4, "monthly": 0}, hour) == 28
+    assert retention_days({"hourly": 48, "daily": 30, "weekly": 0, "monthly": 12}, hour) == 372
+    # `last` counts snapshots: as far back as that many backups reach.
+    assert retention_days({"last": 72, "daily": 2}, hour) == 3
+    assert retention_days({"last": 10, "daily": 7}, day) == 10
+    assert retention_days({"daily": 7, "yearly": 2}, day) == 732
+
+
+def test_keep_last_and_yearly_reach_agent_toml_and_the_agents_forget() -> None:
+    document = yaml.safe_load((STACKS / "Pulumi.bakery.yaml").read_text())
+    document["config"]["carestack:overrides"] = {"backup": {"keep": {"last": 5, "yearly": 2}}}
+    spec = parse_stack("Pulumi.bakery.yaml", carestack_config("Pulumi.bakery.yaml", document))
+    assert isinstance(spec, ClientSpec)
+    plan = build_plan(spec)
+    assert plan.storage.retention_days == 2 * 366
+    fragment = agent_config.client_fragment(plan, "http://s3.example", {})
+    config = parse_agent_config({"agent": agent_config.agent_table("shared-1")["agent"], **tomllib.loads(fragment)})
+    site = config.site(plan.sites[0].id)
+    assert site.retention.forget_args() == ["--keep-last", "5", "--keep-daily", "7", "--keep-yearly", "2"]
+    assert "the last 5, 7 daily, 2 yearly  [agent.toml: keep_last = 5, keep_hourly = 0" in render(plan)
 
 
 def test_retries_and_timeout() -> None:
@@ -96,13 +118,13 @@ def test_plan_follows_its_tier(spec: ClientSpec) -> None:
     backup, updates, monitoring, sla = raw["backup"], raw["updates"], raw["monitoring"], raw["sla"]
     assert plan.client.tier == spec.tier_name
     assert plan.client.tier_title == raw["title"]
-    assert plan.backup.keep == backup["keep"]
+    assert {k: n for k, n in plan.backup.keep.items() if n} == {k: n for k, n in backup["keep"].items() if n}
     assert plan.backup.rpo_minutes == {"hourly": 60, "daily": 24 * 60}[backup["every"]]
     assert plan.backup.timeout_seconds == parse_duration(backup["timeout"])
     assert plan.backup.check_read_data_subsets == backup["check"]["read_data_cycle"]
     assert plan.backup.prune.on_calendar.startswith(f"{backup['prune']['day']} *-*-* {backup['prune']['at']}:00 ")
     assert plan.storage.object_lock_days * 86400 == parse_duration(backup["object_lock"])
-    assert plan.storage.retention_days == retention_days(backup["keep"])
+    assert plan.storage.retention_days == retention_days(backup["keep"], plan.backup.schedule.period_seconds)
     # Deleted versions outlive both the oldest kept snapshot and the lock.
     assert plan.storage.noncurrent_version_days == (
         max(plan.storage.retention_days, plan.storage.object_lock_days) + NONCURRENT_MARGIN_DAYS
