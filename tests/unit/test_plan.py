@@ -89,7 +89,7 @@ def test_retention_horizon() -> None:
     assert retention_days({"daily": 7, "yearly": 2}, day) == 732
 
 
-def test_keep_last_and_yearly_reach_agent_toml_and_the_agents_forget() -> None:
+def test_keep_last_and_yearly_reach_agent_toml_and_the_agents_config() -> None:
     document = yaml.safe_load((STACKS / "Pulumi.bakery.yaml").read_text())
     document["config"]["carestack:overrides"] = {"backup": {"keep": {"last": 5, "yearly": 2}}}
     spec = parse_stack("Pulumi.bakery.yaml", carestack_config("Pulumi.bakery.yaml", document))
@@ -99,7 +99,8 @@ def test_keep_last_and_yearly_reach_agent_toml_and_the_agents_forget() -> None:
     fragment = agent_config.client_fragment(plan, "http://s3.example", {})
     config = parse_agent_config({"agent": agent_config.agent_table("shared-1")["agent"], **tomllib.loads(fragment)})
     site = config.site(plan.sites[0].id)
-    assert site.retention.forget_args() == ["--keep-last", "5", "--keep-daily", "7", "--keep-yearly", "2"]
+    # the agent reads them as its keep_last and keep_yearly (which it hands to restic's forget)
+    assert (site.retention.keep_last, site.retention.keep_daily, site.retention.keep_yearly) == (5, 7, 2)
     assert "the last 5, 7 daily, 2 yearly  [agent.toml: keep_last = 5, keep_hourly = 0" in render(plan)
 
 
