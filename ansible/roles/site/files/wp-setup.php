@@ -192,7 +192,8 @@ function placeholder_content(string $text): string
 function is_placeholder(WP_Post $page): bool
 {
     // Placeholders carry their marker; older ones repeated their title as their only paragraph.
-    return get_post_meta($page->ID, PLACEHOLDER_MARKER, true) === $page->post_content
+    $written = get_post_meta($page->ID, PLACEHOLDER_MARKER, true);
+    return ($written !== '' && $written === $page->post_content)
         || $page->post_content === placeholder_content($page->post_title);
 }
 
