@@ -54,6 +54,16 @@ def agent_table(server: str) -> dict[str, Any]:
     return {"agent": {"host": server, "state_dir": STATE_DIR}}
 
 
+def retention_table(plan: CarePlan) -> dict[str, int]:
+    """`[sites.<id>.retention]`: the agent turns these keys into restic's `--keep-*` flags."""
+    return {f"keep_{kind}": count for kind, count in plan.backup.keep.items()}
+
+
+def checks_table(site: SitePlan) -> list[dict[str, Any]]:
+    """The pages probed on the server (the same the monitors check): the agent's `[[checks]]`, Ansible's too."""
+    return [{"path": c.path, "keyword": c.keyword, "status": c.status} for c in site.checks]
+
+
 def site_table(plan: CarePlan, site: SitePlan, s3_endpoint: str, push_base_url: str | None) -> dict[str, Any]:
     """One `[sites.<id>]` table; push settings only when the site reports to Kuma (it has tokens)."""
     table: dict[str, Any] = {
@@ -71,7 +81,7 @@ def site_table(plan: CarePlan, site: SitePlan, s3_endpoint: str, push_base_url: 
         table["push_tokens_file"] = push_tokens_file(site.id)
     if site.database:
         table["database"] = {"name": site.database}
-    table["retention"] = {f"keep_{kind}": count for kind, count in plan.backup.keep.items()}
+    table["retention"] = retention_table(plan)
     table["jobs"] = {
         "backup_timeout_seconds": site.job("backup").timeout_seconds,
         "prune_timeout_seconds": site.job("prune").timeout_seconds,
@@ -87,8 +97,8 @@ def site_table(plan: CarePlan, site: SitePlan, s3_endpoint: str, push_base_url: 
         "rollback": plan.updates.rollback,
         "probe_slowdown_limit": plan.updates.probe_slowdown_limit,
     }
-    # The pages the agent probes before and after an update (the same the monitors check).
-    table["checks"] = [{"path": c.path, "keyword": c.keyword, "status": c.status} for c in site.checks]
+    # The pages the agent probes before and after an update.
+    table["checks"] = checks_table(site)
     return table
 
 

@@ -140,7 +140,7 @@ def site_vars(plan: CarePlan, site: SitePlan) -> dict[str, Any]:
         "home": f"{SITE_HOMES}/{site.linux_user}",
         "user": site.linux_user,
         "database": site.database,
-        "checks": [{"path": c.path, "keyword": c.keyword, "status": c.status} for c in site.checks],
+        "checks": agent_config.checks_table(site),
         "jobs": [
             {
                 "name": job.name,

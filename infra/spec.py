@@ -76,10 +76,14 @@ class HostingTier(Strict):
 
 
 class Keep(Strict):
+    """restic's `forget --keep-*` policies: the last N snapshots, and the newest of each hour, day, ..."""
+
+    last: int = Field(default=0, ge=0)
     hourly: int = Field(default=0, ge=0)
     daily: int = Field(default=0, ge=0)
     weekly: int = Field(default=0, ge=0)
     monthly: int = Field(default=0, ge=0)
+    yearly: int = Field(default=0, ge=0)
 
 
 class Recurring(Strict):
@@ -357,8 +361,32 @@ def _describe(error: Mapping[str, Any], root: type[BaseModel]) -> str:
         return f"unknown key{hint} (valid keys: {', '.join(valid)})"
     if error["type"] == "missing":
         return "is required"
+    if error["type"] == "too_short":
+        return _too_short(error, root)
     message = str(error["msg"])
     return message.removeprefix("Value error, ")
+
+
+def _too_short(error: Mapping[str, Any], root: type[BaseModel]) -> str:
+    """An empty (or too short) list: how many entries it needs and what an entry looks like."""
+    loc: tuple[str | int, ...] = tuple(error["loc"])
+    needed, got = error["ctx"]["min_length"], error["ctx"]["actual_length"]
+    wanted = f"needs at least {needed} {'entry' if needed == 1 else 'entries'}, got {got or 'none'}"
+    owner = _model_at(root, (*loc, 0))
+    if owner is not None:
+        return f"{wanted}; each entry a mapping with keys: {', '.join(_valid_keys(owner))}"
+    choices = _list_choices(root, loc)
+    return f"{wanted}; entries from: {', '.join(choices)}" if choices else wanted
+
+
+def _list_choices(root: type[BaseModel], loc: tuple[str | int, ...]) -> list[str]:
+    """The values a list of literals (such as channels or weekdays) may hold."""
+    owner = _model_at(root, loc[:-1])
+    field = owner.model_fields.get(str(loc[-1])) if owner else None
+    if field is None or get_origin(field.annotation) is not list:
+        return []
+    item = get_args(field.annotation)[0]
+    return [str(choice) for choice in get_args(item)] if get_origin(item) is Literal else []
 
 
 def _problems(exc: ValidationError, root: type[BaseModel], prefix: str) -> list[str]:
@@ -474,7 +502,9 @@ def tier_problems(tier: Tier) -> list[str]:
             'set it to 0 or back up every "hourly"'
         )
     if not any(backup.keep.model_dump().values()):
-        problems.append("backup.keep: keeps no snapshot at all; set at least one of hourly, daily, weekly, monthly")
+        problems.append(
+            "backup.keep: keeps no snapshot at all; set at least one of " + ", ".join(Keep.model_fields) + " above 0"
+        )
     for name in ("prune", "check"):
         schedule: Recurring = getattr(backup, name)
         if schedule.every == "weekly" and schedule.day is None:

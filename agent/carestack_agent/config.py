@@ -164,12 +164,12 @@ class Database:
 class Retention:
     """What `restic forget --keep-*` keeps after each backup; at least one must be > 0."""
 
-    keep_last: int = key(integer(0), "the newest N snapshots (the tier catalog does not use it)", default=0)
+    keep_last: int = key(integer(0), "the newest N snapshots", plan=True, example=0)
     keep_hourly: int = key(integer(0), "the last snapshot of each of the last N hours", plan=True, example=0)
     keep_daily: int = key(integer(0), "the last snapshot of each of the last N days", plan=True, example=7)
     keep_weekly: int = key(integer(0), "the last snapshot of each of the last N weeks", plan=True, example=0)
     keep_monthly: int = key(integer(0), "the last snapshot of each of the last N months", plan=True, example=0)
-    keep_yearly: int = key(integer(0), "the last snapshot of each of the last N years (not in the catalog)", default=0)
+    keep_yearly: int = key(integer(0), "the last snapshot of each of the last N years", plan=True, example=0)
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -45,7 +45,7 @@ RESTIC = shutil.which("restic") or "/usr/bin/restic"
 PASSWORD = "correct horse battery staple"
 # The values the controller renders from the plan (the agent has no defaults for them); a site's
 # `retention` and `jobs` below override these.
-PLAN_RETENTION = {"keep_hourly": 0, "keep_daily": 0, "keep_weekly": 0, "keep_monthly": 0}
+PLAN_RETENTION = {f"keep_{k}": 0 for k in ("last", "hourly", "daily", "weekly", "monthly", "yearly")}
 PLAN_JOBS = {
     "backup_timeout_seconds": 3600, "check_timeout_seconds": 3600, "prune_timeout_seconds": 3600,
     "restore_timeout_seconds": 3600, "check_read_data_subsets": 1, "update_timeout_seconds": 3600,

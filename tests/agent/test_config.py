@@ -41,10 +41,12 @@ name = "bakery_www"
 socket = "/run/mysqld/mysqld.sock"
 
 [sites.bakery-www.retention]
+keep_last = 0
 keep_hourly = 0
 keep_daily = 7
 keep_weekly = 0
 keep_monthly = 0
+keep_yearly = 0
 
 [sites.bakery-www.jobs]
 backup_timeout_seconds = 3600
@@ -65,7 +67,7 @@ probe_slowdown_limit = 3
 PLAN_KEYS = {
     "agent.host",
     *(f"sites.bakery-www.{k}" for k in ("domain", "kind", "root", "paths", "database.name", "checks")),
-    *(f"sites.bakery-www.retention.keep_{k}" for k in ("hourly", "daily", "weekly", "monthly")),
+    *(f"sites.bakery-www.retention.keep_{k}" for k in ("last", "hourly", "daily", "weekly", "monthly", "yearly")),
     *(f"sites.bakery-www.jobs.{j}_timeout_seconds" for j in ("backup", "check", "prune", "restore", "update")),
     "sites.bakery-www.jobs.check_read_data_subsets",
     *(f"sites.bakery-www.updates.{k}" for k in ("providers", "apt_policy", "wordpress_policy", "rollback")),
@@ -179,10 +181,12 @@ push_base_url = "http://10.77.0.1:3001/api/push"
 [sites.shop.database]
 name = "shop"
 [sites.shop.retention]
+keep_last = 0
 keep_hourly = 0
 keep_daily = 0
 keep_weekly = 0
 keep_monthly = 0
+keep_yearly = 0
 """
     )
     assert "agent.host: is required" in errors

@@ -206,10 +206,12 @@ exclude = []
 repository = "{state}/repo"
 password_file = "{state}/pw"
 [sites.s-plans.retention]
+keep_last = 0
 keep_hourly = 0
 keep_daily = 1
 keep_weekly = 0
 keep_monthly = 0
+keep_yearly = 0
 [sites.s-plans.jobs]
 backup_timeout_seconds = 3600
 check_timeout_seconds = 3600
