@@ -31,7 +31,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
-from infra.agent_wheel import AGENT_DIR as AGENT_DIR  # what the lab fingerprints, with ANSIBLE_DIR
 from infra.agent_wheel import WheelError, build_agent_wheel
 from infra.ansible_vars import (
     Client,

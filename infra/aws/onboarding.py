@@ -23,6 +23,7 @@ from pulumi_command import local
 from infra.aws.bucket import BackupBucket
 from infra.aws.hosting import Hosting
 from infra.aws.server import inventory_entry
+from infra.converge_sources import converge_fingerprint
 from infra.kuma_provider import ClientMonitors
 from infra.plan import CarePlan
 from infra.spec import STACKS_DIR
@@ -114,8 +115,9 @@ class Onboarding(pulumi.ComponentResource):
                 S3_SECRET_ACCESS_KEY_ENV: bucket.secret_access_key,
                 PUSH_TOKENS_ENV: push_tokens,
             },
-            # A changed plan, a new server or a new bucket runs Ansible again.
-            triggers=[plan_digest(plan), hosting.instance_id, bucket.name],
+            # A changed plan, a new server or bucket, or changed roles or agent (an upgraded
+            # carestack) runs Ansible again.
+            triggers=[plan_digest(plan), hosting.instance_id, bucket.name, converge_fingerprint()],
             add_previous_output_in_env=False,
             opts=pulumi.ResourceOptions(parent=self, depends_on=[hosting, bucket, self.monitors]),
         )

@@ -12,6 +12,7 @@ import pulumi
 import pytest
 
 from infra.aws.onboarding import PROJECT_ROOT
+from infra.converge_sources import converge_fingerprint
 from infra.plan import build_plan
 from infra.program import stack_file
 from infra.spec import ClientSpec, load_stack
@@ -127,7 +128,8 @@ def test_a_changed_plan_a_new_server_or_bucket_reruns_ansible(
 
     def check(values: list[Any]) -> None:
         command, instance_id, bucket = values
-        assert command.inputs["triggers"] == [hashlib.sha256(document.encode()).hexdigest(), instance_id, bucket]
+        digest = hashlib.sha256(document.encode()).hexdigest()
+        assert command.inputs["triggers"] == [digest, instance_id, bucket, converge_fingerprint()]
 
     return pulumi.Output.all(
         registered(built.onboarding.ansible, mocks), built.hosting.instance_id, built.bucket.name
