@@ -196,6 +196,7 @@ def build_client(spec: ClientSpec, deployment: Deployment) -> ClientDeployment:
         "s3_access_key_id": bucket.access_key_id,
         "s3_secret_access_key": bucket.secret_access_key,
         "restic_password": bucket.restic_password,
+        "push_tokens": onboarding.push_tokens,
     }
     return ClientDeployment(plan, bucket, hosting, onboarding, outputs)
 

@@ -100,8 +100,9 @@ class Onboarding(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=self, depends_on=[hosting]),
         )
         # The provider marks the tokens secret; say so here too, whatever it does.
-        tokens_json: pulumi.Output[str] = self.monitors.push_tokens.apply(lambda t: json.dumps(t, sort_keys=True))
-        push_tokens: pulumi.Output[str] = pulumi.Output.secret(tokens_json)
+        # A stack output too, so a by-hand `carestack configure` can hand the same tokens on.
+        self.push_tokens: pulumi.Output[dict[str, dict[str, str]]] = pulumi.Output.secret(self.monitors.push_tokens)
+        push_tokens: pulumi.Output[str] = self.push_tokens.apply(lambda t: json.dumps(t, sort_keys=True))
         self.hosts: pulumi.Output[dict[str, dict[str, str]]] = hosting.address.apply(
             lambda address: hosts_inventory(hosting.server, address)
         )
