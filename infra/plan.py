@@ -357,7 +357,7 @@ def build_plan(spec: ClientSpec) -> CarePlan:
     keep = tier.backup.keep.model_dump()
     kept_days = retention_days(keep)
     lock_days = math.ceil(tier.backup.object_lock / 86400)
-    bucket = f"{stack.bucket_prefix}-{client_id}-backups"
+    bucket = f"{spec.agency.bucket_prefix}-{client_id}-backups"
     storage = StoragePlan(
         bucket=bucket,
         versioning=True,

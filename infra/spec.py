@@ -171,6 +171,37 @@ class Tier(Strict):
     sla: SlaTier
 
 
+# --- the agency --------------------------------------------------------------
+
+# S3 bucket names: 3-63 of a-z, 0-9 and "-", and global across every AWS account.
+# A client's bucket is <bucket_prefix>-<client id>-backups and its IAM user
+# <bucket>-restic, at most 64 characters: the id takes up to 12, "-...-backups"
+# 9 and "-restic" 7, which leaves the prefix 36.
+_BUCKET_PREFIX = re.compile(r"^[a-z0-9][a-z0-9-]{1,34}[a-z0-9]$")
+_RESERVED_BUCKET_PREFIXES = ("xn--", "sthree-", "amzn-s3-demo-")
+
+
+def _bucket_prefix(value: object) -> str:
+    if not isinstance(value, str) or not _BUCKET_PREFIX.match(value):
+        raise ValueError(
+            "expected 3 to 36 lower-case letters, digits and hyphens, starting and ending with a letter or "
+            f"digit (it starts every client's S3 bucket name), got {value!r}"
+        )
+    reserved = next((p for p in _RESERVED_BUCKET_PREFIXES if value.startswith(p)), None)
+    if reserved:
+        raise ValueError(f"S3 reserves bucket names starting with {reserved!r}, got {value!r}")
+    return value
+
+
+BucketPrefix = Annotated[str, BeforeValidator(_bucket_prefix)]
+
+
+class Agency(Strict):
+    """The agency running this catalog: what is the same for all of its clients."""
+
+    bucket_prefix: BucketPrefix
+
+
 # --- the stacks --------------------------------------------------------------
 
 _DOMAIN_LABEL = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
@@ -269,7 +300,6 @@ class ClientStack(Strict):
     admin_cidr: Cidr
     shared_host: str = "shared-1"
     platform_stack: str | None = None
-    bucket_prefix: Slug = "carestack"
 
 
 class SharedHost(Strict):
@@ -296,6 +326,7 @@ class ClientSpec:
     stack: ClientStack
     tier_name: str
     tier: Tier
+    agency: Agency
 
 
 @dataclass(frozen=True)
@@ -395,6 +426,7 @@ class Catalog:
     source: str
     raw: dict[str, dict[str, Any]]  # each tier with `extends` resolved, before validation
     tiers: dict[str, Tier]
+    agency: Agency
 
     def names(self) -> list[str]:
         return list(self.tiers)
@@ -441,6 +473,17 @@ def load_catalog(path: Path = CATALOG_PATH) -> Catalog:
         raise SpecError(str(path), ["tiers: expected a mapping of tier names to their settings"])
     raw = _resolve_extends(str(path), data["tiers"])
     problems: list[str] = []
+    agency: Agency | None = None
+    if not isinstance(data.get("agency"), Mapping):
+        problems.append(
+            "agency: is required: the agency's settings, e.g. agency: {bucket_prefix: nordwerk} "
+            "(every client's bucket is <bucket_prefix>-<client id>-backups, and S3 bucket names are global)"
+        )
+    else:
+        try:
+            agency = Agency.model_validate(data["agency"])
+        except ValidationError as exc:
+            problems.extend(_problems(exc, Agency, "agency"))
     tiers: dict[str, Tier] = {}
     for name, body in raw.items():
         try:
@@ -449,9 +492,9 @@ def load_catalog(path: Path = CATALOG_PATH) -> Catalog:
             problems.extend(_problems(exc, Tier, f"tiers.{name}"))
             continue
         problems.extend(f"tiers.{name}.{p}" for p in tier_problems(tiers[name]))
-    if problems:
+    if problems or agency is None:
         raise SpecError(str(path), problems)
-    return Catalog(str(path), raw, tiers)
+    return Catalog(str(path), raw, tiers, agency)
 
 
 # --- semantic checks ---------------------------------------------------------
@@ -656,7 +699,7 @@ def parse_stack(source: str, config: Mapping[str, Any], catalog: Catalog | None 
         problems.extend(_client_problems(stack, tier))
     if problems or stack is None or tier is None:
         raise SpecError(source, problems)
-    return ClientSpec(source, stack, tier_name, tier)
+    return ClientSpec(source, stack, tier_name, tier, catalog.agency)
 
 
 def _has_path(data: Any, loc: tuple[str | int, ...]) -> bool:
