@@ -27,7 +27,19 @@ CONVERGE_SOURCES = (
     "infra/agent_wheel.py",
 )
 # Leftovers of builds, tests and linters: never part of what a server receives.
-IGNORED = ("__pycache__", "build", "dist", "*.egg-info", "*.pyc", "*.retry", ".*")
+# (Named one by one: a role may well ship a hidden file such as .htaccess.)
+IGNORED = (
+    "__pycache__",
+    "build",
+    "dist",
+    "*.egg-info",
+    "*.pyc",
+    "*.retry",
+    ".ansible",
+    ".pytest_cache",
+    ".mypy_cache",
+    ".ruff_cache",
+)
 
 
 def _counted(relative: Path) -> bool:

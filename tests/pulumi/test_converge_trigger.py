@@ -51,6 +51,13 @@ def test_a_changed_source_changes_the_fingerprint(tmp_path: Path, changed: str) 
     assert converge_fingerprint(root) != before
 
 
+def test_a_new_file_in_a_role_counts_hidden_or_not(tmp_path: Path) -> None:
+    root = copy_sources(tmp_path)
+    before = converge_fingerprint(root)
+    (root / "ansible/roles/site/files/.htaccess").write_text("Require all denied\n")
+    assert converge_fingerprint(root) != before
+
+
 def test_build_and_tool_leftovers_do_not_count(tmp_path: Path) -> None:
     root = copy_sources(tmp_path)
     before = converge_fingerprint(root)
