@@ -151,3 +151,23 @@ def test_a_shared_client_must_name_its_platform(deploy: Deployer, mocks: Recordi
     error = run_expecting_error(deploy, path, deploy.settings(stack_file("bakery")))
     assert [p for p in error.problems if p.startswith("carestack:platform_stack:")], error.problems
     assert mocks.registrations == []
+
+
+@pytest.mark.parametrize("missing", ["aws:region", "carestack:ssh_public_key"])
+def test_the_platform_needs_its_region_and_key_and_nothing_of_kuma(
+    deploy: Deployer, mocks: RecordingMocks, missing: str
+) -> None:
+    path = stack_file("platform")
+    without_kuma = {k: v for k, v in deploy.settings(path).items() if "kuma" not in k}
+    deploy.configure("platform", without_kuma)
+
+    @pulumi.runtime.test
+    def program() -> Any:
+        return run(path).outputs["hosts"]
+
+    program()
+    assert mocks.of_type("aws:ec2/instance:Instance")
+    mocks.registrations.clear()
+    error = run_expecting_error(deploy, path, {k: v for k, v in without_kuma.items() if k != missing})
+    assert [p.split(": ")[0] for p in error.problems] == [missing]
+    assert mocks.registrations == []
