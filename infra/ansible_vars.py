@@ -83,6 +83,8 @@ def check_realization(clients: Sequence[Client], realization: Realization) -> No
             known = ", ".join(sorted(realization.hosts)) or "none"
             problems.append(f"--hosts: no entry for server {server!r} (client {plan.client.id}); given: {known}")
         problems += _token_problems(plan, client.secrets.push_tokens)
+        if realization.push_base_url:
+            problems += _missing_token_problems(plan, client.secrets.push_tokens)
     for name, host in realization.hosts.items():
         try:
             ipaddress.ip_address(host.address)
@@ -120,6 +122,22 @@ def _token_problems(plan: CarePlan, tokens: Mapping[str, Mapping[str, str]]) -> 
                 problems.append(f"CARESTACK_PUSH_TOKENS: {site_id}.{job} is not a job; jobs: {', '.join(names)}")
             elif not isinstance(token, str) or not token or any(c.isspace() or c == "/" for c in token):
                 problems.append(f"CARESTACK_PUSH_TOKENS: {site_id}.{job} must be a non-empty token without spaces")
+    return problems
+
+
+def _missing_token_problems(plan: CarePlan, tokens: Mapping[str, Mapping[str, str]]) -> list[str]:
+    """With a push URL every job must have its token: an agent config without one never sends a
+    heartbeat, and its push monitor goes down."""
+    problems = []
+    for site in plan.sites:
+        missing = [job.name for job in site.jobs if not (tokens.get(site.id) or {}).get(job.name)]
+        if missing:
+            problems.append(
+                f"CARESTACK_PUSH_TOKENS: no push token for {site.id} job(s) {', '.join(missing)} "
+                f"(client {plan.client.id}); the client's monitors hand them out: "
+                "`pulumi stack output --show-secrets --json push_tokens`, or "
+                "`carestack monitors sync STACK_FILE --push-tokens-out FILE`"
+            )
     return problems
 
 

@@ -350,7 +350,7 @@ def storage_plan(spec: ClientSpec) -> StoragePlan:
     kept_days = retention_days(tier.backup.keep.model_dump(), _PERIOD[tier.backup.every])
     lock_days = math.ceil(tier.backup.object_lock / 86400)
     return StoragePlan(
-        bucket=f"{spec.stack.bucket_prefix}-{spec.stack.client.id}-backups",
+        bucket=f"{spec.agency.bucket_prefix}-{spec.stack.client.id}-backups",
         versioning=True,
         object_lock_days=lock_days,
         retention_days=kept_days,

@@ -19,12 +19,16 @@ import pytest
 import yaml
 from pulumi.runtime.mocks import MockMonitor
 
+from infra.aws.onboarding import PROJECT_ROOT
 from infra.program import ClientDeployment, PlatformDeployment, run, stack_file
 from infra.spec import ClientSpec, PlatformSpec, example_stacks, load_stack, stack_name
 
 PROJECT = "carestack"
 KUMA_URL = "https://status.agency.example"
 SSH_PUBLIC_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIMockKeyForTestsOnlyNotARealKey0000000000 ops@agency"
+# The operator's guide's example alerting file, and the secrets it names (set in the environment).
+ALERTING_FILE = PROJECT_ROOT / "docs" / "examples" / "agency-alerting.yaml"
+ALERTING_ENV = {"CARESTACK_SMTP_PASSWORD": "mock-smtp-password", "CARESTACK_SMS_TOKEN": "mock-sms-token"}
 # Documentation range (RFC 5737): addresses the mocks hand out, never contacted.
 MOCK_ADDRESSES = ipaddress.ip_network("203.0.113.0/24")
 
@@ -175,6 +179,8 @@ class Deployer:
         self.monkeypatch.delenv("AWS_REGION", raising=False)
         self.monkeypatch.delenv("AWS_DEFAULT_REGION", raising=False)
         self.monkeypatch.delenv("PULUMI_CONFIG", raising=False)
+        for name, value in ALERTING_ENV.items():
+            self.monkeypatch.setenv(name, value)
         pulumi.runtime.set_mocks(
             self.mocks, project=PROJECT, stack=stack, preview=False, monitor=RecordingMonitor(self.mocks)
         )
@@ -188,6 +194,7 @@ class Deployer:
             f"{PROJECT}:kuma_username": "carestack",
             f"{PROJECT}:kuma_password": "mock-kuma-password",
             f"{PROJECT}:ssh_public_key": SSH_PUBLIC_KEY,
+            f"{PROJECT}:kuma_alerting_file": str(ALERTING_FILE),
         }
 
     def client(self, name: str, path: Path | None = None) -> ClientDeployment:

@@ -12,10 +12,12 @@ import pulumi
 import pytest
 import yaml
 
+from infra import spec as spec_module
 from infra.aws.onboarding import PROJECT_ROOT
+from infra.converge_sources import converge_fingerprint
 from infra.plan import build_plan
 from infra.program import stack_file
-from infra.spec import ClientSpec, load_catalog, load_stack, merge
+from infra.spec import CATALOG_PATH, ClientSpec, load_catalog, load_stack, merge
 from infra.units import parse_duration
 from tests.pulumi.harness import (
     DYNAMIC,
@@ -173,26 +175,30 @@ def test_a_changed_plan_a_new_server_or_bucket_reruns_ansible(
     client: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     original = stack_file(client)
-    plan, server, bucket = ansible_triggers(client, monkeypatch, original)
+    plan, server, bucket, sources = ansible_triggers(client, monkeypatch, original)
+    assert sources == converge_fingerprint()  # a change to the roles or the agent converges again
     # Nothing changed: the same triggers, so `pulumi up` leaves the server alone.
-    assert ansible_triggers(client, monkeypatch, original) == [plan, server, bucket]
+    assert ansible_triggers(client, monkeypatch, original) == [plan, server, bucket, sources]
 
     def new_keyword(config: dict[str, Any]) -> None:
         config["carestack:sites"][0]["checks"][0]["keyword"] += " and more"
 
-    changed_plan, same_server, same_bucket = ansible_triggers(
+    changed_plan, same_server, same_bucket, _ = ansible_triggers(
         client, monkeypatch, changed_stack(client, tmp_path, new_keyword)
     )
     assert changed_plan != plan and (same_server, same_bucket) == (server, bucket)
 
     # The server was replaced (a new instance): Ansible runs on the new one.
-    same_plan, new_server, same_bucket = ansible_triggers(client, monkeypatch, original, server_generation=1)
+    same_plan, new_server, same_bucket, _ = ansible_triggers(client, monkeypatch, original, server_generation=1)
     assert new_server != server and (same_plan, same_bucket) == (plan, bucket)
 
-    def new_bucket(config: dict[str, Any]) -> None:
-        config["carestack:bucket_prefix"] = "agency2"
-
-    _, same_server, new_bucket_name = ansible_triggers(client, monkeypatch, changed_stack(client, tmp_path, new_bucket))
+    # The agency's bucket prefix changed (a new bucket): Ansible points the agent at it.
+    document = yaml.safe_load(CATALOG_PATH.read_text())
+    document["agency"]["bucket_prefix"] = "agency2"
+    catalog = tmp_path / "tiers.yaml"
+    catalog.write_text(yaml.safe_dump(document, allow_unicode=True))
+    monkeypatch.setattr(spec_module, "load_catalog", lambda path=catalog: load_catalog(path))
+    _, same_server, new_bucket_name, _ = ansible_triggers(client, monkeypatch, original)
     assert new_bucket_name == f"agency2-{client}-backups" != bucket and same_server == server
 
 
