@@ -12,6 +12,7 @@ from __future__ import annotations
 import copy
 import difflib
 import ipaddress
+import itertools
 import re
 import zoneinfo
 from collections.abc import Iterable, Mapping
@@ -153,11 +154,29 @@ class RestoreDrill(Strict):
     at: TimeOfDay
 
 
+class TimeBank(Strict):
+    per_month: Duration = Field(ge=0)
+    rollover_months: int = Field(ge=0, le=12)
+
+
+class CreditBand(Strict):
+    below: float = Field(gt=0.0, lt=100.0)
+    percent: float = Field(gt=0.0, le=100.0)
+
+
+class Credits(Strict):
+    bands: list[CreditBand] = Field(min_length=1)
+    cap: float = Field(gt=0.0, le=100.0)
+    claim: Literal["next_invoice", "on_request"]
+
+
 class SlaTier(Strict):
     uptime_target: float = Field(gt=90.0, lt=100.0)
     support: Support
     severities: dict[str, Severity] = Field(min_length=1)
     small_jobs: SmallJobs
+    time_bank: TimeBank
+    credits: Credits
     failover: Failover | None = None
     restore_drill: RestoreDrill | None = None
 
@@ -229,6 +248,7 @@ Phone = Annotated[str, _pattern(_PHONE, 'a phone number in international format 
 WebhookUrl = Annotated[str, _pattern(_URL, "an http(s) URL")]
 Cidr = Annotated[str, BeforeValidator(_cidr)]
 TimeZone = Annotated[str, BeforeValidator(_timezone)]
+Currency = Annotated[str, _pattern(re.compile(r"^[A-Z]{3}$"), "an ISO 4217 currency code such as EUR or USD")]
 PagePath = Annotated[str, _pattern(re.compile(r"^/\S*$"), 'a path on the site starting with "/"')]
 
 
@@ -259,6 +279,11 @@ class Site(Strict):
     checks: list[PageCheck] = Field(min_length=1)
 
 
+class Fee(Strict):
+    monthly: float = Field(gt=0.0, le=1_000_000.0)
+    currency: Currency
+
+
 class ClientStack(Strict):
     client: ClientInfo
     tier: str
@@ -270,6 +295,7 @@ class ClientStack(Strict):
     shared_host: str = "shared-1"
     platform_stack: str | None = None
     bucket_prefix: Slug = "carestack"
+    fee: Fee | None = None
 
 
 class SharedHost(Strict):
@@ -517,8 +543,38 @@ def tier_problems(tier: Tier) -> list[str]:
             problems.append(
                 f"sla.severities.{name}.fix: {severity.fix} is sooner than the response {severity.response}"
             )
+    problems.extend(_credit_problems(sla))
     if sla.restore_drill is not None and sla.failover is None:
         problems.append("sla.restore_drill: a restore drill needs a standby, but this tier has no failover")
+    return problems
+
+
+def _credit_problems(sla: SlaTier) -> list[str]:
+    """A credit table reads from the target downwards: each band lower and dearer than the one before."""
+    problems: list[str] = []
+    bands = sla.credits.bands
+    if bands[0].below > sla.uptime_target:
+        problems.append(
+            f"sla.credits.bands[0].below: {bands[0].below} is above the uptime target {sla.uptime_target}, "
+            "so a month that met the target would owe a credit; start at or below the target"
+        )
+    for index, (upper, lower) in enumerate(itertools.pairwise(bands), start=1):
+        if lower.below >= upper.below:
+            problems.append(
+                f"sla.credits.bands[{index}].below: {lower.below} is not below the previous band's {upper.below}; "
+                "list the bands from the target downwards"
+            )
+        if lower.percent <= upper.percent:
+            problems.append(
+                f"sla.credits.bands[{index}].percent: {lower.percent} is not more than the previous band's "
+                f"{upper.percent}; a lower uptime earns a larger credit"
+            )
+    for index, band in enumerate(bands):
+        if band.percent > sla.credits.cap:
+            problems.append(
+                f"sla.credits.bands[{index}].percent: {band.percent} is above the cap {sla.credits.cap}; "
+                "raise the cap or lower the band"
+            )
     return problems
 
 
