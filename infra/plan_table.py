@@ -72,7 +72,8 @@ def _rows(plan: CarePlan) -> list[tuple[str, str]]:
         amount = f" = {band.credit_amount:.2f} {s.credits.currency}" if band.credit_amount is not None else ""
         rows.append((f"credit below {band.below_percent} %", f"{band.credit_percent} % of the monthly fee{amount}"))
     cap = f" = {s.credits.cap_amount:.2f} {s.credits.currency}" if s.credits.cap_amount is not None else ""
-    rows.append(("credit cap", f"{s.credits.cap_percent} % of the monthly fee{cap}, {s.credits.claim}"))
+    claim = {"next_invoice": "deducted from the next invoice", "on_request": "on request"}[s.credits.claim]
+    rows.append(("credit cap", f"{s.credits.cap_percent} % of the monthly fee{cap}; credits {claim}"))
     rows.append(
         (
             "failover",
