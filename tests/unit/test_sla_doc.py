@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import re
+import shutil
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -161,3 +163,29 @@ def test_cli_names_a_bad_stack_and_a_platform_stack(tmp_path: Path, capsys: pyte
     assert "carestack:fee.currency: expected an ISO 4217 currency code" in capsys.readouterr().err
     assert main(["sla-doc", str(ROOT / "stacks" / "Pulumi.platform.yaml")]) == 2
     assert "a platform stack has no care contract; give a client stack" in capsys.readouterr().err
+
+
+@pytest.mark.skipif(shutil.which("chromium") is None, reason="needs Debian's chromium (headless) to print")
+def test_html_prints_to_a4_in_a_real_browser(tmp_path: Path) -> None:
+    html_file, pdf = tmp_path / "sla.html", tmp_path / "sla.pdf"
+    html_file.write_text(sla_document(ROOT / "stacks" / "Pulumi.shop.yaml", "nl", "html"))
+    subprocess.run(
+        [
+            "chromium",
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--no-pdf-header-footer",
+            f"--user-data-dir={tmp_path / 'profile'}",
+            f"--print-to-pdf={pdf}",
+            html_file.as_uri(),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
+    data = pdf.read_bytes()
+    boxes = re.findall(rb"/MediaBox\s*\[\s*0 0 ([\d.]+) ([\d.]+)\s*\]", data)
+    # A4 is 210 x 297 mm = 595.3 x 841.9 points; a dozen short sections fit on a few pages
+    assert boxes and all(abs(float(w) - 595.3) < 1 and abs(float(h) - 841.9) < 1 for w, h in boxes)
+    assert 1 <= len(re.findall(rb"/Type\s*/Page\b", data)) <= 4
