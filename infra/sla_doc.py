@@ -79,7 +79,7 @@ _CHANNEL = {
 }
 _KEEP = {
     "en": {"hourly": "hourly", "daily": "daily", "weekly": "weekly", "monthly": "monthly"},
-    "nl": {"hourly": "per uur", "daily": "dagelijkse", "weekly": "wekelijkse", "monthly": "maandelijkse"},
+    "nl": {"hourly": "uurlijkse", "daily": "dagelijkse", "weekly": "wekelijkse", "monthly": "maandelijkse"},
 }
 _APT = {
     "en": {"security": "security updates only", "all": "all updates", "none": "none"},
