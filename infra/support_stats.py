@@ -11,7 +11,8 @@ oldest first; the bank opens with the ledger's first month.
 Response and fix times: each ticket with a severity is measured in support
 hours (an incident until the outage line closes) from when it was reported;
 one without a response or fix yet counts as missed once its promise is due
-before the end of the period, otherwise as open.
+before the end of the period, otherwise as open. Each ticket's due times and
+the support minutes it took come along for the report's detail table.
 """
 
 from __future__ import annotations
@@ -125,24 +126,46 @@ class Outcome:
 
 
 @dataclass(frozen=True)
+class Measure:
+    """One promise of one ticket: when it fell due, and how it went."""
+
+    due: datetime
+    done: datetime | None
+    support_minutes: float | None  # support time from report to done (None while not done)
+    outcome: str  # met | missed | open
+
+
+@dataclass(frozen=True)
+class TicketResult:
+    row: int
+    kind: str
+    reported: datetime
+    response: Measure
+    fix: Measure
+
+
+@dataclass(frozen=True)
 class SeverityResult:
     severity: str
     tickets: int
     response: Outcome
     fix: Outcome
+    detail: tuple[TicketResult, ...]
 
 
 def _promise(minutes: int, business_days: int) -> Promise:
     return Promise(minutes=minutes, business_days=business_days)
 
 
-def _outcome(done: datetime | None, due: datetime, as_of: datetime) -> str:
+def _measure(clock: SupportClock, reported: datetime, done: datetime | None, due: datetime, as_of: datetime) -> Measure:
     if done is not None:
-        return "met" if done <= due else "missed"
-    return "missed" if due < as_of else "open"
+        outcome = "met" if done <= due else "missed"
+        return Measure(due, done, round(clock.minutes_between(reported, done), 1), outcome)
+    return Measure(due, None, None, "missed" if due < as_of else "open")
 
 
-def _count(outcomes: list[str]) -> Outcome:
+def _count(measures: list[Measure]) -> Outcome:
+    outcomes = [m.outcome for m in measures]
     return Outcome(outcomes.count("met"), outcomes.count("missed"), outcomes.count("open"))
 
 
@@ -153,14 +176,23 @@ def severity_results(
     tickets = [e for e in entries if e.severity and e.reported and start <= e.reported < end]
     results = []
     for severity in plan.sla.severities:
-        responses: list[str] = []
-        fixes: list[str] = []
+        detail = []
         for ticket in (t for t in tickets if t.severity == severity.name):
             assert ticket.reported is not None
             clock = SupportClock(plan.sla.support, plan.client.timezone, incident=ticket.kind == "incident")
-            responses.append(_outcome(ticket.responded, clock.due(ticket.reported, _response(severity)), end))
-            fixes.append(_outcome(ticket.fixed, clock.due(ticket.reported, _fix(severity)), end))
-        results.append(SeverityResult(severity.name, len(responses), _count(responses), _count(fixes)))
+            reported = ticket.reported
+            response = _measure(clock, reported, ticket.responded, clock.due(reported, _response(severity)), end)
+            fix = _measure(clock, reported, ticket.fixed, clock.due(reported, _fix(severity)), end)
+            detail.append(TicketResult(ticket.row, ticket.kind, reported, response, fix))
+        results.append(
+            SeverityResult(
+                severity.name,
+                len(detail),
+                _count([d.response for d in detail]),
+                _count([d.fix for d in detail]),
+                tuple(detail),
+            )
+        )
     return tuple(results)
 
 

@@ -152,6 +152,16 @@ def test_example_ledger_severities() -> None:
     november = {r.severity: r for r in severity_results(entries, plan, *month_bounds((2026, 11), "Europe/Berlin"))}
     # the high ticket was answered after 2.5 support hours (promise: 1h) and fixed within its 8 hours
     assert (november["high"].response, november["high"].fix) == (Outcome(missed=1), Outcome(met=1))
+    [high] = november["high"].detail
+    assert (high.row, high.response.support_minutes, high.response.due) == (7, 150.0, berlin(2026, 11, 16, 12, 0))
+    assert (high.fix.support_minutes, high.fix.due, high.fix.outcome) == (420.0, berlin(2026, 11, 17, 11, 0), "met")
+    [medium] = november["medium"].detail
+    # reported Monday 16:30: half an hour that day, 40 minutes on Tuesday morning
+    assert (medium.response.support_minutes, medium.response.due) == (70.0, berlin(2026, 11, 3, 12, 30))
+    # the incident on a Friday evening: its clock ran until the outage line closed at 23:00
+    [critical] = october["critical"].detail
+    assert (critical.kind, critical.response.support_minutes, critical.fix.support_minutes) == ("incident", 12.0, 80.0)
+    assert critical.fix.due == berlin(2026, 10, 26, 9, 40)
     assert (november["medium"].response, november["medium"].fix) == (Outcome(met=1), Outcome(met=1))
 
 
@@ -163,6 +173,7 @@ def test_unanswered_tickets_are_open_until_due_then_missed() -> None:
     [_, high, _, _] = severity_results([ticket], plan, start, end)
     # response met; the 8h fix is due on Tuesday, after the period: still open
     assert (high.response, high.fix) == (Outcome(met=1), Outcome(open=1))
+    assert (high.detail[0].fix.done, high.detail[0].fix.support_minutes) == (None, None)
     late = entry(date(2026, 11, 2), 0, severity="critical", kind="incident", reported=berlin(2026, 11, 2, 10, 0))
     [critical, *_] = severity_results([late], plan, start, end)
     assert (critical.response, critical.fix) == (Outcome(missed=1), Outcome(missed=1))
