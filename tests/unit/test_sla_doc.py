@@ -13,8 +13,9 @@ import yaml
 
 from infra.cli import main
 from infra.plan import build_plan
-from infra.sla_doc import SlaDocError, build_document
+from infra.sla_doc import LANGUAGES, SlaDocError, build_document
 from infra.sla_doc_cli import sla_document
+from infra.sla_doc_text import APT, CHANNEL, DAYS, HOSTING, KEEP, TEXT, WORDPRESS
 from infra.spec import ClientSpec, example_stacks, load_catalog, load_stack
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -189,3 +190,10 @@ def test_html_prints_to_a4_in_a_real_browser(tmp_path: Path) -> None:
     # A4 is 210 x 297 mm = 595.3 x 841.9 points; a dozen short sections fit on a few pages
     assert boxes and all(abs(float(w) - 595.3) < 1 and abs(float(h) - 841.9) < 1 for w, h in boxes)
     assert 1 <= len(re.findall(rb"/Type\s*/Page\b", data)) <= 4
+
+
+def test_every_language_words_every_sentence_and_value() -> None:
+    assert LANGUAGES == ("en", "nl")
+    for table in (TEXT, DAYS, CHANNEL, KEEP, APT, WORDPRESS, HOSTING):
+        keys = {lang: set(words) if isinstance(words, dict) else len(words) for lang, words in table.items()}
+        assert set(keys) == set(LANGUAGES) and keys["en"] == keys["nl"]
