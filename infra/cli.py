@@ -8,7 +8,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from infra import configure, monitors_cli
+from infra import configure, monitors_cli, sla_doc_cli
 from infra.lab import cli as lab_cli
 from infra.plan import build_plan
 from infra.plan_table import render
@@ -74,6 +74,7 @@ def build_parser() -> argparse.ArgumentParser:
     lab_cli.register(verbs)
     configure.register(verbs)
     monitors_cli.register(verbs)
+    sla_doc_cli.register(verbs)
     return parser
 
 

@@ -26,7 +26,9 @@ CarePlan
   sla: uptime_target_percent, downtime_budget_minutes_per_month, downtime_budget_hours_per_year,
        support{days, from, to, outage_line_until}, severities[name, response, fix],
        small_jobs{per_month, max_minutes}, failover{rto_minutes, max_days} | None,
-       restore_drill (schedule) | None
+       restore_drill (schedule) | None, time_bank{included_minutes_per_month, rollover_months},
+       credits{bands[below_percent, credit_percent, credit_amount], cap_percent, cap_amount, claim,
+       currency}, fee{monthly, currency} | None (infra/sla_terms.py)
 Schedule: on_calendar (systemd OnCalendar, in the client's time zone), period_seconds,
           randomized_delay_seconds.
 """
@@ -39,6 +41,7 @@ import types
 from dataclasses import dataclass
 from typing import Any, Union, get_args, get_origin, get_type_hints
 
+from infra.sla_terms import CreditPlan, FeePlan, TimeBankPlan, credit_plan, fee_plan, time_bank_plan
 from infra.spec import ClientSpec, Recurring, Tier, site_name
 from infra.units import SupportTime, parse_minute_of_hour, parse_time_of_day
 
@@ -228,6 +231,9 @@ class SlaPlan:
     small_job_max_minutes: int
     failover: FailoverPlan | None
     restore_drill: Schedule | None
+    time_bank: TimeBankPlan
+    credits: CreditPlan
+    fee: FeePlan | None
 
 
 @dataclass(frozen=True)
@@ -481,6 +487,9 @@ def sla_plan(spec: ClientSpec) -> SlaPlan:
         small_job_max_minutes=sla.small_jobs.max // 60,
         failover=FailoverPlan(sla.failover.within // 60, sla.failover.max_days) if sla.failover else None,
         restore_drill=(_schedule(f"*-*-{drill.day:02d} {_clock(drill.at)}", _PERIOD["monthly"], tz) if drill else None),
+        time_bank=time_bank_plan(sla.time_bank),
+        credits=credit_plan(sla.credits, spec.stack.fee),
+        fee=fee_plan(spec.stack.fee),
     )
 
 

@@ -66,6 +66,21 @@ def _rows(plan: CarePlan) -> list[tuple[str, str]]:
     ]
     rows += [(f"severity {sev.name}", f"response {sev.response}, fix {sev.fix}") for sev in s.severities]
     rows.append(("small jobs", f"{s.small_jobs_per_month} a month, up to {s.small_job_max_minutes} min each"))
+    bank = s.time_bank
+    rows.append(
+        (
+            "time bank",
+            f"{format_duration(bank.included_minutes_per_month * 60)} of support a month, "
+            + (f"unused time kept {bank.rollover_months} month(s)" if bank.rollover_months else "no rollover"),
+        )
+    )
+    rows.append(("fee", f"{s.fee.monthly:.2f} {s.fee.currency} a month" if s.fee else "not given"))
+    for band in s.credits.bands:
+        amount = f" = {band.credit_amount:.2f} {s.credits.currency}" if band.credit_amount is not None else ""
+        rows.append((f"credit below {band.below_percent} %", f"{band.credit_percent} % of the monthly fee{amount}"))
+    cap = f" = {s.credits.cap_amount:.2f} {s.credits.currency}" if s.credits.cap_amount is not None else ""
+    claim = {"next_invoice": "deducted from the next invoice", "on_request": "on request"}[s.credits.claim]
+    rows.append(("credit cap", f"{s.credits.cap_percent} % of the monthly fee{cap}; credits {claim}"))
     rows.append(
         (
             "failover",

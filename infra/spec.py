@@ -12,6 +12,7 @@ from __future__ import annotations
 import copy
 import difflib
 import ipaddress
+import itertools
 import re
 import zoneinfo
 from collections.abc import Iterable, Mapping
@@ -205,6 +206,29 @@ class RestoreDrill(Strict):
     """The time, in the client's time zone."""
 
 
+class TimeBank(Strict):
+    per_month: Duration = Field(ge=0)
+    """Support time included each month for requests and small jobs beyond the included ones."""
+    rollover_months: int = Field(ge=0, le=12)
+    """How many months unused time carries over (oldest spent first); 0: none."""
+
+
+class CreditBand(Strict):
+    below: float = Field(gt=0.0, lt=100.0)
+    """A month whose uptime is below this percentage earns the band's credit."""
+    percent: float = Field(gt=0.0, le=100.0)
+    """The credit, in percent of the monthly fee."""
+
+
+class Credits(Strict):
+    bands: list[CreditBand] = Field(min_length=1)
+    """From the highest threshold down; the lowest band reached applies."""
+    cap: float = Field(gt=0.0, le=100.0)
+    """The most a month can earn, in percent of the monthly fee."""
+    claim: Literal["next_invoice", "on_request"]
+    """How a credit is paid: deducted on the next invoice, or on the client's request."""
+
+
 class SlaTier(Strict):
     uptime_target: float = Field(gt=90.0, lt=100.0)
     """The monthly uptime promised, in percent."""
@@ -214,6 +238,10 @@ class SlaTier(Strict):
     """Response and fix times per severity (e.g. critical, high, normal)."""
     small_jobs: SmallJobs
     """Small changes included in the contract."""
+    time_bank: TimeBank
+    """Support hours included each month, and how long unused hours carry over."""
+    credits: Credits
+    """Service credits owed when a month misses the uptime target."""
     failover: Failover | None = None
     """A standby restore; none: the tier has no failover."""
     restore_drill: RestoreDrill | None = None
@@ -326,6 +354,7 @@ Phone = Annotated[str, _pattern(_PHONE, 'a phone number in international format 
 WebhookUrl = Annotated[str, _pattern(_URL, "an http(s) URL")]
 Cidr = Annotated[str, BeforeValidator(_cidr)]
 TimeZone = Annotated[str, BeforeValidator(_timezone)]
+Currency = Annotated[str, _pattern(re.compile(r"^[A-Z]{3}$"), "an ISO 4217 currency code such as EUR or USD")]
 PagePath = Annotated[str, _pattern(re.compile(r"^/\S*$"), 'a path on the site starting with "/"')]
 
 
@@ -371,6 +400,13 @@ class Site(Strict):
     """The pages checked, at most the tier's pages_per_site."""
 
 
+class Fee(Strict):
+    monthly: float = Field(gt=0.0, le=1_000_000.0)
+    """The monthly fee."""
+    currency: Currency
+    """Its ISO 4217 currency code, e.g. EUR."""
+
+
 class ClientStack(Strict):
     client: ClientInfo
     """Who the client is."""
@@ -390,6 +426,8 @@ class ClientStack(Strict):
     """Shared tiers: the platform's shared host the sites run on."""
     platform_stack: str | None = None
     """Shared tiers: the platform stack's full Pulumi name, e.g. organization/carestack/platform."""
+    fee: Fee | None = None
+    """The monthly fee and its currency; optional: without it credits are shown in percent."""
 
 
 class SharedHost(Strict):
@@ -698,8 +736,38 @@ def tier_problems(tier: Tier) -> list[str]:
             problems.append(
                 f"sla.severities.{name}.fix: {severity.fix} is sooner than the response {severity.response}"
             )
+    problems.extend(_credit_problems(sla))
     if sla.restore_drill is not None and sla.failover is None:
         problems.append("sla.restore_drill: a restore drill needs a standby, but this tier has no failover")
+    return problems
+
+
+def _credit_problems(sla: SlaTier) -> list[str]:
+    """A credit table reads from the target downwards: each band lower and dearer than the one before."""
+    problems: list[str] = []
+    bands = sla.credits.bands
+    if bands[0].below > sla.uptime_target:
+        problems.append(
+            f"sla.credits.bands[0].below: {bands[0].below} is above the uptime target {sla.uptime_target}, "
+            "so a month that met the target would owe a credit; start at or below the target"
+        )
+    for index, (upper, lower) in enumerate(itertools.pairwise(bands), start=1):
+        if lower.below >= upper.below:
+            problems.append(
+                f"sla.credits.bands[{index}].below: {lower.below} is not below the previous band's {upper.below}; "
+                "list the bands from the target downwards"
+            )
+        if lower.percent <= upper.percent:
+            problems.append(
+                f"sla.credits.bands[{index}].percent: {lower.percent} is not more than the previous band's "
+                f"{upper.percent}; a lower uptime earns a larger credit"
+            )
+    for index, band in enumerate(bands):
+        if band.percent > sla.credits.cap:
+            problems.append(
+                f"sla.credits.bands[{index}].percent: {band.percent} is above the cap {sla.credits.cap}; "
+                "raise the cap or lower the band"
+            )
     return problems
 
 
