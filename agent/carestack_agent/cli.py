@@ -16,6 +16,7 @@ from .actions import init as init_action
 from .actions import prune as prune_action
 from .actions import recovery
 from .actions import restore as restore_action
+from .actions import scan as scan_action
 from .actions import status as status_action
 from .actions import update as update_action
 from .config import ConfigError, load
@@ -51,6 +52,8 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--no-database", action="store_true", help="files only")
     u = site_verb("update", "the plan's updates: snapshot, apply, probe, roll back if the site breaks")
     u.add_argument("--retry-failed", action="store_true", help="offer versions again that were rolled back before")
+    sc = site_verb("scan", "security scan: file integrity, core, known-bad patterns, database, host, versions")
+    sc.add_argument("--accept", action="store_true", help="take the current state as the known-good baseline")
     s = sub.add_parser("status", help="last result of each job per site")
     s.add_argument("--json", action="store_true")
     sub.add_parser("validate", help="check the configuration; print every error")
@@ -103,6 +106,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.verb == "update":
         retry = update_action.UpdateOptions(retry_failed=args.retry_failed)
         return _report(update_action.update(config, args.site, retry, wait=args.wait, settle=settle))
+    if args.verb == "scan":
+        return _report(scan_action.scan(config, args.site, accept=args.accept, wait=args.wait, settle=settle))
     if args.verb == "init":
         return _report(init_action.init(config, args.site, wait=args.wait, settle=settle))
     if args.verb == "restore":

@@ -139,6 +139,9 @@ class AgentSettings:
     probe_attempts: int = key(integer(1, 60), "rounds of requests before a page fails (cache warm-up)", default=4)
     probe_retry_seconds: float = key(number(0), "pause between a page's attempts", default=1.0)
     probe_timeout_seconds: float = key(number(0.1), "one request's time limit", default=10.0)
+    yara: Path = key(
+        abspath, "the yara CLI the scan's pattern check runs (Debian package yara)", default=Path("/usr/bin/yara")
+    )
     probe_min_limit_seconds: float = key(
         number(0),
         "a page's response-time limit is never below this (its baseline times probe_slowdown_limit may be "
@@ -237,6 +240,25 @@ class Updates:
 
 
 @dataclass(frozen=True, kw_only=True)
+class Scan:
+    """The security scan (`scan SITE`): where uploads live and where the vulnerability feed is."""
+
+    upload_dirs: tuple[str, ...] = key(
+        list_of(string(RELATIVE_PATH, "a path inside the site root"), non_empty=False),
+        "directories inside the root where any PHP or other executable file is a finding",
+        default=("wp-content/uploads",),
+    )
+    feed: str | None = key(
+        path_or_url,
+        "the vulnerability feed (JSON: slug, affected versions, fixed_in, reference), a path or an http(s) URL; "
+        "unset: versions are not checked",
+        default=None,
+        example="/etc/carestack/vulnerabilities.json",
+    )
+    timeout_seconds: int = key(integer(1), "a scan's deadline", default=3600)
+
+
+@dataclass(frozen=True, kw_only=True)
 class HealthCheck:
     """The pages an update probes before and after each change, one table per page; at least one when
     updates.providers is set."""
@@ -288,7 +310,7 @@ class Site:
     )
     push_tokens_file: Path | None = key(
         abspath,
-        "the push monitors' tokens, BACKUP=, PRUNE=, CHECK=, UPDATE= lines (a secret file)",
+        "the push monitors' tokens, BACKUP=, PRUNE=, CHECK=, UPDATE=, SCAN= lines (a secret file)",
         default=None,
         example="/etc/carestack/secrets/bakery-www.push.env",
     )
@@ -297,6 +319,7 @@ class Site:
     jobs: Jobs = table(plan=True)
     updates: Updates = table(plan=True)
     checks: tuple[HealthCheck, ...] = table(plan=True)
+    scan: Scan | None = table(optional=True)
 
 
 @dataclass(frozen=True)
