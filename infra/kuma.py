@@ -8,7 +8,7 @@ Desired state, from the CarePlan only (`desired_state`):
   site's first page has `expiryNotification` (the others would repeat the
   same warning, one per page; the bulk import always switches it on, so
   those others get one edit after they are created);
-- per site, one push monitor per agent job (backup, prune, check, update)
+- per site, one push monitor per agent job (backup, prune, check, update, scan)
   whose interval is the job's `push_interval_seconds` (its period plus grace):
   a job that stops reporting turns its monitor down;
 - one notification per tier channel and reachable contact (e-mail via the

@@ -18,6 +18,7 @@ CarePlan
           restore_timeout_seconds
   updates: schedule, window{weekday, start, duration_minutes}, apt_policy,
            wordpress_policy, rollback, probe_slowdown_limit, timeout_seconds
+  security: scan (schedule), scan_timeout_seconds
   monitoring: interval_seconds, retries, retry_interval_seconds, timeout_seconds,
               alert_within_seconds, channels, cert_expiry_days, maintenance (the update window)
   sites[]: id, name, domain, kind, https, url, root, linux_user, database (or None),
@@ -147,6 +148,12 @@ class UpdatePlan:
 
 
 @dataclass(frozen=True)
+class SecurityPlan:
+    scan: Schedule
+    scan_timeout_seconds: int
+
+
+@dataclass(frozen=True)
 class MonitoringPlan:
     interval_seconds: int
     retries: int
@@ -246,6 +253,7 @@ class CarePlan:
     monitoring: MonitoringPlan
     sites: tuple[SitePlan, ...]
     sla: SlaPlan
+    security: SecurityPlan
 
     def to_dict(self) -> dict[str, Any]:
         data: dict[str, Any] = _jsonable(dataclasses.asdict(self))
@@ -403,6 +411,12 @@ def update_plan(spec: ClientSpec) -> UpdatePlan:
     )
 
 
+def security_plan(spec: ClientSpec) -> SecurityPlan:
+    """When each site's security scan runs, and its deadline."""
+    scan = spec.tier.security.scan
+    return SecurityPlan(scan=recurring_schedule(scan, spec.stack.timezone), scan_timeout_seconds=scan.timeout)
+
+
 def monitoring_plan(spec: ClientSpec) -> MonitoringPlan:
     """How often Kuma checks the sites, and retries that still keep the tier's alert promise."""
     mon = spec.tier.monitoring
@@ -432,13 +446,14 @@ def hosting_plan(spec: ClientSpec) -> HostingPlan:
     )
 
 
-def site_jobs(backup: BackupPlan, updates: UpdatePlan) -> tuple[JobPlan, ...]:
+def site_jobs(backup: BackupPlan, updates: UpdatePlan, security: SecurityPlan) -> tuple[JobPlan, ...]:
     """The agent's scheduled jobs every site runs, each with its push monitor's interval."""
     return (
         _job("backup", backup.schedule, backup.timeout_seconds),
         _job("prune", backup.prune, backup.timeout_seconds),
         _job("check", backup.check, backup.timeout_seconds),
         _job("update", updates.schedule, updates.timeout_seconds),
+        _job("scan", security.scan, security.scan_timeout_seconds),
     )
 
 
@@ -510,7 +525,8 @@ def build_plan(spec: ClientSpec) -> CarePlan:
     storage = storage_plan(spec)
     backup = backup_plan(spec)
     updates = update_plan(spec)
-    sites = site_plans(spec, storage, site_jobs(backup, updates))
+    security = security_plan(spec)
+    sites = site_plans(spec, storage, site_jobs(backup, updates, security))
     return CarePlan(
         client=client_plan(spec),
         hosting=hosting_plan(spec),
@@ -520,4 +536,5 @@ def build_plan(spec: ClientSpec) -> CarePlan:
         monitoring=monitoring_plan(spec),
         sites=sites,
         sla=sla_plan(spec),
+        security=security,
     )

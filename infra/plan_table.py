@@ -37,6 +37,10 @@ def _rows(plan: CarePlan) -> list[tuple[str, str]]:
         ("integrity check", f"{_when(b.check)}, all data read every {b.check_read_data_subsets} checks"),
         ("job timeout", format_duration(b.timeout_seconds)),
         (
+            "security scan",
+            f"{_when(plan.security.scan)}, timeout {format_duration(plan.security.scan_timeout_seconds)}",
+        ),
+        (
             "bucket",
             f"{st.bucket}: versioned, old versions kept {st.noncurrent_version_days} d, "
             f"object lock {st.object_lock_days} d"

@@ -111,6 +111,16 @@ class CheckSchedule(Recurring):
     """Each check reads 1/n of the repository's data, so all of it is read every n checks."""
 
 
+class ScanSchedule(Recurring):
+    timeout: Duration = Field(gt=0)
+    """A scan running longer fails (and alerts)."""
+
+
+class SecurityTier(Strict):
+    scan: ScanSchedule
+    """When the malware and integrity scan runs on each site (also the agent's `scan` timer)."""
+
+
 class BackupTier(Strict):
     every: Literal["hourly", "daily"]
     """How often a site is backed up (its RPO)."""
@@ -259,6 +269,8 @@ class Tier(Strict):
     """The update window and what is updated."""
     monitoring: MonitoringTier
     """Page checks and alerts."""
+    security: SecurityTier
+    """The security scan."""
     sla: SlaTier
     """The promise: uptime, support, severities."""
 
@@ -694,12 +706,12 @@ def tier_problems(tier: Tier) -> list[str]:
         problems.append(
             "backup.keep: keeps no snapshot at all; set at least one of " + ", ".join(Keep.model_fields) + " above 0"
         )
-    for name in ("prune", "check"):
-        schedule: Recurring = getattr(backup, name)
+    recurring: list[tuple[str, Recurring]] = [(f"backup.{n}", getattr(backup, n)) for n in ("prune", "check")]
+    for name, schedule in [*recurring, ("security.scan", tier.security.scan)]:
         if schedule.every == "weekly" and schedule.day is None:
-            problems.append(f"backup.{name}.day: a weekly schedule needs a day ({', '.join(WEEKDAYS)})")
+            problems.append(f"{name}.day: a weekly schedule needs a day ({', '.join(WEEKDAYS)})")
         if schedule.every == "daily" and schedule.day is not None:
-            problems.append(f"backup.{name}.day: a daily schedule takes no day; remove it or use every: weekly")
+            problems.append(f"{name}.day: a daily schedule takes no day; remove it or use every: weekly")
     if tier.hosting.mode == "dedicated" and (tier.hosting.instance_type is None or tier.hosting.volume_gb is None):
         problems.append("hosting: a dedicated server needs instance_type and volume_gb")
     if tier.hosting.mode == "shared" and (tier.hosting.instance_type or tier.hosting.volume_gb):

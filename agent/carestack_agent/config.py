@@ -194,6 +194,7 @@ class Jobs:
     update_timeout_seconds: int = key(
         integer(1), "an update's deadline: the plan's update window", plan=True, example=7200
     )
+    scan_timeout_seconds: int = key(integer(1), "a security scan's deadline", plan=True, example=3600)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -255,7 +256,6 @@ class Scan:
         default=None,
         example="/etc/carestack/vulnerabilities.json",
     )
-    timeout_seconds: int = key(integer(1), "a scan's deadline", default=3600)
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -150,7 +150,7 @@ def test_plan_follows_its_tier(spec: ClientSpec) -> None:
     assert plan.updates.probe_slowdown_limit == updates["probe_slowdown_limit"]
     assert plan.hosting.mode == raw["hosting"]["mode"]
     for site in plan.sites:
-        assert [job.name for job in site.jobs] == ["backup", "prune", "check", "update"]
+        assert [job.name for job in site.jobs] == ["backup", "prune", "check", "update", "scan"]
         for job in site.jobs:
             assert job.push_interval_seconds == job.schedule.period_seconds + job.push_grace_seconds
             assert job.push_grace_seconds == (

@@ -158,7 +158,7 @@ def scan(
     config: Config, site_id: str, *, accept: bool = False, wait: bool = False, settle: Settle | None = None
 ) -> JobResult:
     site = config.site(site_id)
-    timeout = (site.scan or Scan()).timeout_seconds
+    timeout = site.jobs.scan_timeout_seconds
     body = do_accept if accept else do_scan
     # Accepting is an operator's act, not the weekly job: it pushes no heartbeat.
     return run_job(config, site_id, "scan", body, timeout=timeout, wait=wait, push=not accept, settle=settle)
