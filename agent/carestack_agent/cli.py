@@ -105,7 +105,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _report(check_action.check(config, args.site, wait=args.wait, settle=settle))
     if args.verb == "update":
         retry = update_action.UpdateOptions(retry_failed=args.retry_failed)
-        return _report(update_action.update(config, args.site, retry, wait=args.wait, settle=settle))
+        updated = update_action.update(config, args.site, retry, wait=args.wait, settle=settle)
+        if updated.ok and updated.figures.get("changes"):  # the updated site is scanned, then the new baseline
+            _report(scan_action.scan(config, args.site, after_update=True, wait=True, settle=settle))
+        return _report(updated)
     if args.verb == "scan":
         return _report(scan_action.scan(config, args.site, accept=args.accept, wait=args.wait, settle=settle))
     if args.verb == "init":

@@ -373,3 +373,24 @@ def test_the_cli_scans_and_accepts(wp_site: Callable[..., WpSite]) -> None:
     assert bad.returncode == exitcodes.FAILED and "new code file wp-content/plugins/akismet/new.php" in bad.stderr
     assert cli("scan", site.id, "--accept").returncode == 0
     assert cli("scan", site.id).returncode == 0
+
+
+def test_the_scan_after_an_update_moves_the_baseline_to_the_updated_files(wp_site: Callable[..., WpSite]) -> None:
+    site = wp_site()
+    main = site.root / "wp-content/plugins/akismet/akismet.php"
+    main.write_text(main.read_text().replace("Version: ", "Version: 99.", 1))  # what a plugin update changes
+    after = scan_action.scan(site.config(), site.id, after_update=True)
+    assert after.ok, after.message
+    assert [f["severity"] for f in site.findings()] == ["info"]
+    assert "baseline moved to the updated site" in after.message
+    assert site.scan_now().ok and site.findings() == []
+
+
+def test_the_scan_after_an_update_keeps_the_baseline_when_it_finds_an_attack(wp_site: Callable[..., WpSite]) -> None:
+    site = wp_site()
+    (site.root / "wp-content/plugins/akismet/akismet.php").write_text("<?php // updated\n")
+    (site.root / "wp-content/uploads/2026/11/up.php").write_text("<?php echo 1;\n")
+    after = scan_action.scan(site.config(), site.id, after_update=True)
+    assert not after.ok and "baseline moved" not in after.message
+    again = site.scan_now()
+    only(site, again, "integrity", "high", "wp-content/plugins/akismet/akismet.php")  # still reported

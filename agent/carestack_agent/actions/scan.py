@@ -3,7 +3,9 @@
 Every check in `scan.all_checks()` looks at the site and compares with the
 baseline under <state_dir>/scan/<site>/ (root-only, 0600): every file's path,
 size, mode, owner and sha256, and the database facts. The first scan of a site
-without a baseline takes one (the site as onboarded) and says so.
+without a baseline takes one (the site as onboarded) and says so; the scan the
+CLI runs right after a successful update moves the baseline on to the updated
+files unless anything critical or high is found.
 Critical or high findings fail the job, so its heartbeat pushes the SCAN
 monitor down with a summary; every finding goes to the journal's end record and
 the last full result to <state_dir>/scan/<site>/last.json. A check that could
@@ -13,6 +15,8 @@ never claimed for a check that did not run.
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import logging
 import time
 from collections import Counter
@@ -120,7 +124,10 @@ def do_accept(ctx: Context) -> str:
     return f"baseline taken: {len(files)} files{extra}"
 
 
-def do_scan(ctx: Context) -> str:
+def do_scan(ctx: Context, *, after_update: bool = False) -> str:
+    """The scan; `after_update`: file changes are the update's (info), and the baseline moves on to them
+    unless another check raised something critical or high (then the old baseline stays, so the changes
+    are reported again until an operator looks)."""
     baseline = load_baseline(ctx.config, ctx.site.id)
     site = scan_site(ctx.config, ctx.site.id, walk(ctx, trust_cache=True))
     findings: list[Finding] = []
@@ -132,13 +139,15 @@ def do_scan(ctx: Context) -> str:
         except CheckError as e:
             failed.append(f"{check.name}: {e}")
             continue
+        if after_update and check.name == "integrity":
+            found = [dataclasses.replace(f, severity="info", message=f"after the update: {f.message}") for f in found]
         findings += found
         ctx.figures[f"{check.name}_seconds"] = round(time.monotonic() - started, 3)
     findings = rank(findings)
     note = ""
-    if baseline is None and not failed and not any(f.severity in ALARMING for f in findings):
+    if (baseline is None or after_update) and not failed and not any(f.severity in ALARMING for f in findings):
         take_baseline(ctx, site)
-        note = "; no baseline yet: took one now"
+        note = "; baseline moved to the updated site" if baseline else "; no baseline yet: took one now"
     counts = Counter(f.severity for f in findings)
     ctx.figures.update({s: counts[s] for s in SEVERITIES})
     ctx.figures["findings"] = [f.to_json() for f in findings[:JOURNALED]]
@@ -155,10 +164,16 @@ def do_scan(ctx: Context) -> str:
 
 
 def scan(
-    config: Config, site_id: str, *, accept: bool = False, wait: bool = False, settle: Settle | None = None
+    config: Config,
+    site_id: str,
+    *,
+    accept: bool = False,
+    after_update: bool = False,
+    wait: bool = False,
+    settle: Settle | None = None,
 ) -> JobResult:
     site = config.site(site_id)
     timeout = site.jobs.scan_timeout_seconds
-    body = do_accept if accept else do_scan
+    body = do_accept if accept else functools.partial(do_scan, after_update=after_update)
     # Accepting is an operator's act, not the weekly job: it pushes no heartbeat.
     return run_job(config, site_id, "scan", body, timeout=timeout, wait=wait, push=not accept, settle=settle)
