@@ -15,6 +15,8 @@ APT_PACKAGES=(
   systemd-container debootstrap iproute2 iptables apt-cacher-ng openssh-client
   # the agent's real parts, used by its tests on this machine
   restic mariadb-server mariadb-client python3-pexpect
+  # the security scan's pattern check, and a real WordPress (with the lab's theme) its tests scan
+  yara wordpress wordpress-theme-twentytwentythree
   # Uptime Kuma from npm: its sqlite binding is compiled here (no prebuilt download)
   build-essential
   # tooling
