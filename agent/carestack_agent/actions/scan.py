@@ -72,6 +72,7 @@ def scan_site(config: Config, site_id: str, files: dict[str, dict[str, object]])
         id=site.id, domain=site.domain, root=site.root, kind=site.kind, upload_dirs=settings.upload_dirs,
         database=db, mariadb=config.agent.mariadb, yara=config.agent.yara, rules_dir=RULES_DIR,
         feed=settings.feed, other_roots=others, files=files, nice=config.agent.nice,
+        cache_dir=scan_dir(config, site_id),
     )  # fmt: skip
 
 
@@ -128,8 +129,9 @@ def do_scan(ctx: Context, *, after_update: bool = False) -> str:
     """The scan; `after_update`: file changes are the update's (info), and the baseline moves on to them
     unless another check raised something critical or high (then the old baseline stays, so the changes
     are reported again until an operator looks)."""
-    baseline = load_baseline(ctx.config, ctx.site.id)
+    # Walk first, then load the baseline: the hash cache is freed before the baseline is read (peak memory).
     site = scan_site(ctx.config, ctx.site.id, walk(ctx, trust_cache=True))
+    baseline = load_baseline(ctx.config, ctx.site.id)
     findings: list[Finding] = []
     failed: list[str] = []
     for check in all_checks():

@@ -80,6 +80,7 @@ class ScanSite:
     other_roots: tuple[Path, ...]  # the other sites' roots on this host (their owners must not own our files)
     files: dict[str, dict[str, Any]]  # the current inventory (files.inventory), walked once per scan
     nice: int = 10
+    cache_dir: Path | None = None  # where checks may keep what a rescan can reuse (root-only)
 
 
 @dataclass

@@ -1,5 +1,6 @@
 """Known-bad patterns: this project's YARA rules (rules/*.yar) run by the `yara` CLI over the site root.
 
+Only the site's inventoried regular files are scanned, each content once per rule set (see run_yara).
 Each rule's meta says its severity, its plain-language line and its scope:
 `all` (any file), `themes` (files under wp-content/themes) or `htaccess`
 (.htaccess and .user.ini). The CLI (Debian's `yara`) keeps the agent
@@ -10,12 +11,15 @@ in .htaccess to the site's own domain is not a finding.
 
 from __future__ import annotations
 
+import hashlib
 import re
 import subprocess
+import tempfile
 from pathlib import Path
 from urllib.parse import urlsplit
 
 from .base import Baseline, CheckError, Finding, ScanSite
+from .files import read_json, write_private
 
 NAME = "patterns"
 RULES_DIR = Path(__file__).with_name("rules")
@@ -33,10 +37,13 @@ def rule_files(rules_dir: Path) -> list[Path]:
     return files
 
 
-def run_yara(site: ScanSite) -> list[tuple[str, dict[str, str], str, list[str]]]:
-    """(rule, meta, path, matched strings) of every match under the site root."""
-    argv = ["nice", "-n", str(site.nice), str(site.yara), "-w", "-r", "-N", "-m", "-s", "-p", "1",
-            f"--skip-larger={SKIP_LARGER}", *map(str, rule_files(site.rules_dir)), str(site.root)]  # fmt: skip
+Match = tuple[str, dict[str, str], str, list[str]]  # rule, meta, absolute path, matched strings
+
+
+def _yara(site: ScanSite, targets: list[str], *, scan_list: Path | None) -> list[Match]:
+    argv = ["nice", "-n", str(site.nice), str(site.yara), "-w", "-N", "-m", "-s", "-p", "1",
+            *map(str, rule_files(site.rules_dir))]  # fmt: skip
+    argv += ["--scan-list", str(scan_list)] if scan_list else targets
     try:
         proc = subprocess.run(argv, capture_output=True, timeout=3600, env={"PATH": "/usr/bin:/bin", "LANG": "C"})
     except FileNotFoundError:
@@ -46,13 +53,67 @@ def run_yara(site: ScanSite) -> list[tuple[str, dict[str, str], str, list[str]]]
     if proc.returncode != 0:
         tail = proc.stderr.decode(errors="replace").strip().splitlines()[-1:] or [""]
         raise CheckError(f"yara exited with status {proc.returncode}: {tail[0]}")
-    out: list[tuple[str, dict[str, str], str, list[str]]] = []
+    out: list[Match] = []
     for line in proc.stdout.decode(errors="replace").splitlines():
         if m := HEADER.match(line):
             out.append((m["rule"], dict(META.findall(m["meta"])), m["path"], []))
         elif (s := STRING.match(line)) and out:
             out[-1][3].append(s["data"])
     return out
+
+
+def rules_digest(site: ScanSite) -> str:
+    h = hashlib.sha256(str(site.yara).encode())
+    for path in rule_files(site.rules_dir):
+        h.update(path.name.encode() + b"\0" + path.read_bytes())
+    return h.hexdigest()
+
+
+def run_yara(site: ScanSite) -> list[tuple[str, dict[str, str], str, list[str]]]:
+    """(rule, meta, relative path, matched strings) of every match among the site's files.
+
+    A file's verdict is kept by its sha256 under the rule set's digest: a rescan runs yara only on
+    content it has not judged with these rules (new or changed files), so an unchanged site costs a
+    walk, not a read of every byte. What this trusts: the inventory's sha256 (see files.py).
+    """
+    digest = rules_digest(site)
+    cache_path = site.cache_dir / "patterns.json" if site.cache_dir else None
+    cached = read_json(cache_path) if cache_path else None
+    if not isinstance(cached, dict) or cached.get("rules") != digest:
+        cached = {"rules": digest, "clean": [], "matched": {}}
+    clean: set[str] = set(cached["clean"])
+    matched: dict[str, list[Match]] = {k: [tuple(m) for m in v] for k, v in cached["matched"].items()}
+    todo: dict[str, str] = {}  # absolute path -> sha256
+    wanted: dict[str, list[str]] = {}  # sha256 -> relative paths carrying it
+    for rel, rec in site.files.items():
+        sha = rec.get("sha256")
+        if not sha or rec["size"] > SKIP_LARGER:
+            continue
+        wanted.setdefault(sha, []).append(rel)
+        if sha not in clean and sha not in matched:
+            todo[str(site.root / rel)] = sha
+    if todo:
+        listed = [p for p in todo if "\n" not in p]
+        odd = [p for p in todo if "\n" in p]  # a name yara's list file cannot carry: scanned one by one
+        found: list[Match] = []
+        with tempfile.NamedTemporaryFile("w", suffix=".list", dir=site.cache_dir) as f:
+            f.write("".join(p + "\n" for p in listed))
+            f.flush()
+            if listed:
+                found += _yara(site, [], scan_list=Path(f.name))
+        for p in odd:
+            found += _yara(site, [p], scan_list=None)
+        for rule, meta, path, strings in found:
+            sha = todo.get(path)
+            if sha is not None:
+                matched.setdefault(sha, []).append((rule, meta, "", strings))
+        clean |= {sha for sha in todo.values() if sha not in matched}
+    if cache_path:
+        keep = wanted.keys()
+        write_private(cache_path, {"rules": digest, "clean": sorted(clean & keep),
+                                   "matched": {k: v for k, v in matched.items() if k in keep}})  # fmt: skip
+    return [(rule, meta, rel, strings) for sha, ms in matched.items() if sha in wanted
+            for rel in wanted[sha] for rule, meta, _, strings in ms]  # fmt: skip
 
 
 def _in_scope(scope: str, rel: str) -> bool:
@@ -75,9 +136,7 @@ class KnownBadPatterns:
 
     def run(self, site: ScanSite, baseline: Baseline | None) -> list[Finding]:
         out: list[Finding] = []
-        root = str(site.root).rstrip("/") + "/"
-        for rule, meta, path, matched in run_yara(site):
-            rel = path[len(root) :].lstrip("/") if path.startswith(root) else path
+        for rule, meta, rel, matched in run_yara(site):
             if not _in_scope(meta.get("scope", "all"), rel):
                 continue
             message = meta.get("description", rule)
