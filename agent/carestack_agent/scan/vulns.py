@@ -30,7 +30,7 @@ from .core import wp_version
 
 NAME = "vulns"
 TYPES = ("plugin", "theme", "core")
-CONSTRAINT = re.compile(r"^(<=|>=|<|>|=|==)?([0-9A-Za-z.+_-]+)$")
+CONSTRAINT = re.compile(r"^(<=|>=|<|>|==|=)?([0-9][0-9A-Za-z.+_-]*)$")
 HEADER = re.compile(r"^[ \t/*#@]*{}:(.*)$", re.M | re.I)
 
 
