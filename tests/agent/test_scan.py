@@ -11,7 +11,7 @@ import shutil
 import subprocess
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -79,6 +79,7 @@ class WpSite:
     mariadb: MariaDB
     scan: dict[str, Any]
     push: PushRecorder | None = None
+    exclude: list[str] = field(default_factory=list)
 
     def write_config(self) -> Path:
         secrets = self.config_path.parent / "secrets"
@@ -88,7 +89,7 @@ class WpSite:
             "repository": str(self.config_path.parent / "repo"), "password_file": str(secrets / "restic-password"),
             "database": {"name": self.db, "socket": str(self.mariadb.socket)},
             "retention": PLAN_RETENTION | {"keep_daily": 7}, "jobs": PLAN_JOBS, "updates": PLAN_UPDATES,
-            "checks": [], "scan": self.scan, "exclude": [],
+            "checks": [], "scan": self.scan, "exclude": self.exclude,
         }  # fmt: skip
         if self.push is not None:
             write_secret(secrets / "push.env", "SCAN=tok-scan-321\n")
@@ -394,3 +395,18 @@ def test_the_scan_after_an_update_keeps_the_baseline_when_it_finds_an_attack(wp_
     assert not after.ok and "baseline moved" not in after.message
     again = site.scan_now()
     only(site, again, "integrity", "high", "wp-content/plugins/akismet/akismet.php")  # still reported
+
+
+def test_files_in_the_sites_caches_are_not_changes_but_code_there_is_still_judged(
+    wp_site: Callable[..., WpSite],
+) -> None:
+    site = wp_site()
+    site.exclude = [f"{site.root}/wp-content/cache"]  # the plan's backup excludes for WordPress
+    cache = site.root / "wp-content/cache/page"
+    cache.mkdir(parents=True)
+    (cache / "index-https.php").write_text("<?php exit; ?><html><body>cached page</body></html>\n")
+    assert site.scan_now().ok and site.findings() == []
+    (cache / "x.php").write_text("<?php eval(base64_decode('ZWNobyAx'));\n")
+    result = site.scan_now()
+    only(site, result, "patterns", "critical", "wp-content/cache/page/x.php")
+    assert found(site, "integrity") == []

@@ -59,6 +59,16 @@ def hashes_file(config: Config, site_id: str) -> Path:
     return scan_dir(config, site_id) / "hashes.json"
 
 
+def regenerated(root: Path, exclude: tuple[str, ...]) -> tuple[str, ...]:
+    """The site's backup excludes that are plain directories inside its root (caches), as relative prefixes."""
+    out = []
+    for pattern in exclude:
+        path = Path(pattern)
+        if path.is_absolute() and path.is_relative_to(root) and not any(c in pattern for c in "*?["):
+            out.append(str(path.relative_to(root)).rstrip("/") + "/")
+    return tuple(p for p in out if p != "./")
+
+
 def scan_site(config: Config, site_id: str, files: dict[str, dict[str, object]]) -> ScanSite:
     site = config.site(site_id)
     settings = site.scan or Scan()
@@ -72,7 +82,7 @@ def scan_site(config: Config, site_id: str, files: dict[str, dict[str, object]])
         id=site.id, domain=site.domain, root=site.root, kind=site.kind, upload_dirs=settings.upload_dirs,
         database=db, mariadb=config.agent.mariadb, yara=config.agent.yara, rules_dir=RULES_DIR,
         feed=settings.feed, other_roots=others, files=files, nice=config.agent.nice,
-        cache_dir=scan_dir(config, site_id),
+        cache_dir=scan_dir(config, site_id), regenerated=regenerated(site.root, site.exclude),
     )  # fmt: skip
 
 

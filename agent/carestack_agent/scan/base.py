@@ -81,6 +81,7 @@ class ScanSite:
     files: dict[str, dict[str, Any]]  # the current inventory (files.inventory), walked once per scan
     nice: int = 10
     cache_dir: Path | None = None  # where checks may keep what a rescan can reuse (root-only)
+    regenerated: tuple[str, ...] = ()  # directories (relative, ending in /) the site rebuilds itself: caches
 
 
 @dataclass

@@ -20,7 +20,10 @@ class FileIntegrity:
         if baseline is None:
             return []  # the scan takes the first baseline itself and says so in its summary
         out: list[Finding] = []
-        before, now = baseline.files, site.files
+        # Caches come and go between scans (the site's backup excludes them too); the other checks still
+        # look inside them, so code dropped into a cache is found by what it is, not by being new.
+        before = {k: v for k, v in baseline.files.items() if not k.startswith(site.regenerated)}
+        now = {k: v for k, v in site.files.items() if not k.startswith(site.regenerated)}
         for rel in sorted(now.keys() - before.keys()):
             code = is_executable(rel)
             out.append(Finding(NAME, "high" if code else "info", f"new {'code ' if code else ''}file {rel}", rel))
