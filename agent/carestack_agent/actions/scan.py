@@ -39,7 +39,7 @@ from ..scan.base import (
     rank,
     table_prefix,
 )
-from ..scan.files import inventory, read_json, write_private
+from ..scan.files import cache_of, inventory, read_json, write_private
 from ..scan.patterns import RULES_DIR
 
 log = logging.getLogger("carestack_agent.scan")
@@ -102,7 +102,7 @@ def walk(ctx: Context, *, trust_cache: bool) -> dict[str, dict[str, object]]:
     cached = read_json(hashes_file(ctx.config, ctx.site.id)) if trust_cache else None
     started = time.monotonic()
     files, hashed = inventory(ctx.site.root, cached if isinstance(cached, dict) else None)
-    write_private(hashes_file(ctx.config, ctx.site.id), files)
+    write_private(hashes_file(ctx.config, ctx.site.id), cache_of(files))
     ctx.figures.update(files=len(files), hashed=hashed, walk_seconds=round(time.monotonic() - started, 3))
     return files
 

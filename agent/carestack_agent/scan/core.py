@@ -63,8 +63,8 @@ def reference(
     own = _md5sums(dpkg_info / f"{PACKAGE}.md5sums")
     if not own:
         return None, {}
-    everything: dict[str, str] | None = None
     sums: dict[str, str] = {}
+    elsewhere: dict[str, list[str]] = {}  # a link's target outside the package -> the core paths copied from it
     for dirpath, _, filenames in os.walk(package_root, followlinks=True):
         for name in filenames:
             path = os.path.join(dirpath, name)
@@ -75,12 +75,17 @@ def reference(
             if real in own:
                 sums[rel] = own[real]
                 continue
-            if everything is None:
-                everything = {}
-                for other in sorted(dpkg_info.glob("*.md5sums")):
-                    everything.update(_md5sums(other))
-            if real in everything:
-                sums[rel] = everything[real]
+            elsewhere.setdefault(real, []).append(rel)
+    if elsewhere:  # read every package's sums line by line, keeping only the targets (memory: not all of dpkg)
+        for other in sorted(dpkg_info.glob("*.md5sums")):
+            try:
+                with open(other, errors="replace") as f:
+                    for line in f:
+                        digest, _, name = line.rstrip("\n").partition("  ")
+                        for rel in elsewhere.get("/" + name, ()):
+                            sums[rel] = digest
+            except OSError:
+                continue
     return wp_version(package_root), sums
 
 
