@@ -53,9 +53,9 @@ from infra.kuma import (  # noqa: E402
     sync,
 )
 from infra.kuma_client import KumaLogin, connect  # noqa: E402
-from infra.lab import alert_receiver, kuma_server  # noqa: E402
 from infra.plan import CarePlan, build_plan  # noqa: E402
 from infra.spec import STACKS_DIR, ClientSpec, carestack_config, parse_stack  # noqa: E402
+from lab import alert_receiver, kuma_server  # noqa: E402
 
 KEYWORD = "Bench site"
 MONITORS_PER_SITE = 5  # one page and four agent jobs

@@ -9,10 +9,10 @@ from collections.abc import Callable
 from pathlib import Path
 
 from infra import configure, monitors_cli
-from infra.lab import cli as lab_cli
 from infra.plan import build_plan
 from infra.plan_table import render
 from infra.spec import ClientSpec, SpecError, load_catalog, load_stack
+from lab import cli as lab_cli
 
 
 def _validate(args: argparse.Namespace) -> int:

@@ -38,7 +38,7 @@ sys.path.insert(0, str(ROOT / "agent"))
 
 from carestack_agent import config as agent_config  # noqa: E402
 
-from infra.lab import s3 as lab_s3  # noqa: E402
+from lab import s3 as lab_s3  # noqa: E402
 
 RESTIC = shutil.which("restic") or "/usr/bin/restic"
 PASSWORD = "correct horse battery staple"

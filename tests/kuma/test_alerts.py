@@ -17,7 +17,7 @@ import pytest
 from infra.alerting import lab_alerting
 from infra.kuma import MIN_INTERVAL_SECONDS, desired_state, monitor_states, sync
 from infra.kuma_client import KumaSession, connect
-from infra.lab.alert_receiver import Alert
+from lab.alert_receiver import Alert
 from tests.kuma.conftest import Kuma, Receiver
 from tests.kuma.support import client_plan, fast_monitoring, first_alert, local_site, owned, wait_until
 

@@ -27,10 +27,10 @@ import pytest
 from infra.alerting import lab_alerting, recipients
 from infra.kuma import MIN_INTERVAL_SECONDS, SyncResult, desired_state, monitor_states, nothing_desired, sync
 from infra.kuma_client import KumaLogin, connect
-from infra.lab.alert_receiver import Alert, read_alerts
-from infra.lab.kuma_server import read_credentials
-from infra.lab.state import LabClient, LabState
 from infra.plan import CarePlan
+from lab.alert_receiver import Alert, read_alerts
+from lab.kuma_server import read_credentials
+from lab.state import LabClient, LabState
 from tests.kuma.support import fast_monitoring, first_alert, wait_until
 
 pytestmark = pytest.mark.lab

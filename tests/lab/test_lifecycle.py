@@ -18,13 +18,13 @@ from pathlib import Path
 
 import pytest
 
-from infra.lab import hosts, procs
-from infra.lab.config import LabConfig, load_config
-from infra.lab.down import lab_down
-from infra.lab.footprint import footprint, lab_processes
-from infra.lab.state import LabState
-from infra.lab.up import lab_up
 from infra.spec import example_stacks
+from lab import hosts, procs
+from lab.config import LabConfig, load_config
+from lab.down import lab_down
+from lab.footprint import footprint, lab_processes
+from lab.state import LabState
+from lab.up import lab_up
 
 pytestmark = pytest.mark.lab
 

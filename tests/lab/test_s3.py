@@ -9,7 +9,7 @@ import pytest
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
-from infra.lab.state import LabState
+from lab.state import LabState
 
 pytestmark = pytest.mark.lab
 

@@ -18,8 +18,8 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from infra.lab import cgroups, network, procs
-from infra.lab.config import LabConfig
+from lab import cgroups, network, procs
+from lab.config import LabConfig
 
 _IPV4 = re.compile(rb"(?<![\d.])(\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3})(?![\d])")
 

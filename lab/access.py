@@ -17,8 +17,8 @@ from pathlib import Path
 
 import yaml
 
-from infra.lab.config import LabConfig
-from infra.lab.system import run
+from lab.config import LabConfig
+from lab.system import run
 
 KEY_NAME = "id_ed25519"
 

@@ -20,8 +20,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from infra.lab.config import LabConfig
-from infra.lab.system import ip_json, mounted, run
+from lab.config import LabConfig
+from lab.system import ip_json, mounted, run
 
 NETNS_DIR = Path("/run/netns")
 # A carestack lab's jump rule (`-i csbr0 -j CSBR0-FWD`): it only concerns that lab's bridge.

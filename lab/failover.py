@@ -25,15 +25,15 @@ from dataclasses import dataclass
 from typing import Any, TextIO
 
 from infra.ansible_vars import Client
-from infra.lab import onboard
-from infra.lab.config import LabConfig
-from infra.lab.errors import LabError
-from infra.lab.lock import exclusive
-from infra.lab.placement import PlacedClient
-from infra.lab.progress import Progress
-from infra.lab.state import LabState
-from infra.lab.status import fetch_page
 from infra.plan import CarePlan
+from lab import onboard
+from lab.config import LabConfig
+from lab.errors import LabError
+from lab.lock import exclusive
+from lab.placement import PlacedClient
+from lab.progress import Progress
+from lab.state import LabState
+from lab.status import fetch_page
 
 RESTORE_TIMEOUT = 1800
 PAGE_ATTEMPTS = 10  # PHP-FPM and opcache may take a few seconds after the swap

@@ -15,10 +15,10 @@ import urllib.request
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from infra.lab import procs
-from infra.lab.config import LabConfig
-from infra.lab.errors import LabError
-from infra.lab.mirror import DebianMirror
+from lab import procs
+from lab.config import LabConfig
+from lab.errors import LabError
+from lab.mirror import DebianMirror
 
 SUPPORT_DIR = Path("/usr/lib/apt-cacher-ng")
 

@@ -16,17 +16,17 @@ from pathlib import Path
 from typing import TextIO
 
 from infra import agent_config
-from infra.lab import access, aptproxy, hosts, image, network, onboard, procs, servers, services, storage, system
-from infra.lab.config import LabConfig, save_config
-from infra.lab.errors import LabError
-from infra.lab.lock import exclusive
-from infra.lab.mirror import DebianMirror, debian_mirror
-from infra.lab.placement import Placement, place
-from infra.lab.progress import Progress
-from infra.lab.s3 import running as s3_running
-from infra.lab.state import LabClient, LabHost, LabState
-from infra.lab.status import render_summary, summary
 from infra.spec import example_stacks
+from lab import access, aptproxy, hosts, image, network, onboard, procs, servers, services, storage, system
+from lab.config import LabConfig, save_config
+from lab.errors import LabError
+from lab.lock import exclusive
+from lab.mirror import DebianMirror, debian_mirror
+from lab.placement import Placement, place
+from lab.progress import Progress
+from lab.s3 import running as s3_running
+from lab.state import LabClient, LabHost, LabState
+from lab.status import render_summary, summary
 
 
 def service_ports(config: LabConfig) -> list[int]:

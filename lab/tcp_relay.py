@@ -1,6 +1,6 @@
 """A TCP relay: accept on one address, forward each connection to another.
 
-    python -m infra.lab.tcp_relay 10.77.0.1:3001 127.0.0.1:3001
+    python -m lab.tcp_relay 10.77.0.1:3001 127.0.0.1:3001
 
 Lets a service that listens on a single address (Uptime Kuma on loopback) be
 reached on a second one (the lab bridge) without binding 0.0.0.0. Bytes are
@@ -66,7 +66,7 @@ def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     try:
         if len(args) != 2:
-            raise ValueError("usage: python -m infra.lab.tcp_relay LISTEN_HOST:PORT TARGET_HOST:PORT")
+            raise ValueError("usage: python -m lab.tcp_relay LISTEN_HOST:PORT TARGET_HOST:PORT")
         listen, target = _address(args[0]), _address(args[1])
         asyncio.run(relay(listen, target))
     except (ValueError, OSError) as exc:

@@ -1,4 +1,4 @@
-"""infra/lab/s3.py against a real moto server: lifecycle, IAM enforcement, scoped credentials, object lock."""
+"""lab/s3.py against a real moto server: lifecycle, IAM enforcement, scoped credentials, object lock."""
 
 from __future__ import annotations
 
@@ -17,10 +17,10 @@ from botocore.config import Config
 from botocore.exceptions import ClientError
 
 from infra import agent_config
-from infra.lab import s3
-from infra.lab.config import LabConfig
-from infra.lab.storage import s3_dir
-from infra.lab.up import _outlived_s3
+from lab import s3
+from lab.config import LabConfig
+from lab.storage import s3_dir
+from lab.up import _outlived_s3
 
 pytestmark = pytest.mark.agent
 

@@ -31,13 +31,13 @@ from infra.ansible_vars import Client, ClientSecrets, HostAccess, Realization
 from infra.configure import AGENT_DIR, ANSIBLE_DIR, ConvergeResult, converge
 from infra.kuma import desired_state, sync
 from infra.kuma_client import KumaLogin, connect
-from infra.lab import status
-from infra.lab.config import LabConfig
-from infra.lab.errors import LabError
-from infra.lab.placement import PlacedClient
-from infra.lab.state import LabState, write_secret
+from lab import status
+from lab.config import LabConfig
+from lab.errors import LabError
+from lab.placement import PlacedClient
+from lab.state import LabState, write_secret
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[1]
 # The code whose change means a server must be converged again.
 CONVERGE_SOURCES = (
     ANSIBLE_DIR,

@@ -1,4 +1,4 @@
-"""The lab's S3 side per client: its bucket and scoped user (via `infra.lab.s3`), its restic password.
+"""The lab's S3 side per client: its bucket and scoped user (via `lab.s3`), its restic password.
 
 The S3 server listens on the bridge address, so one endpoint URL serves this
 machine and the servers alike. Buckets and users are created first, then IAM
@@ -17,10 +17,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from infra.lab import procs, s3
-from infra.lab.config import LabConfig
-from infra.lab.placement import PlacedClient
-from infra.lab.state import write_secret
+from lab import procs, s3
+from lab.config import LabConfig
+from lab.placement import PlacedClient
+from lab.state import write_secret
 
 
 @dataclass(frozen=True)

@@ -14,13 +14,13 @@ import sys
 from concurrent.futures import ThreadPoolExecutor
 from typing import TextIO
 
-from infra.lab import access, aptproxy, hosts, network, procs, servers, services, storage
-from infra.lab.config import LabConfig
-from infra.lab.errors import LabError
-from infra.lab.footprint import footprint
-from infra.lab.lock import LOCK_FILE, exclusive
-from infra.lab.progress import Progress
-from infra.lab.system import require_root
+from lab import access, aptproxy, hosts, network, procs, servers, services, storage
+from lab.config import LabConfig
+from lab.errors import LabError
+from lab.footprint import footprint
+from lab.lock import LOCK_FILE, exclusive
+from lab.progress import Progress
+from lab.system import require_root
 
 
 def _remove_state(config: LabConfig, keep_image: bool) -> None:

@@ -12,7 +12,7 @@ PID and log when there is one.
 Two addresses, one port: Kuma 2.0.0-dev.0 calls `httpServer.listen(port, host)`
 once (server/server.js), so it listens on exactly one address or on all of
 them. It listens on loopback (tests, the CLI, the sync); with `bridge_host`
-a small TCP relay (`infra.lab.tcp_relay`) listens on the bridge address and
+a small TCP relay (`lab.tcp_relay`) listens on the bridge address and
 the same port, so the lab servers' push heartbeats arrive without binding
 0.0.0.0.
 
@@ -38,9 +38,9 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
-from infra.lab import procs
-from infra.lab.errors import LabError
-from infra.lab.state import write_secret
+from lab import procs
+from lab.errors import LabError
+from lab.state import write_secret
 
 KUMA_PACKAGE = "uptime-kuma"
 KUMA_VERSION = "2.0.0-dev.0"
@@ -280,10 +280,10 @@ def start(
 def _start_relay(state_dir: Path, listen_host: str, port: int, target_host: str) -> None:
     log = state_dir / RELAY_LOG_FILE
     record = procs.spawn(
-        [sys.executable, "-m", "infra.lab.tcp_relay", f"{listen_host}:{port}", f"{target_host}:{port}"],
+        [sys.executable, "-m", "lab.tcp_relay", f"{listen_host}:{port}", f"{target_host}:{port}"],
         pid_file=state_dir / RELAY_PID_FILE,
         log_file=log,
-        cwd=Path(__file__).resolve().parents[2],  # the repository root, where `infra` imports from
+        cwd=Path(__file__).resolve().parents[1],  # the repository root, where `lab` and `infra` import from
     )
     deadline = time.monotonic() + 10
     while not _answers(listen_host, port):
@@ -352,10 +352,10 @@ def ensure_admin(server: KumaServer, state_dir: Path, username: str = ADMIN_USER
 
 
 def main(argv: list[str] | None = None) -> int:
-    """`python -m infra.lab.kuma_server install [CACHE_DIR]`: the setup script's install step."""
+    """`python -m lab.kuma_server install [CACHE_DIR]`: the setup script's install step."""
     args = sys.argv[1:] if argv is None else argv
     if not args or args[0] != "install" or len(args) > 2:
-        print("usage: python -m infra.lab.kuma_server install [CACHE_DIR]", file=sys.stderr)
+        print("usage: python -m lab.kuma_server install [CACHE_DIR]", file=sys.stderr)
         return 2
     try:
         print(ensure_installed(Path(args[1]) if len(args) == 2 else None))

@@ -11,8 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from infra.lab import alert_receiver, kuma_server, procs
-from infra.lab.config import LabConfig
+from lab import alert_receiver, kuma_server, procs
+from lab.config import LabConfig
 
 
 @dataclass(frozen=True)

@@ -8,15 +8,15 @@ import sys
 from dataclasses import fields
 from pathlib import Path
 
-from infra.lab import kuma_server
-from infra.lab.config import STATE_DIR_ENV, LabConfig, load_config
-from infra.lab.down import lab_down
-from infra.lab.errors import LabError
-from infra.lab.failover import failover
-from infra.lab.state import LabState
-from infra.lab.status import render_summary, summary
-from infra.lab.system import require_root
-from infra.lab.up import lab_up
+from lab import kuma_server
+from lab.config import STATE_DIR_ENV, LabConfig, load_config
+from lab.down import lab_down
+from lab.errors import LabError
+from lab.failover import failover
+from lab.state import LabState
+from lab.status import render_summary, summary
+from lab.system import require_root
+from lab.up import lab_up
 
 
 def _up(args: argparse.Namespace) -> int:

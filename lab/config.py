@@ -15,7 +15,7 @@ from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
-from infra.lab.errors import LabError
+from lab.errors import LabError
 
 DEFAULT_STATE_DIR = Path("/var/lib/carestack-lab")
 STATE_DIR_ENV = "CARESTACK_LAB_DIR"

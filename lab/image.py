@@ -17,9 +17,9 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from infra.lab.config import LabConfig
-from infra.lab.errors import LabError
-from infra.lab.mirror import DebianMirror
+from lab.config import LabConfig
+from lab.errors import LabError
+from lab.mirror import DebianMirror
 
 PACKAGES = (
     "systemd-sysv",

@@ -23,14 +23,14 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from infra.kuma import monitor_states, status_page_slug
 from infra.kuma_client import KumaError, KumaLogin, connect
-from infra.lab import aptproxy, hosts
-from infra.lab import services as lab_services
-from infra.lab.alert_receiver import read_alerts
-from infra.lab.config import LabConfig, load_config
-from infra.lab.s3 import running as s3_running
-from infra.lab.state import LabClient, LabState
-from infra.lab.storage import s3_dir
 from infra.plan import SitePlan
+from lab import aptproxy, hosts
+from lab import services as lab_services
+from lab.alert_receiver import read_alerts
+from lab.config import LabConfig, load_config
+from lab.s3 import running as s3_running
+from lab.state import LabClient, LabState
+from lab.storage import s3_dir
 
 HTTP_TIMEOUT = 3.0
 LATEST_ALERTS = 5

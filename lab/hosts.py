@@ -23,11 +23,11 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
-from infra.lab import cgroups, procs, system
-from infra.lab.config import LabConfig
-from infra.lab.errors import LabError
-from infra.lab.network import HostLink, netns_path
-from infra.lab.system import run
+from lab import cgroups, procs, system
+from lab.config import LabConfig
+from lab.errors import LabError
+from lab.network import HostLink, netns_path
+from lab.system import run
 
 # nspawn's exit code when the guest asked for a reboot
 REBOOT_EXIT = 133

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from infra.lab.errors import LabError
+from lab.errors import LabError
 
 # tool -> the Debian package that provides it
 REQUIRED_TOOLS = {

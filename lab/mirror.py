@@ -11,7 +11,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from infra.lab.errors import LabError
+from lab.errors import LabError
 
 SOURCES_DIR = Path("/etc/apt")
 

@@ -11,9 +11,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from infra.lab.errors import LabError
 from infra.plan import CarePlan, build_plan
 from infra.spec import ClientSpec, PlatformSpec, SpecError, load_catalog, load_stack
+from lab.errors import LabError
 
 
 @dataclass(frozen=True)

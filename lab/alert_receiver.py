@@ -34,8 +34,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from infra.lab import procs
-from infra.lab.errors import LabError
+from lab import procs
+from lab.errors import LabError
 
 ALERTS_FILE = "alerts.jsonl"
 PID_FILE = "alert-receiver.pid"
@@ -177,10 +177,10 @@ def start(state_dir: Path, host: str = "127.0.0.1", port: int = 9099, timeout: f
     stop(state_dir)
     log = state_dir / LOG_FILE
     record = procs.spawn(
-        [sys.executable, "-m", "infra.lab.alert_receiver", str(state_dir), f"{host}:{port}"],
+        [sys.executable, "-m", "lab.alert_receiver", str(state_dir), f"{host}:{port}"],
         pid_file=state_dir / PID_FILE,
         log_file=log,
-        cwd=Path(__file__).resolve().parents[2],  # the repository root, where `infra` imports from
+        cwd=Path(__file__).resolve().parents[1],  # the repository root, where `lab` and `infra` import from
     )
     (state_dir / ADDRESS_FILE).write_text(json.dumps({"host": host, "port": port}))
     deadline = time.monotonic() + timeout
@@ -230,10 +230,10 @@ def read_alerts(state_dir: Path) -> list[Alert]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """`python -m infra.lab.alert_receiver STATE_DIR HOST:PORT` (what `start` runs)."""
+    """`python -m lab.alert_receiver STATE_DIR HOST:PORT` (what `start` runs)."""
     args = sys.argv[1:] if argv is None else argv
     if len(args) != 2 or ":" not in args[1]:
-        print("usage: python -m infra.lab.alert_receiver STATE_DIR HOST:PORT", file=sys.stderr)
+        print("usage: python -m lab.alert_receiver STATE_DIR HOST:PORT", file=sys.stderr)
         return 2
     host, _, port = args[1].rpartition(":")
     httpd = _server(Path(args[0]), host, int(port))

@@ -21,10 +21,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from infra.lab.config import default_state_dir
-from infra.lab.errors import LabError
 from infra.plan import CarePlan, build_plan
 from infra.spec import ClientSpec, SpecError, load_stack
+from lab.config import default_state_dir
+from lab.errors import LabError
 
 STATE_FILE = "lab.json"
 

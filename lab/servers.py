@@ -12,10 +12,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from infra.lab import access, hosts, network
-from infra.lab.config import LabConfig
-from infra.lab.errors import LabError
-from infra.lab.placement import PlacedHost
+from lab import access, hosts, network
+from lab.config import LabConfig
+from lab.errors import LabError
+from lab.placement import PlacedHost
 
 
 @dataclass(frozen=True)
