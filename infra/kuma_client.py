@@ -36,6 +36,7 @@ import urllib.request
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from enum import Enum
+from pathlib import Path
 from typing import Any
 
 import socketio.exceptions  # type: ignore[import-untyped]
@@ -63,6 +64,21 @@ class KumaLogin:
 
     def __repr__(self) -> str:  # never print the password
         return f"KumaLogin(url={self.url!r}, username={self.username!r}, password=***)"
+
+    def to_json(self) -> str:
+        """The credentials file's content (`read_login` reads it back); write it with `infra.secret_file`."""
+        return json.dumps({"url": self.url, "username": self.username, "password": self.password})
+
+
+def read_login(path: Path) -> KumaLogin:
+    """Kuma's URL and login from a credentials file: JSON {url, username, password}."""
+    try:
+        data = json.loads(Path(path).read_text())
+        return KumaLogin(str(data["url"]), str(data["username"]), str(data["password"]))
+    except FileNotFoundError:
+        raise KumaError(f"{path}: no such credentials file") from None
+    except (ValueError, KeyError, TypeError) as exc:
+        raise KumaError(f"{path}: expected JSON with url, username and password ({exc})") from None
 
 
 def _plain(value: Any) -> Any:

@@ -38,9 +38,10 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
+from infra.kuma_client import KumaError, KumaLogin, read_login
+from infra.secret_file import write_secret
 from lab import procs
 from lab.errors import LabError
-from lab.state import write_secret
 
 KUMA_PACKAGE = "uptime-kuma"
 KUMA_VERSION = "2.0.0-dev.0"
@@ -81,16 +82,6 @@ class KumaServer:
     def bridge_url(self) -> str | None:
         """Where the lab servers reach Kuma (push heartbeats), if a relay runs."""
         return f"http://{self.bridge_host}:{self.port}" if self.bridge_host else None
-
-
-@dataclass(frozen=True)
-class KumaCredentials:
-    url: str
-    username: str
-    password: str
-
-    def __repr__(self) -> str:  # never print the password
-        return f"KumaCredentials(url={self.url!r}, username={self.username!r}, password=***)"
 
 
 def default_cache_dir() -> Path:
@@ -306,18 +297,7 @@ def stop(state_dir: Path) -> bool:
 # -- admin account --------------------------------------------------------------------
 
 
-def read_credentials(path: Path) -> KumaCredentials:
-    """Credentials from a JSON file {url, username, password} (the format ensure_admin writes)."""
-    try:
-        data = json.loads(Path(path).read_text())
-        return KumaCredentials(str(data["url"]), str(data["username"]), str(data["password"]))
-    except FileNotFoundError:
-        raise KumaServerError(f"{path}: no such credentials file") from None
-    except (ValueError, KeyError, TypeError) as exc:
-        raise KumaServerError(f"{path}: expected JSON with url, username and password ({exc})") from None
-
-
-def ensure_admin(server: KumaServer, state_dir: Path, username: str = ADMIN_USER) -> KumaCredentials:
+def ensure_admin(server: KumaServer, state_dir: Path, username: str = ADMIN_USER) -> KumaLogin:
     """Create Kuma's admin account on first start; afterwards return the saved credentials.
 
     The password is generated here and saved in `state_dir/credentials.json`
@@ -336,9 +316,9 @@ def ensure_admin(server: KumaServer, state_dir: Path, username: str = ADMIN_USER
         ) from None
     try:
         if api.need_setup():
-            creds = KumaCredentials(server.url, username, secrets.token_urlsafe(24))
+            creds = KumaLogin(server.url, username, secrets.token_urlsafe(24))
             api.setup(creds.username, creds.password)
-            write_secret(path, json.dumps({"url": creds.url, "username": creds.username, "password": creds.password}))
+            write_secret(path, creds.to_json())
             return creds
     finally:
         api.disconnect()
@@ -347,8 +327,11 @@ def ensure_admin(server: KumaServer, state_dir: Path, username: str = ADMIN_USER
             f"the Kuma at {server.url} already has an admin account but {path} is missing; "
             f"stop Kuma and remove {Path(state_dir) / 'data'} to start afresh"
         )
-    saved = read_credentials(path)
-    return KumaCredentials(server.url, saved.username, saved.password)
+    try:
+        saved = read_login(path)
+    except KumaError as exc:
+        raise KumaServerError(str(exc)) from None
+    return KumaLogin(server.url, saved.username, saved.password)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -26,16 +26,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO, cast
 
-from infra.alerting import lab_alerting
 from infra.ansible_vars import Client, ClientSecrets, HostAccess, Realization
 from infra.configure import AGENT_DIR, ANSIBLE_DIR, ConvergeResult, converge
 from infra.kuma import desired_state, sync
-from infra.kuma_client import KumaLogin, connect
+from infra.kuma_client import connect
+from infra.secret_file import write_secret
 from lab import status
 from lab.config import LabConfig
 from lab.errors import LabError
 from lab.placement import PlacedClient
-from lab.state import LabState, write_secret
+from lab.services import lab_alerting
+from lab.state import LabState
 
 REPO = Path(__file__).resolve().parents[1]
 # The code whose change means a server must be converged again.
@@ -70,13 +71,6 @@ def _source_digest(paths: Iterable[Path]) -> str:
     return digest.hexdigest()
 
 
-def _kuma_login(state: LabState) -> KumaLogin:
-    if state.kuma_url is None or state.kuma_credentials_file is None:
-        raise LabError("onboarding needs Kuma, but the lab has none (its step did not run)")
-    saved = json.loads(state.kuma_credentials_file.read_text())
-    return KumaLogin(state.kuma_url, str(saved["username"]), str(saved["password"]))
-
-
 def site_addresses(state: LabState, client: PlacedClient) -> dict[str, str]:
     """Where the lab's Kuma checks each site: its server's address (the domain goes in the Host header)."""
     address = state.host(client.server).address
@@ -92,7 +86,7 @@ def sync_monitors(
     alerting = lab_alerting(state.alert_url)
     tokens: dict[str, dict[str, dict[str, str]]] = {}
     changes: dict[str, int] = {}
-    with connect(_kuma_login(state)) as session:
+    with connect(state.kuma_login()) as session:
         for client in clients:
             desired = desired_state(client.plan, alerting, site_addresses(state, client))
             result = sync(session, desired, report=None)

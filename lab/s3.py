@@ -45,6 +45,7 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
+from infra.secret_file import write_secret
 from infra.storage_policy import OBJECT_LOCK_MODE, restic_policy_json, restic_user_name
 
 REGION = "us-east-1"
@@ -228,14 +229,8 @@ def _read_cached(path: Path | None) -> Credentials | None:
 
 
 def _write_cached(path: Path | None, creds: Credentials) -> None:
-    if path is None:
-        return
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as f:
-        f.write(creds.env_text())
-    tmp.replace(path)
+    if path is not None:
+        write_secret(path, creds.env_text())
 
 
 def _ensure_user_key(iam: Any, user: str, cache: Path | None) -> Credentials:

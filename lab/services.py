@@ -3,7 +3,9 @@
 Kuma listens on loopback, and through a relay on the bridge address so the
 servers' agents can push heartbeats; its admin account is created on first
 start and its credentials kept 0600 in the state directory. The alert receiver
-(loopback only: only Kuma on this machine calls it) records every notification.
+(loopback only: only Kuma on this machine calls it) records every notification;
+`lab_alerting` routes every channel of every contact to it, and the same
+settings are written as an alerting file for `carestack monitors sync --alerting`.
 """
 
 from __future__ import annotations
@@ -11,8 +13,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+import yaml
+
+from infra.alerting import AlertingConfig
 from lab import alert_receiver, kuma_server, procs
 from lab.config import LabConfig
+
+ALERTING_FILE = "alerting.yaml"
 
 
 @dataclass(frozen=True)
@@ -22,8 +29,14 @@ class Monitoring:
     credentials_file: Path
     alert_url: str
     alert_log: Path
+    alerting_file: Path  # the receiver as an agency alerting file (`infra.alerting`)
     kuma_started: bool
     receiver_started: bool
+
+
+def lab_alerting(receiver_url: str) -> AlertingConfig:
+    """Every alert channel as a webhook to the lab's alert receiver."""
+    return AlertingConfig(receiver_url=receiver_url)
 
 
 def kuma_dir(config: LabConfig) -> Path:
@@ -62,12 +75,15 @@ def bring_up(config: LabConfig) -> Monitoring:
     kuma_server.ensure_admin(server, kuma_dir(config))
     receiver_started = not receiver_running(config)
     receiver = alert_receiver.start(alerts_dir(config), host="127.0.0.1", port=config.alert_port)
+    alerting_file = alerts_dir(config) / ALERTING_FILE
+    alerting_file.write_text(yaml.safe_dump(lab_alerting(receiver.url).model_dump(exclude_none=True)))
     return Monitoring(
         kuma_url=server.url,
         push_base_url=f"{server.bridge_url}/api/push",
         credentials_file=credentials_file(config),
         alert_url=receiver.url,
         alert_log=alerts_dir(config) / alert_receiver.ALERTS_FILE,
+        alerting_file=alerting_file,
         kuma_started=kuma_started,
         receiver_started=receiver_started,
     )

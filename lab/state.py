@@ -15,12 +15,12 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from infra.kuma_client import KumaError, KumaLogin, read_login
 from infra.plan import CarePlan, build_plan
 from infra.spec import ClientSpec, SpecError, load_stack
 from lab.config import default_state_dir
@@ -75,6 +75,16 @@ class LabState:
             if host.name == name:
                 return host
         raise KeyError(f"no lab host {name!r} (hosts: {', '.join(h.name for h in self.hosts)})")
+
+    def kuma_login(self) -> KumaLogin:
+        """The lab's Kuma on this machine, with the admin login from its credentials file."""
+        if self.kuma_url is None or self.kuma_credentials_file is None:
+            raise LabError("the lab has no Kuma yet (its step of `carestack lab up` did not run)")
+        try:
+            saved = read_login(self.kuma_credentials_file)
+        except KumaError as exc:
+            raise LabError(str(exc)) from None
+        return KumaLogin(self.kuma_url, saved.username, saved.password)
 
     def client(self, client_id: str) -> LabClient:
         for client in self.clients:
@@ -197,13 +207,3 @@ def _from_json(data: dict[str, Any]) -> LabState:
         alert_url=data.get("alert_url"),
         alert_log=_path(data.get("alert_log")),
     )
-
-
-def write_secret(path: Path, text: str) -> None:
-    """Create a 0600 file without a moment of wider permissions."""
-    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as f:
-        f.write(text)
-    tmp.replace(path)

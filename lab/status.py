@@ -9,7 +9,6 @@ client's own keys).
 from __future__ import annotations
 
 import http.client
-import json
 import socket
 import time
 from collections import Counter
@@ -22,7 +21,7 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
 from infra.kuma import monitor_states, status_page_slug
-from infra.kuma_client import KumaError, KumaLogin, connect
+from infra.kuma_client import KumaError, connect
 from infra.plan import SitePlan
 from lab import aptproxy, hosts
 from lab import services as lab_services
@@ -177,10 +176,9 @@ def monitor_counts(state: LabState) -> dict[str, dict[str, int]]:
     """Each client's monitors in Kuma by state: up, down, pending, maintenance, unchecked."""
     if state.kuma_url is None or state.kuma_credentials_file is None or not state.kuma_credentials_file.exists():
         return {}
-    saved = json.loads(state.kuma_credentials_file.read_text())
     counts: dict[str, dict[str, int]] = {}
     try:
-        with connect(KumaLogin(state.kuma_url, saved["username"], saved["password"]), timeout=30) as session:
+        with connect(state.kuma_login(), timeout=30) as session:
             for client in state.clients:
                 counts[client.id] = dict(Counter(monitor_states(session, client.id).values()))
     except (KumaError, OSError):

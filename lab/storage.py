@@ -17,10 +17,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from infra.secret_file import write_secret
 from lab import procs, s3
 from lab.config import LabConfig
 from lab.placement import PlacedClient
-from lab.state import write_secret
 
 
 @dataclass(frozen=True)

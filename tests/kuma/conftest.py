@@ -42,8 +42,7 @@ def kuma(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Kuma]:
     state_dir = tmp_path_factory.mktemp("kuma")
     server = kuma_server.start(state_dir, port=free_port(), bridge_host=BRIDGE_STAND_IN)
     try:
-        creds = kuma_server.ensure_admin(server, state_dir)
-        yield Kuma(server, state_dir, KumaLogin(creds.url, creds.username, creds.password))
+        yield Kuma(server, state_dir, kuma_server.ensure_admin(server, state_dir))
     finally:
         kuma_server.stop(state_dir)
 
