@@ -1,4 +1,9 @@
-"""`carestack lab up | status | down`: the lab verbs of the carestack command."""
+"""`carestack lab up | status | failover | down | install`, and the installed `carestack` command.
+
+`main` is the console script: infra's production commands (`infra.cli.COMMANDS`)
+plus `lab`, registered the same way as every other command module. The lab's
+modules are imported when a lab verb runs, so infra's verbs never load them.
+"""
 
 from __future__ import annotations
 
@@ -8,15 +13,10 @@ import sys
 from dataclasses import fields
 from pathlib import Path
 
-from lab import kuma_server
+from infra import cli as infra_cli
+from infra.command import Verbs
 from lab.config import STATE_DIR_ENV, LabConfig, load_config
-from lab.down import lab_down
 from lab.errors import LabError
-from lab.failover import failover
-from lab.state import LabState
-from lab.status import render_summary, summary
-from lab.system import require_root
-from lab.up import lab_up
 
 
 def _up(args: argparse.Namespace) -> int:
@@ -30,11 +30,16 @@ def _up(args: argparse.Namespace) -> int:
         image_cache=str(args.image_dir.resolve()) if args.image_dir else None,
         server_memory_mb=args.server_memory_mb,
     )
+    from lab.up import lab_up
+
     lab_up(config, args.stacks)
     return 0
 
 
 def _status(args: argparse.Namespace) -> int:
+    from lab.state import LabState
+    from lab.status import render_summary, summary
+
     config = load_config()
     state = LabState.load(config.state_dir)
     report = summary(state, config)
@@ -43,6 +48,8 @@ def _status(args: argparse.Namespace) -> int:
 
 
 def _failover(args: argparse.Namespace) -> int:
+    from lab.failover import failover
+
     report = failover(load_config(), args.client, out=sys.stderr if args.json else sys.stdout)
     if args.json:
         print(json.dumps(report.to_dict(), indent=2))
@@ -50,16 +57,22 @@ def _failover(args: argparse.Namespace) -> int:
 
 
 def _down(args: argparse.Namespace) -> int:
+    from lab.down import lab_down
+
     lab_down(load_config(), keep_image=args.keep_image)
     return 0
 
 
 def _install(args: argparse.Namespace) -> int:
+    from lab import kuma_server
+
     print(f"Uptime Kuma: {kuma_server.ensure_installed()}")
     return 0
 
 
 def _guarded(verb: argparse.Namespace) -> int:
+    from lab.system import require_root
+
     try:
         require_root()  # first: without root even reading the lab's state may fail obscurely
         result: int = verb.lab_run(verb)
@@ -69,7 +82,7 @@ def _guarded(verb: argparse.Namespace) -> int:
     return result
 
 
-def register(verbs: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+def register(verbs: Verbs) -> None:
     lab = verbs.add_parser(
         "lab",
         help="the whole care stack on this machine (servers, S3, Kuma)",
@@ -112,3 +125,11 @@ def register(verbs: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     down = lab_verbs.add_parser("down", help="stop everything and remove what the lab created")
     down.add_argument("--keep-image", action="store_true", help="keep the cached base image and package cache")
     down.set_defaults(run=_guarded, lab_run=_down)
+
+
+def main(argv: list[str] | None = None) -> int:
+    return infra_cli.main(argv, (*infra_cli.COMMANDS, register))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

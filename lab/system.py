@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import ipaddress
 import json
 import os
@@ -24,6 +25,8 @@ REQUIRED_TOOLS = {
     "ssh-keygen": "openssh-client",
     "mount": "mount",
 }
+# Python packages of the `lab` extra the lab runs (moto_server is moto's)
+LAB_PYTHON_MODULES = ("moto", "boto3")
 
 
 def run(argv: Sequence[str], *, what: str, input: str | None = None, check: bool = True) -> str:
@@ -61,6 +64,12 @@ def require_tools() -> None:
     missing = sorted({pkg for tool, pkg in REQUIRED_TOOLS.items() if shutil.which(tool) is None})
     if missing:
         raise LabError(f"missing tools; install them with: apt-get install {' '.join(missing)}")
+    absent = [name for name in LAB_PYTHON_MODULES if importlib.util.find_spec(name) is None]
+    if absent:
+        raise LabError(
+            f"the lab's Python packages are missing ({', '.join(absent)}); "
+            "install the lab extra: .venv/bin/pip install -e '.[lab]' (scripts/setup.sh does)"
+        )
     if "overlay" not in Path("/proc/filesystems").read_text().split():
         done = subprocess.run(["modprobe", "overlay"], capture_output=True, check=False)
         if done.returncode != 0 or "overlay" not in Path("/proc/filesystems").read_text().split():

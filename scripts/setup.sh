@@ -40,7 +40,7 @@ fi
 stamp=.venv/.carestack-installed
 if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ] || [ agent/pyproject.toml -nt "$stamp" ]; then
   .venv/bin/pip install -q --upgrade pip
-  .venv/bin/pip install -q -e ".[dev]" -e ./agent
+  .venv/bin/pip install -q -e ".[dev,lab]" -e ./agent
   touch "$stamp"
 fi
 

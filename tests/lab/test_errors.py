@@ -99,7 +99,7 @@ def test_not_root_is_a_clear_error(tmp_path: Path) -> None:
     env = {**os.environ, "CARESTACK_LAB_DIR": str(tmp_path / "lab"), "HOME": str(tmp_path)}
     tmp_path.chmod(0o777)
     done = subprocess.run(
-        [*nobody, sys.executable, "-m", "infra.cli", "lab", "up"],
+        [*nobody, sys.executable, "-m", "lab.cli", "lab", "up"],
         capture_output=True,
         text=True,
         cwd=ROOT,

@@ -127,7 +127,7 @@ def test_status_reports_the_running_lab_as_json(lab: LabState) -> None:
     env = {**os.environ, "CARESTACK_LAB_DIR": str(lab.state_dir)}
     before = (lab.state_dir / "lab.json").read_text()
     done = subprocess.run(
-        [sys.executable, "-m", "infra.cli", "lab", "status", "--json"],
+        [sys.executable, "-m", "lab.cli", "lab", "status", "--json"],
         capture_output=True,
         text=True,
         env=env,
