@@ -3,9 +3,9 @@
 Used for the lab's memory figure, by `lab down` to prove nothing is left
 behind, and by its test. A process is the lab's if its command line names the
 state directory (supervisors, nspawn, apt-cacher-ng) or an environment
-variable points into it (Kuma's DATA_DIR), if its command line names an
-address of the lab's subnet (moto on the bridge, the Kuma relay, ssh control
-masters), if its root file system is a lab overlay (the guests), or if it
+variable points into it (Kuma's DATA_DIR, moto's state directory), if its
+command line names an address of the lab's subnet (the S3 gateway, the Kuma
+relay, ssh control masters), if its root file system is a lab overlay (the guests), or if it
 descends from one of those. A shell that merely works in the state directory
 is not the lab's.
 """

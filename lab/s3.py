@@ -28,6 +28,7 @@ the bucket lifecycle once the lock ends.
 from __future__ import annotations
 
 import contextlib
+import http.client
 import json
 import os
 import signal
@@ -35,7 +36,6 @@ import socket
 import subprocess
 import sys
 import time
-import urllib.error
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
@@ -46,12 +46,18 @@ from botocore.config import Config
 from botocore.exceptions import ClientError
 
 from infra.secret_file import write_secret
-from infra.storage_policy import OBJECT_LOCK_MODE, restic_policy_json, restic_user_name
+from infra.storage_policy import OBJECT_LOCK_MODE, restic_policy, restic_user_name
+from lab import procs
 
 REGION = "us-east-1"
 PID_FILE = "moto.pid"
 LOG_FILE = "moto.log"
 ADMIN_USER = "carestack-lab-admin"
+STATE_DIR_ENV = "CARESTACK_S3_STATE_DIR"
+ADMIN_POLICY: dict[str, Any] = {
+    "Version": "2012-10-17",
+    "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}],
+}
 
 
 @dataclass(frozen=True)
@@ -104,22 +110,61 @@ def _pid_alive(pid: int) -> bool:
         return False
 
 
-def _port_answers(host: str, port: int) -> bool:
+def _accepts(host: str, port: int, timeout: float = 5.0) -> bool:
+    """The port takes connections: cheap, and true for a busy (or stopped) server whose PID lives.
+
+    The kernel completes the handshake for a listening socket whatever the server is doing,
+    so load never reads as "dead"; whether it answers is the business of its clients' timeouts.
+    """
     try:
-        with urllib.request.urlopen(f"http://{host}:{port}/moto-api/data.json", timeout=1) as r:
-            return bool(r.status == 200)
-    except (OSError, urllib.error.URLError):
+        with socket.create_connection((host, port), timeout=timeout):
+            return True
+    except OSError:
         return False
 
 
-def running(state_dir: Path) -> S3Server | None:
-    """The server recorded in `state_dir` if its PID is alive and its port answers."""
+def _serves(host: str, port: int) -> bool:
+    """The server answers HTTP (after start-up): any status will do, the answer is small."""
+    try:
+        connection = http.client.HTTPConnection(host, port, timeout=5)
+        try:
+            connection.request("HEAD", "/")
+            connection.getresponse().read()
+            return True
+        finally:
+            connection.close()
+    except (OSError, http.client.HTTPException):
+        return False
+
+
+def _record(state_dir: Path) -> tuple[S3Server, int | None] | None:
     try:
         record = json.loads((Path(state_dir) / PID_FILE).read_text())
         server = S3Server(str(record["host"]), int(record["port"]), int(record["pid"]))
+        started = record.get("start_time")
+        return server, int(started) if started is not None else None
     except (OSError, ValueError, KeyError, TypeError):
         return None
-    if _pid_alive(server.pid) and _port_answers(server.host, server.port):
+
+
+def _ours(pid: int, started: int | None) -> bool:
+    """The recorded PID is alive and still the process we started (not a reused PID)."""
+    return _pid_alive(pid) and (started is None or procs.start_time(pid) == started)
+
+
+def recorded_pid(state_dir: Path) -> int | None:
+    """The PID of the recorded server if it is still ours, answering or not."""
+    found = _record(state_dir)
+    return found[0].pid if found is not None and _ours(found[0].pid, found[1]) else None
+
+
+def running(state_dir: Path) -> S3Server | None:
+    """The server recorded in `state_dir` if it is still our process and its port takes connections."""
+    found = _record(state_dir)
+    if found is None:
+        return None
+    server, started = found
+    if _ours(server.pid, started) and _accepts(server.host, server.port):
         return server
     return None
 
@@ -133,6 +178,7 @@ def start(state_dir: Path, host: str = "127.0.0.1", port: int = 9000, *, timeout
         if (live.host, live.port) != (host, port):
             raise S3LabError(f"a server from {state_dir} already runs on {live.host}:{live.port}")
         return live
+    stop(state_dir)  # a recorded server that no longer takes connections
     with socket.socket() as probe:
         if probe.connect_ex((host, port)) == 0:
             raise S3LabError(f"{host}:{port} is already in use by another process")
@@ -144,12 +190,14 @@ def start(state_dir: Path, host: str = "127.0.0.1", port: int = 9000, *, timeout
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,  # survives the caller's terminal; stopped by PID
+            # names its state directory, so the process is found as this state's even without its PID file
+            env={**os.environ, STATE_DIR_ENV: str(state_dir.resolve())},
         )
     finally:
         log.close()
     server = S3Server(host, port, proc.pid)
     deadline = time.monotonic() + timeout
-    while not _port_answers(host, port):
+    while not _serves(host, port):
         if proc.poll() is not None:
             raise S3LabError(f"moto_server exited with {proc.returncode}; see {state_dir / LOG_FILE}")
         if time.monotonic() > deadline:
@@ -157,7 +205,7 @@ def start(state_dir: Path, host: str = "127.0.0.1", port: int = 9000, *, timeout
             raise S3LabError(f"moto_server not ready on {host}:{port} after {timeout:.0f}s")
         time.sleep(0.05)
     tmp = state_dir / (PID_FILE + ".tmp")
-    tmp.write_text(json.dumps({"host": host, "port": port, "pid": proc.pid}))
+    tmp.write_text(json.dumps({"host": host, "port": port, "pid": proc.pid, "start_time": procs.start_time(proc.pid)}))
     tmp.replace(state_dir / PID_FILE)
     return server
 
@@ -165,22 +213,20 @@ def start(state_dir: Path, host: str = "127.0.0.1", port: int = 9000, *, timeout
 def stop(state_dir: Path, timeout: float = 10.0) -> bool:
     """Stop the recorded server by PID; True if one was running."""
     pid_file = Path(state_dir) / PID_FILE
-    try:
-        pid = int(json.loads(pid_file.read_text())["pid"])
-    except (OSError, ValueError, KeyError, TypeError):
+    pid = recorded_pid(state_dir)
+    if pid is None:  # none recorded, or it ended (its PID may belong to someone else by now)
+        pid_file.unlink(missing_ok=True)
         return False
-    was_alive = _pid_alive(pid)
-    if was_alive:
-        os.kill(pid, signal.SIGTERM)
-        deadline = time.monotonic() + timeout
-        while _pid_alive(pid) and time.monotonic() < deadline:
-            _reap(pid)
-            time.sleep(0.05)
-        if _pid_alive(pid):
-            os.kill(pid, signal.SIGKILL)
+    os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    while _pid_alive(pid) and time.monotonic() < deadline:
         _reap(pid)
+        time.sleep(0.05)
+    if _pid_alive(pid):
+        os.kill(pid, signal.SIGKILL)
+    _reap(pid)
     pid_file.unlink(missing_ok=True)
-    return was_alive
+    return True
 
 
 def _reap(pid: int) -> None:
@@ -213,6 +259,11 @@ def enable_iam_enforcement(endpoint: str) -> None:
     with urllib.request.urlopen(req, timeout=10) as r:
         if r.status != 200:
             raise S3LabError(f"reset-auth answered {r.status}")
+
+
+def read_env_file(path: Path | None) -> Credentials | None:
+    """Keys from an env file (AWS_ACCESS_KEY_ID=..., AWS_SECRET_ACCESS_KEY=...), None if absent."""
+    return _read_cached(path)
 
 
 def _read_cached(path: Path | None) -> Credentials | None:
@@ -262,13 +313,7 @@ def bootstrap_admin(endpoint: str, secrets_dir: Path | None = None) -> Credentia
     except ClientError:
         iam = _client("iam", endpoint, bootstrap)
     creds = _ensure_user_key(iam, ADMIN_USER, cache)
-    iam.put_user_policy(
-        UserName=ADMIN_USER,
-        PolicyName="lab-admin",
-        PolicyDocument=json.dumps(
-            {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]}
-        ),
-    )
+    iam.put_user_policy(UserName=ADMIN_USER, PolicyName="lab-admin", PolicyDocument=json.dumps(ADMIN_POLICY))
     return creds
 
 
@@ -326,9 +371,10 @@ def provision_bucket(
     user = user_name or restic_user_name(bucket)
     cache = Path(secrets_dir) / f"{bucket}.s3.env" if secrets_dir is not None else None
     creds = _ensure_user_key(iam, user, cache)
-    iam.put_user_policy(
-        UserName=user,
-        PolicyName="restic",
-        PolicyDocument=restic_policy_json(bucket, extra_bucket_actions=("s3:HeadBucket",)),
-    )
+    iam.put_user_policy(UserName=user, PolicyName="restic", PolicyDocument=json.dumps(client_policy(bucket)))
     return creds
+
+
+def client_policy(bucket: str) -> dict[str, Any]:
+    """The policy a client's user gets: production's (`infra.storage_policy`), plus moto's name for HEAD."""
+    return restic_policy(bucket, extra_bucket_actions=("s3:HeadBucket",))

@@ -23,13 +23,11 @@ from botocore.exceptions import BotoCoreError, ClientError
 from infra.kuma import monitor_states, status_page_slug
 from infra.kuma_client import KumaError, connect
 from infra.plan import SitePlan
-from lab import aptproxy, hosts
+from lab import aptproxy, hosts, storage
 from lab import services as lab_services
 from lab.alert_receiver import read_alerts
 from lab.config import LabConfig, load_config
-from lab.s3 import running as s3_running
 from lab.state import LabClient, LabState
-from lab.storage import s3_dir
 
 HTTP_TIMEOUT = 3.0
 LATEST_ALERTS = 5
@@ -141,7 +139,7 @@ def summary(state: LabState, config: LabConfig | None = None) -> Summary:
         "apt_proxy": {"url": aptproxy.url(cfg), "running": aptproxy.running(cfg)},
         "s3": {
             "url": state.s3_endpoint,
-            "running": s3_running(s3_dir(cfg)) is not None,
+            "running": storage.running(cfg) is not None and storage.gateway_running(cfg),
             "admin_credentials": str(state.s3_admin_env_file) if state.s3_admin_env_file else None,
         },
     }

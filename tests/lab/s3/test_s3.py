@@ -17,7 +17,7 @@ from botocore.config import Config
 from botocore.exceptions import ClientError
 
 from infra import agent_config
-from lab import s3
+from lab import procs, s3
 from lab.config import LabConfig
 from lab.storage import s3_dir
 from lab.up import _outlived_s3
@@ -68,7 +68,8 @@ def test_start_is_idempotent_and_stop_uses_the_pid_file(tmp_path: Path) -> None:
     assert s3.start(tmp_path, port=port) == first  # a live recorded server is reused
     assert s3.running(tmp_path) == first
     record = json.loads((tmp_path / "moto.pid").read_text())
-    assert record == {"host": "127.0.0.1", "port": port, "pid": first.pid}
+    # the start time tells our process from an unrelated one that got its PID after a crash
+    assert record == {"host": "127.0.0.1", "port": port, "pid": first.pid, "start_time": procs.start_time(first.pid)}
     with pytest.raises(s3.S3LabError, match="already runs"):
         s3.start(tmp_path, port=free_port())
     assert s3.stop(tmp_path) is True
