@@ -68,6 +68,11 @@ def _answers(config: LabConfig) -> bool:
         return False
 
 
+def died(config: LabConfig) -> bool:
+    """The proxy this lab started has stopped or no longer answers."""
+    return pid_file(config).exists() and not running(config)
+
+
 def start(config: LabConfig, mirror: DebianMirror, timeout: float = 15.0) -> bool:
     """Start the proxy unless it runs; True if it was started."""
     if running(config):

@@ -203,6 +203,19 @@ def running(state_dir: Path) -> KumaServer | None:
     return KumaServer(server.host, server.port, record.pid, server.bridge_host)
 
 
+def _kuma_alone(state_dir: Path, host: str, port: int, bridge_host: str | None) -> int | None:
+    """The PID of our Kuma if it answers at host:port as recorded, whatever became of its relay."""
+    record = procs.running(state_dir / PID_FILE)
+    try:
+        address = json.loads((state_dir / ADDRESS_FILE).read_text())
+        recorded = (str(address["host"]), int(address["port"]), address.get("bridge_host"))
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    if record is None or recorded != (host, port, bridge_host) or not _answers(host, port):
+        return None
+    return record.pid
+
+
 def start(
     state_dir: Path,
     *,
@@ -227,7 +240,12 @@ def start(
                 f"stop it before starting it on {host}:{port} (bridge {bridge_host})"
             )
         return live
-    stop(state_dir)  # a half-started server or a lone relay from a crashed run
+    alone = _kuma_alone(state_dir, host, port, bridge_host)
+    if alone is not None and bridge_host:  # Kuma runs and answers; only its relay died
+        procs.stop_recorded(state_dir / RELAY_PID_FILE)
+        _start_relay(state_dir, bridge_host, port, host)
+        return KumaServer(host, port, alone, bridge_host)
+    stop(state_dir)  # a half-started server, a hung one, or a lone relay from a crashed run
     for address in (host, bridge_host):
         if address and _port_taken(address, port):
             raise KumaServerError(f"{address}:{port} is already in use by another process; choose another Kuma port")

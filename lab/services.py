@@ -32,6 +32,7 @@ class Monitoring:
     alerting_file: Path  # the receiver as an agency alerting file (`infra.alerting`)
     kuma_started: bool
     receiver_started: bool
+    restarted: tuple[str, ...] = ()  # what had died and was started again, for the user
 
 
 def lab_alerting(receiver_url: str) -> AlertingConfig:
@@ -59,15 +60,34 @@ def receiver_running(config: LabConfig) -> bool:
     return alert_receiver.running(alerts_dir(config)) is not None
 
 
-def ours_alive(config: LabConfig) -> dict[str, bool]:
-    """Whether our recorded Kuma and receiver processes live at all (healthy or not: start() replaces them)."""
-    return {
-        "kuma": procs.running(kuma_dir(config) / kuma_server.PID_FILE) is not None,
-        "alert": procs.running(alerts_dir(config) / alert_receiver.PID_FILE) is not None,
-    }
+def pid_files(config: LabConfig) -> list[Path]:
+    """Where Kuma, its relay and the receiver are recorded (whether they still run or not)."""
+    return [
+        kuma_dir(config) / kuma_server.PID_FILE,
+        kuma_dir(config) / kuma_server.RELAY_PID_FILE,
+        alerts_dir(config) / alert_receiver.PID_FILE,
+    ]
+
+
+def _what_died(config: LabConfig) -> list[str]:
+    """Services this lab started that have stopped or no longer answer, in words for the user."""
+    kuma, relay = kuma_dir(config) / kuma_server.PID_FILE, kuma_dir(config) / kuma_server.RELAY_PID_FILE
+    receiver = alerts_dir(config) / alert_receiver.PID_FILE
+    died: list[str] = []
+    if kuma.exists() and not kuma_running(config):
+        if procs.running(kuma) is None:
+            died.append("Kuma (it had stopped)")
+        elif relay.exists() and procs.running(relay) is None:
+            died.append("Kuma's relay on the bridge (it had stopped)")
+        else:
+            died.append("Kuma (it did not answer)")
+    if receiver.exists() and not receiver_running(config):
+        died.append("the alert receiver (it had stopped)")
+    return died
 
 
 def bring_up(config: LabConfig) -> Monitoring:
+    restarted = _what_died(config)
     kuma_started = not kuma_running(config)
     server = kuma_server.start(
         kuma_dir(config), host="127.0.0.1", port=config.kuma_port, bridge_host=config.bridge_address
@@ -86,6 +106,7 @@ def bring_up(config: LabConfig) -> Monitoring:
         alerting_file=alerting_file,
         kuma_started=kuma_started,
         receiver_started=receiver_started,
+        restarted=tuple(restarted),
     )
 
 

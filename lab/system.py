@@ -99,30 +99,60 @@ def subnet_users(subnet: str, own_bridge: str) -> list[str]:
     return users
 
 
-def _listening(path: str, port: int) -> list[str]:
-    """Local addresses listening on TCP `port`, from /proc/net/tcp (hex, little-endian IPv4)."""
-    found: list[str] = []
+def _listening(path: str, port: int) -> list[tuple[str, int]]:
+    """(local address, socket inode) listening on TCP `port`, from /proc/net/tcp (hex, little-endian IPv4)."""
+    found: list[tuple[str, int]] = []
     try:
         lines = Path(path).read_text().splitlines()[1:]
     except OSError:
         return found
     for line in lines:
         parts = line.split()
-        local, state = parts[1], parts[3]
+        local, state, inode = parts[1], parts[3], int(parts[9])
         addr_hex, port_hex = local.rsplit(":", 1)
         if state != "0A" or int(port_hex, 16) != port:  # 0A = LISTEN
             continue
         if len(addr_hex) == 8:
-            found.append(str(ipaddress.IPv4Address(bytes.fromhex(addr_hex)[::-1])))
+            found.append((str(ipaddress.IPv4Address(bytes.fromhex(addr_hex)[::-1])), inode))
         else:
-            found.append("::" if int(addr_hex, 16) == 0 else "an IPv6 address")
+            found.append(("::" if int(addr_hex, 16) == 0 else "an IPv6 address", inode))
     return found
+
+
+def _listeners(address: str, port: int) -> list[tuple[str, int]]:
+    return [
+        (local, inode)
+        for path in ("/proc/net/tcp", "/proc/net/tcp6")
+        for local, inode in _listening(path, port)
+        if local in (address, "0.0.0.0", "::")
+    ]
 
 
 def port_taken(address: str, port: int) -> str | None:
     """Who listens on address:port (or on every address), if anyone."""
-    for path in ("/proc/net/tcp", "/proc/net/tcp6"):
-        for local in _listening(path, port):
-            if local in (address, "0.0.0.0", "::"):
-                return f"{local}:{port}"
+    for local, _ in _listeners(address, port):
+        return f"{local}:{port}"
     return None
+
+
+def port_holders(address: str, port: int) -> set[int]:
+    """The PIDs of the processes whose sockets listen on address:port (or on every address)."""
+    sockets = {f"socket:[{inode}]" for _, inode in _listeners(address, port)}
+    holders: set[int] = set()
+    if not sockets:
+        return holders
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            fds = list((proc / "fd").iterdir())
+        except OSError:
+            continue
+        for fd in fds:
+            try:
+                if os.readlink(fd) in sockets:
+                    holders.add(int(proc.name))
+                    break
+            except OSError:
+                continue
+    return holders

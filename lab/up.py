@@ -17,14 +17,27 @@ from typing import TextIO
 
 from infra import agent_config
 from infra.spec import example_stacks
-from lab import access, aptproxy, hosts, image, network, onboard, procs, servers, services, storage, system
+from lab import (
+    access,
+    aptproxy,
+    hosts,
+    image,
+    network,
+    onboard,
+    procs,
+    s3,
+    s3_gateway,
+    servers,
+    services,
+    storage,
+    system,
+)
 from lab.config import LabConfig, save_config
 from lab.errors import LabError
 from lab.lock import exclusive
 from lab.mirror import DebianMirror, debian_mirror
 from lab.placement import Placement, place
 from lab.progress import Progress
-from lab.s3 import running as s3_running
 from lab.state import LabClient, LabHost, LabState
 from lab.status import render_summary, summary
 
@@ -32,6 +45,19 @@ from lab.status import render_summary, summary
 def service_ports(config: LabConfig) -> list[int]:
     """The machine's ports the servers may reach on the bridge address."""
     return [config.apt_port, config.s3_port, config.kuma_port]
+
+
+def own_pids(config: LabConfig) -> set[int]:
+    """Every process the lab started and recorded (services, their relays), with its children."""
+    records = [
+        aptproxy.pid_file(config),
+        storage.s3_dir(config) / s3_gateway.PID_FILE,
+        *services.pid_files(config),
+    ]
+    pids = {record.pid for path in records if (record := procs.running(path)) is not None}
+    moto = s3.recorded_pid(storage.s3_dir(config))
+    pids |= {moto} if moto is not None else set()
+    return set(procs.descendants(sorted(pids)))
 
 
 def preflight(config: LabConfig) -> None:
@@ -43,18 +69,20 @@ def preflight(config: LabConfig) -> None:
             f"the lab's subnet {config.subnet} is already in use ({'; '.join(users)}); "
             "choose another with `carestack lab up --subnet 10.x.y.0/24`"
         )
-    # A port held by our own recorded process is no conflict: its start() reuses or replaces it.
-    alive = services.ours_alive(config)
-    ours = [
-        ("apt", config.apt_port, config.bridge_address, procs.running(aptproxy.pid_file(config)) is not None),
-        ("s3", config.s3_port, config.bridge_address, s3_running(storage.s3_dir(config)) is not None),
-        ("kuma", config.kuma_port, "127.0.0.1", alive["kuma"]),
-        ("kuma", config.kuma_port, config.bridge_address, alive["kuma"]),
-        ("alert", config.alert_port, "127.0.0.1", alive["alert"]),
+    # A port held by a process the lab itself started is no conflict, alive, hung or half-dead:
+    # its service's start() reuses or replaces it.
+    ours = own_pids(config)
+    ports = [
+        ("apt", config.apt_port, config.bridge_address),
+        ("s3", config.s3_port, config.bridge_address),
+        ("s3", config.s3_port, storage.LOOPBACK),
+        ("kuma", config.kuma_port, "127.0.0.1"),
+        ("kuma", config.kuma_port, config.bridge_address),
+        ("alert", config.alert_port, "127.0.0.1"),
     ]
-    for name, port, address, running in ours:
-        taken = None if running else system.port_taken(address, port)
-        if taken:
+    for name, port, address in ports:
+        taken = system.port_taken(address, port)
+        if taken and not system.port_holders(address, port) & ours:
             raise LabError(f"port {port} ({name}) is already in use ({taken}); choose another with --{name}-port")
 
 
@@ -94,7 +122,7 @@ def _outlived_s3(config: LabConfig) -> list[str]:
     rebuilt from the image, so every server the lab hands out matches its backups; a server the
     agent never ran on (the standby, a lab without clients) is recovered as it is.
     """
-    if s3_running(storage.s3_dir(config)) is not None:
+    if storage.running(config) is not None:
         return []
     agent_state = agent_config.STATE_DIR.lstrip("/")
     return [name for name in hosts.host_names(config) if (config.hosts_dir / name / "upper" / agent_state).exists()]
@@ -143,8 +171,10 @@ def lab_up(config: LabConfig, stacks: Sequence[Path] = (), out: TextIO = sys.std
             step.note(f"servers reach only {config.bridge_address} ports {service_ports(config)}", changed=changed)
 
         with progress.step("apt proxy (apt-cacher-ng)") as step:
+            died = aptproxy.died(config)
             started = aptproxy.start(config, mirror)
-            step.note(f"{'started' if started else 'running'} on {aptproxy.url(config)}", changed=started)
+            how = ("restarted (it had stopped)" if died else "started") if started else "running"
+            step.note(f"{how} on {aptproxy.url(config)}", changed=started)
 
         with progress.step("servers (systemd-nspawn)") as step:
             stale = _outlived_s3(config)
@@ -164,7 +194,7 @@ def lab_up(config: LabConfig, stacks: Sequence[Path] = (), out: TextIO = sys.std
             parts += [f"rebuilt {', '.join(stale)} (S3 had stopped and their backups with it)"] if stale else []
             step.note("; ".join(parts), changed=bool(report.booted or report.removed or files_changed))
 
-        with progress.step("S3 (moto, IAM enforced)") as step:
+        with progress.step("S3 (moto, IAM enforced, behind its gateway)") as step:
             stored = storage.bring_up(config, placement.clients)
             clients = tuple(
                 LabClient(c.id, c.stack, c.server, c.bucket, stored.clients[c.id].env_file, c.restic_password_file)
@@ -175,9 +205,10 @@ def lab_up(config: LabConfig, stacks: Sequence[Path] = (), out: TextIO = sys.std
             )
             state.save()
             buckets = ", ".join(c.bucket for c in stored.clients.values())
+            again = f"; restarted {', '.join(stored.restarted)}" if stored.restarted else ""
             step.note(
-                f"{'started' if stored.started else 'running'} at {stored.endpoint}; buckets: {buckets}",
-                changed=stored.started,
+                f"{'started' if stored.started else 'running'} at {stored.endpoint}; buckets: {buckets}{again}",
+                changed=stored.started or bool(stored.restarted),
             )
 
         with progress.step("Uptime Kuma and the alert receiver") as step:
@@ -196,10 +227,12 @@ def lab_up(config: LabConfig, stacks: Sequence[Path] = (), out: TextIO = sys.std
                 for name, yes in (("Kuma", monitoring.kuma_started), ("receiver", monitoring.receiver_started))
                 if yes
             ]
+            told = f"; restarted {', '.join(monitoring.restarted)}" if monitoring.restarted else ""
+            told = told or (f"; started {', '.join(launched)}" if launched else "")
             step.note(
                 f"Kuma at {monitoring.kuma_url} (servers push to {monitoring.push_base_url}); "
-                f"alerts to {monitoring.alert_url}" + (f"; started {', '.join(launched)}" if launched else ""),
-                changed=bool(launched),
+                f"alerts to {monitoring.alert_url}{told}",
+                changed=bool(launched or monitoring.restarted),
             )
 
         with progress.step("onboarding: monitors in Kuma") as step:
