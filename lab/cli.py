@@ -2,7 +2,8 @@
 
 `main` is the console script: infra's production commands (`infra.cli.COMMANDS`)
 plus `lab`, registered the same way as every other command module. The lab's
-modules are imported when a lab verb runs, so infra's verbs never load them.
+modules (beyond its config) are imported when a lab verb runs, so infra's verbs
+do not load them and run without the `lab` extra.
 """
 
 from __future__ import annotations
