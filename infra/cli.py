@@ -12,10 +12,15 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from infra import configure, monitors_cli, stack_cli
+from infra import configure, monitors_cli, sla_doc_cli, stack_cli
 from infra.command import Command, Register
 
-COMMANDS: tuple[Register, ...] = (stack_cli.register, configure.register, monitors_cli.register)
+COMMANDS: tuple[Register, ...] = (
+    stack_cli.register,
+    configure.register,
+    monitors_cli.register,
+    sla_doc_cli.register,
+)
 
 
 def build_parser(commands: Sequence[Register] = COMMANDS) -> argparse.ArgumentParser:

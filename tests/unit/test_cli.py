@@ -18,7 +18,7 @@ def verbs(parser: argparse.ArgumentParser) -> set[str]:
 
 
 def test_infra_registers_only_production_verbs() -> None:
-    assert verbs(infra_cli.build_parser()) == {"validate", "plan", "configure", "monitors"}
+    assert verbs(infra_cli.build_parser()) == {"validate", "plan", "configure", "monitors", "sla-doc"}
 
 
 def test_the_installed_command_is_infras_verbs_plus_the_lab() -> None:
