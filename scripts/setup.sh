@@ -20,6 +20,8 @@ APT_PACKAGES=(
   kmod
   # Uptime Kuma from npm: its sqlite binding is compiled here (no prebuilt download)
   build-essential
+  # a real headless browser: the SLA document (and reports) are printed and looked at in it
+  chromium
   # tooling
   python3-venv ca-certificates curl git make rsync zip unzip
 )
