@@ -15,7 +15,7 @@ CarePlan
            noncurrent_version_days, abort_multipart_days
   backup: schedule, rpo_minutes, keep{last,hourly,daily,weekly,monthly,yearly},
           prune (schedule), check (schedule), check_read_data_subsets, timeout_seconds,
-          restore_timeout_seconds
+          restore_timeout_seconds, stall_seconds (no repository progress for this long fails a job)
   updates: schedule, window{weekday, start, duration_minutes}, apt_policy,
            wordpress_policy, rollback, probe_slowdown_limit, timeout_seconds
   monitoring: interval_seconds, retries, retry_interval_seconds, timeout_seconds,
@@ -66,6 +66,9 @@ MAX_RETRIES = 3
 # Kuma's default request timeout is 80 % of the interval; never wait longer than this.
 MAX_CHECK_TIMEOUT_SECONDS = 48
 SITES_ROOT = "/srv/www"
+# Bounds of the repository stall limit (see repository_stall_seconds).
+MIN_STALL_SECONDS = 60
+MAX_STALL_SECONDS = 300
 
 _PERIOD = {"hourly": 3600, "daily": 86400, "weekly": 7 * 86400, "monthly": 31 * 86400}
 
@@ -126,6 +129,7 @@ class BackupPlan:
     check_read_data_subsets: int
     timeout_seconds: int
     restore_timeout_seconds: int
+    stall_seconds: int
 
 
 @dataclass(frozen=True)
@@ -320,6 +324,14 @@ def retention_days(keep: dict[str, int], backup_period_seconds: int) -> int:
     return math.ceil(max(count * spans[kind] for kind, count in keep.items()))
 
 
+def repository_stall_seconds(backup_period_seconds: int) -> int:
+    """How long a restic command may go without progress (nothing read, nothing acknowledged by S3)
+    before the agent stops it and names the stalled endpoint: a 60th of the backup period, so a stall is
+    reported long before the next backup is due, never under a minute (S3 clients ride out shorter
+    hiccups themselves) and never over MAX_STALL_SECONDS (a silent hang is worth an alert by then)."""
+    return max(MIN_STALL_SECONDS, min(MAX_STALL_SECONDS, backup_period_seconds // 60))
+
+
 def downtime_budget_minutes(uptime_target_percent: float, days: float) -> float:
     return round((1 - uptime_target_percent / 100) * days * 24 * 60, 2)
 
@@ -380,6 +392,7 @@ def backup_plan(spec: ClientSpec) -> BackupPlan:
         # A restore (also an update's rollback) moves the bytes of a full backup back: the first backup,
         # a full one, must finish within the backup timeout, so the restore gets the same bound.
         restore_timeout_seconds=backup.timeout,
+        stall_seconds=repository_stall_seconds(every.period_seconds),
     )
 
 

@@ -36,6 +36,7 @@ def _rows(plan: CarePlan) -> list[tuple[str, str]]:
         ("prune", _when(b.prune)),
         ("integrity check", f"{_when(b.check)}, all data read every {b.check_read_data_subsets} checks"),
         ("job timeout", format_duration(b.timeout_seconds)),
+        ("repository stall", f"a job whose repository makes no progress for {format_duration(b.stall_seconds)} fails"),
         (
             "bucket",
             f"{st.bucket}: versioned, old versions kept {st.noncurrent_version_days} d, "
