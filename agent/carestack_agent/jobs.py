@@ -37,6 +37,7 @@ RESTIC_EXIT = {
     "auth": exitcodes.AUTH,
     "not_initialized": exitcodes.NOT_INITIALIZED,
     "timeout": exitcodes.TIMEOUT,
+    "stalled": exitcodes.UNAVAILABLE,
     "transient": exitcodes.UNAVAILABLE,
     "failed": exitcodes.FAILED,
 }

@@ -49,6 +49,7 @@ PLAN_RETENTION = {f"keep_{k}": 0 for k in ("last", "hourly", "daily", "weekly", 
 PLAN_JOBS = {
     "backup_timeout_seconds": 3600, "check_timeout_seconds": 3600, "prune_timeout_seconds": 3600,
     "restore_timeout_seconds": 3600, "check_read_data_subsets": 1, "update_timeout_seconds": 3600,
+    "repository_stall_seconds": 300,
 }  # fmt: skip
 PLAN_UPDATES = {"providers": [], "apt_policy": "security", "wordpress_policy": "minor", "rollback": True,
                 "probe_slowdown_limit": 3.0}  # fmt: skip

@@ -24,7 +24,7 @@ from ..config import Config
 from ..hooks import mariadb
 from ..jobs import Context, JobFailed, JobResult, Settle, human_bytes, run_job
 from ..proc import Watchdog, terminate
-from ..restic import ResticResult
+from ..restic import ResticResult, endpoint_name
 from ..streamfs import StreamFile, clear_stale_mount
 from .common import dump_dir
 
@@ -60,9 +60,14 @@ def _backup_once(ctx: Context, reason: str) -> tuple[ResticResult, str | None, i
         return _backup_spooled(ctx, args, mount)
     proc, err = mariadb.start_dump(settings, site.database.name, site.database.socket)
     assert proc.stdout is not None
-    stream = StreamFile(
-        mount, f"{site.database.name}.sql", proc.stdout.fileno(), lambda: mariadb.finish_dump(proc, err)
-    )
+    dump_ended: list[float] = []
+    ctx.figures.pop("dump_cut_by_stall", None)
+
+    def finish() -> str | None:
+        dump_ended.append(time.monotonic())
+        return mariadb.finish_dump(proc, err)
+
+    stream = StreamFile(mount, f"{site.database.name}.sql", proc.stdout.fileno(), finish)
     try:
         stream.start()
         result = ctx.restic.run_raw(args, ctx.deadline)
@@ -76,7 +81,27 @@ def _backup_once(ctx: Context, reason: str) -> tuple[ResticResult, str | None, i
         failure = "the dump was not read to its end (restic stopped early)"
         if result.returncode == 0:  # cannot happen unless restic skipped the file: never count it as good
             failure = "restic did not read the database dump"
+    if failure is not None:
+        failure = _blame_stall(ctx, result, failure, dump_ended[0] if dump_ended else time.monotonic())
     return result, failure, stream.bytes_served
+
+
+def _blame_stall(ctx: Context, result: ResticResult, failure: str, dump_ended: float) -> str:
+    """A dump that died while its reader (restic) was stalled on the repository is the stall's fault.
+
+    mariadb-dump blocks on its full pipe while restic waits for S3, and the
+    server drops the idle connection after its net_write_timeout: the dump's
+    "Lost connection" is then a consequence, and the message leads with the stall.
+    """
+    during = [p for p in result.pauses if p.began < dump_ended]
+    if not during:
+        return failure
+    longest = max(p.seconds for p in during)
+    ctx.figures["dump_cut_by_stall"] = True
+    return (
+        f"{endpoint_name(ctx.site.repository)} stalled for {longest:.0f} s while the database dump was read, "
+        f"and the dump was cut off ({failure})"
+    )
 
 
 def _backup_spooled(ctx: Context, args: list[str], mount: Path) -> tuple[ResticResult, str | None, int]:
@@ -149,6 +174,8 @@ def do_backup(ctx: Context, reason: str) -> str:
             if discarded
             else (f"; snapshot {snap} could NOT be discarded" if snap else "")
         )
+        if ctx.figures.get("dump_cut_by_stall"):  # the repository's fault, not the database's
+            raise JobFailed(f"{failure}{what}", exitcodes.UNAVAILABLE)
         raise JobFailed(f"database dump failed: {failure}{what}")
     if result.returncode == 3:
         unread = [str(e.get("item", "?")) for e in result.errors][:3]
@@ -160,12 +187,21 @@ def do_backup(ctx: Context, reason: str) -> str:
         ctx.retry(lambda: restic.run(forget_args, ctx.deadline, what="forget"), "forget")
     except Exception as e:
         raise JobFailed(f"snapshot {snap} saved, but forget failed: {getattr(e, 'message', e)}") from e
+    recovered = [p.seconds for p in result.pauses]
+    stall_note = (
+        f"; {endpoint_name(site.repository)} stalled {len(recovered)}x (longest {max(recovered):.0f} s) and recovered"
+        if recovered
+        else ""
+    )
+    ctx.figures["stalls"] = len(recovered)
+    ctx.figures["longest_stall_seconds"] = round(max(recovered), 1) if recovered else 0
     return (
         f"snapshot {snap}: {summary.get('total_files_processed', 0)} files "
         f"({summary.get('files_new', 0)} new, {summary.get('files_changed', 0)} changed), "
         f"{human_bytes(summary.get('data_added', 0))} added"
         + (f", db {human_bytes(dumped)}" if site.database is not None else "")
         + f", {time.monotonic() - started:.1f}s"
+        + stall_note
     )
 
 
