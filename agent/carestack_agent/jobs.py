@@ -67,7 +67,18 @@ class Context:
     def retry(self, attempt: Callable[[], T], what: str) -> T:
         """`attempt` with retries of transient errors; a lock conflict first removes stale locks."""
         return with_retries(
-            attempt, settings=self.config.agent, deadline=self.deadline, what=what, on_locked=self.unlock_stale
+            attempt,
+            settings=self.config.agent,
+            deadline=self.deadline,
+            what=what,
+            on_locked=self.unlock_stale,
+            on_retry=self.note_retry,
+        )
+
+    def note_retry(self, what: str, wait: float, error: ResticError) -> None:
+        """Each retry goes into the run's figures (journal `end`): what failed, why, the wait before the next."""
+        self.figures.setdefault("retries", []).append(
+            {"what": what, "wait_seconds": round(wait, 3), "error": self.restic.redact(error.message)}
         )
 
     def note(self, event: str, **fields: Any) -> None:
@@ -87,6 +98,7 @@ class Context:
             settings=self.config.agent,
             deadline=self.deadline,
             what="unlock",
+            on_retry=self.note_retry,
         )
         self._unlocked = True
 

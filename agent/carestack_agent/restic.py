@@ -390,8 +390,12 @@ def with_retries(
     what: str,
     sleep: Callable[[float], None] = time.sleep,
     on_locked: Callable[[], object] | None = None,
+    on_retry: Callable[[str, float, ResticError], object] | None = None,
 ) -> T:
-    """Run `attempt`, retrying transient (and locked) ResticErrors with exponential backoff inside the deadline."""
+    """Run `attempt`, retrying transient (and locked) ResticErrors with exponential backoff inside the deadline.
+
+    `on_retry(what, wait, error)` hears each retry before its wait (the job's figures record them).
+    """
     delay = settings.retry_backoff_seconds
     unlocked = False
     for n in range(settings.retries + 1):
@@ -408,6 +412,8 @@ def with_retries(
             if wait <= 0:
                 raise
             log.warning("%s: %s; retry %d/%d in %.1fs", what, e.message, n + 1, settings.retries, wait)
+            if on_retry is not None:
+                on_retry(what, wait, e)
             sleep(wait)
             delay *= 2
     raise AssertionError("unreachable")

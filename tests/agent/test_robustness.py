@@ -187,6 +187,14 @@ def test_s3_unreachable_at_start_is_retried_with_backoff(make_site, s3: S3) -> N
     result = backup(cfg, site.id)
     assert result.ok, result.message
     proxy.stop()
+    retries = result.figures["retries"]
+    # the job's first restic command (unlock: the site has no successful job yet) met the outage
+    assert [r["what"] for r in retries] == ["unlock"] * len(retries)
+    assert 2 <= len(retries) <= 3  # 0.5 s, 1 s (1.5 s so far), maybe 2 s more on a slow start
+    assert [r["wait_seconds"] for r in retries] == [0.5 * 2**i for i in range(len(retries))]  # doubling backoff
+    assert all("repository unreachable or busy" in r["error"] and "connection refused" in r["error"] for r in retries)
+    end = [e for e in Journal(site.state_dir).entries() if e.get("event") == "end"][-1]
+    assert end["figures"]["retries"] == retries  # the journal keeps the attempts with the result
 
 
 def test_wrong_password_or_keys_fail_fast_with_a_clear_error_and_no_secret(make_site) -> None:
