@@ -22,7 +22,7 @@ from . import exitcodes, restic_commands
 from .config import Config, Site
 from .hooks import kuma
 from .hooks.mariadb import DatabaseError
-from .journal import Journal
+from .journal import Journal, JournalError
 from .lock import LockBusy, SiteLock
 from .proc import Deadline
 from .restic import Restic, ResticError, with_retries
@@ -171,8 +171,11 @@ def run_job(
     try:
         ctx.unclean = not clean_marker.exists()
         clean_marker.unlink(missing_ok=True)  # a crash from here on leaves the site "unclean"
-        ctx.journal.append({**base, "event": "start", "pid": os.getpid()})
         started = time.monotonic()
+        try:
+            ctx.journal.append({**base, "event": "start", "pid": os.getpid()})
+        except JournalError as e:  # nothing runs that the journal cannot account for
+            return _unjournaled(config, ctx, f"{e}; the job did not run")
         log.info("%s %s: started (run %s)", job, site.id, ctx.run_id)
         try:
             if settle is not None:  # e.g. an update interrupted on this site is rolled back before anything else
@@ -196,17 +199,21 @@ def run_job(
         if ok:
             clean_marker.parent.mkdir(parents=True, exist_ok=True)
             clean_marker.touch()
-        ctx.journal.append(
-            {
-                **base,
-                "event": "end",
-                "result": "ok" if ok else "failed",
-                "exit_code": code,
-                "message": message,
-                "duration": round(duration, 3),
-                "figures": ctx.figures,
-            }
-        )
+        try:
+            ctx.journal.append(
+                {
+                    **base,
+                    "event": "end",
+                    "result": "ok" if ok else "failed",
+                    "exit_code": code,
+                    "message": message,
+                    "duration": round(duration, 3),
+                    "figures": ctx.figures,
+                }
+            )
+        except JournalError as e:  # `status` will show the run as interrupted: say why, and do not count it clean
+            clean_marker.unlink(missing_ok=True)
+            ok, code, message = False, exitcodes.FAILED, f"{message}; {e}"
         (log.info if ok else log.error)("%s %s: %s", job, site.id, message)
         if push:
             pushed = kuma.push(
@@ -223,6 +230,14 @@ def run_job(
         return JobResult(job, site.id, ok, message, code, ctx.run_id, duration, dict(ctx.figures))
     finally:
         lock.release()
+
+
+def _unjournaled(config: Config, ctx: Context, message: str) -> JobResult:
+    """A job refused because its `start` could not be journaled: said on stderr and to Kuma."""
+    log.error("%s %s: %s", ctx.job, ctx.site.id, message)
+    kuma.push(ctx.site.push_base_url, ctx.site.push_tokens_file, ctx.job, up=False, msg=f"{ctx.job} failed: {message}",
+              ping_ms=0, timeout=config.agent.push_timeout_seconds)  # fmt: skip
+    return JobResult(ctx.job, ctx.site.id, False, message, exitcodes.FAILED, ctx.run_id)
 
 
 def human_bytes(n: float) -> str:

@@ -11,6 +11,7 @@ were built without them.
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import json
 import os
@@ -21,6 +22,10 @@ from typing import Any
 
 JOURNAL = "journal.jsonl"
 ROTATE_BYTES = 8 * 1024 * 1024
+
+
+class JournalError(OSError):
+    """The journal could not take a line (disk full, read-only): nothing of the line was kept."""
 
 
 def now_iso() -> str:
@@ -43,8 +48,16 @@ class Journal:
                 os.close(fd)
                 fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
                 fcntl.flock(fd, fcntl.LOCK_EX)
-            os.write(fd, line)
-            os.fsync(fd)
+            size = os.fstat(fd).st_size
+            try:
+                view = memoryview(line)
+                while view:  # a full disk may take part of the line: write on until it refuses
+                    view = view[os.write(fd, view) :]
+                os.fsync(fd)
+            except OSError as e:
+                with contextlib.suppress(OSError):  # no torn line for the next writer to glue onto
+                    os.ftruncate(fd, size)
+                raise JournalError(f"journal {self.path}: cannot append a line ({e.strerror})") from e
         finally:
             os.close(fd)
         return record

@@ -30,6 +30,8 @@ from .common import dump_dir
 
 log = logging.getLogger("carestack_agent.backup")
 
+# Less free space than this in the spool after a failed dump: the disk ran full (a dump writes in smaller pieces).
+SPOOL_FULL_BYTES = 1024 * 1024
 REASONS = ("scheduled", "pre-update", "manual")  # why a backup ran: tagged reason:<it> on the snapshot
 
 
@@ -122,12 +124,20 @@ def _backup_spooled(ctx: Context, args: list[str], mount: Path) -> tuple[ResticR
             proc, err = mariadb.start_dump(settings, site.database.name, site.database.socket, stdout=out)
             with Watchdog(ctx.deadline, [proc]) as dog:
                 failure = mariadb.finish_dump(proc, err)
+        if failure is not None and _spool_full(mount, failure):
+            failure = f"no space left in the dump spool {mount} ({failure})"
         if failure is not None:
             raise JobFailed(f"database dump failed: {'killed at the deadline' if dog.fired else failure}")
         size = path.stat().st_size
         return ctx.restic.run_raw(args, ctx.deadline), None, size
     finally:
         path.unlink(missing_ok=True)
+
+
+def _spool_full(mount: Path, failure: str) -> bool:
+    """Whether a failed spooled dump ran out of disk (mariadb-dump says only "Got errno 28 on write")."""
+    fs = os.statvfs(mount)
+    return "errno 28" in failure or fs.f_bavail * fs.f_frsize < SPOOL_FULL_BYTES
 
 
 def do_backup(ctx: Context, reason: str) -> str:
