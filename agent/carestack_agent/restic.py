@@ -28,6 +28,7 @@ stalled S3 still accepts bytes into its socket buffers.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -245,6 +246,9 @@ class Restic:
         result = ResticResult(returncode=0)
 
         def on_stderr(line: str) -> None:
+            if line.startswith('{"message_type":"error"') and len(result.errors) < 100:
+                with contextlib.suppress(ValueError):  # restic 0.14 prints --json errors on stderr
+                    result.errors.append(json.loads(line))
             if BACKEND_RETRY.search(line) or TRANSIENT.search(line):
                 result.last_backend_error = line
 

@@ -187,7 +187,9 @@ def do_backup(ctx: Context, reason: str) -> str:
         if ctx.figures.get("dump_cut_by_stall"):  # the repository's fault, not the database's
             raise JobFailed(f"{failure}{what}", exitcodes.UNAVAILABLE)
         raise JobFailed(f"database dump failed: {failure}{what}")
-    if result.returncode == 3:
+    if result.returncode == 3:  # restic saved what it could read: never the run's good snapshot
+        ctx.figures["snapshot_id"] = None
+        ctx.figures["incomplete_snapshot"] = snap
         unread = [str(e.get("item", "?")) for e in result.errors][:3]
         raise JobFailed(
             f"snapshot {snap} is incomplete: {len(result.errors)} file(s) could not be read, e.g. {', '.join(unread)}"
