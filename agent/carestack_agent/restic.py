@@ -341,7 +341,8 @@ def endpoint_name(repository: str) -> str:
         return f"repository {repository}"
     parts = urllib.parse.urlsplit(repository[3:])
     bucket = parts.path.strip("/").split("/", 1)[0]
-    return f"S3 endpoint {parts.netloc}" + (f" (bucket {bucket})" if bucket else "")
+    where = f"{parts.hostname}:{parts.port}" if parts.port else str(parts.hostname)  # never user:password@
+    return f"S3 endpoint {where}" + (f" (bucket {bucket})" if bucket else "")
 
 
 def stall_message(site: Site, what: str, seconds: float) -> str:

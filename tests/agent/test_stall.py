@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 from carestack_agent.actions.backup import backup
 from carestack_agent.jobs import JobResult
+from carestack_agent.restic import endpoint_name
 
 from .conftest import S3, MariaDB, PushRecorder, Site
 from .test_robustness import big_files
@@ -177,3 +178,13 @@ def test_a_dump_cut_off_while_s3_stalled_is_reported_as_the_stall(make_site, s3:
     assert failed.figures["dump_cut_by_stall"] is True
     assert "discarded" in failed.message
     assert len(json.loads(site.restic("snapshots", "--json").stdout)) == 1  # the first run's only
+
+
+def test_the_endpoint_is_named_without_credentials_or_the_sites_prefix() -> None:
+    assert endpoint_name("s3:https://key:secret@s3.example:8443/bucket/site-www") == (
+        "S3 endpoint s3.example:8443 (bucket bucket)"
+    )
+    assert endpoint_name("s3:https://s3.eu-central-1.amazonaws.com/acme-backups/acme-www") == (
+        "S3 endpoint s3.eu-central-1.amazonaws.com (bucket acme-backups)"
+    )
+    assert endpoint_name("/srv/restic/site") == "repository /srv/restic/site"
