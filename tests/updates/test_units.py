@@ -219,6 +219,7 @@ prune_timeout_seconds = 3600
 restore_timeout_seconds = 3600
 check_read_data_subsets = 1
 update_timeout_seconds = 7200
+repository_stall_seconds = 300
 [sites.s-plans.updates]
 providers = {providers}
 apt_policy = "security"
