@@ -328,6 +328,19 @@ class Restic:
             )
         return ResticError("failed", f"restic {what} failed (exit {result.returncode}): {_short(detail)}")
 
+    def stall_note(self, result: ResticResult, figures: dict[str, Any]) -> str:
+        """ "; S3 endpoint ... stalled 1x (longest 14 s) and recovered" for a command that rode out pauses, else "".
+
+        The job's figures get `stalls` and `longest_stall_seconds` either way.
+        """
+        seconds = [p.seconds for p in result.pauses]
+        figures["stalls"] = len(seconds)
+        figures["longest_stall_seconds"] = round(max(seconds), 1) if seconds else 0
+        if not seconds:
+            return ""
+        where = endpoint_name(self.site.repository)
+        return f"; {where} stalled {len(seconds)}x (longest {max(seconds):.0f} s) and recovered"
+
     def snapshots(self, deadline: Deadline) -> list[dict[str, Any]]:
         """The site's snapshots, as restic's JSON objects."""
         result = self.run(restic_commands.snapshots(self.site.id), deadline, what="snapshots")

@@ -199,14 +199,7 @@ def do_backup(ctx: Context, reason: str) -> str:
         ctx.retry(lambda: restic.run(forget_args, ctx.deadline, what="forget"), "forget")
     except Exception as e:
         raise JobFailed(f"snapshot {snap} saved, but forget failed: {getattr(e, 'message', e)}") from e
-    recovered = [p.seconds for p in result.pauses]
-    stall_note = (
-        f"; {endpoint_name(site.repository)} stalled {len(recovered)}x (longest {max(recovered):.0f} s) and recovered"
-        if recovered
-        else ""
-    )
-    ctx.figures["stalls"] = len(recovered)
-    ctx.figures["longest_stall_seconds"] = round(max(recovered), 1) if recovered else 0
+    stall_note = restic.stall_note(result, ctx.figures)
     return (
         f"snapshot {snap}: {summary.get('total_files_processed', 0)} files "
         f"({summary.get('files_new', 0)} new, {summary.get('files_changed', 0)} changed), "
