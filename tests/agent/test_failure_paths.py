@@ -212,22 +212,27 @@ def test_a_full_restic_cache_does_not_break_the_backup_or_the_repository(make_si
     assert backup(cfg, site.id).ok  # and with its cache back
 
 
+def leave_room_in_the_journal(journal: Journal, room: int) -> None:
+    """Pad the journal with one valid line so that its last page has `room` bytes left."""
+    size = journal.path.stat().st_size
+    overhead = len(json.dumps({"event": "pad", "pad": "", "ts": "2026-01-01T00:00:00.000Z"})) + 1
+    journal.append({"event": "pad", "pad": "p" * ((4096 - room - size - overhead) % 4096)})
+    assert journal.path.stat().st_size % 4096 == 4096 - room
+
+
 def test_a_full_journal_refuses_the_job_clearly_and_leaves_no_torn_line(make_site) -> None:
     site: Site = make_site(database=False)
     site.state_dir.mkdir(parents=True, exist_ok=True)
     with small_fs(site.state_dir, "4m"):
-        assert site.agent("backup", site.id).returncode == 0  # lock, journal and restic's cache in place
+        assert site.agent("backup", site.id).returncode == 0  # journal and restic's cache in place
         journal = Journal(site.state_dir)
-        # Leave 40 bytes in the journal's last page, then fill the disk: the next line fits only in part.
-        size = journal.path.stat().st_size
-        record_overhead = len(json.dumps({"event": "pad", "pad": "", "ts": "2026-01-01T00:00:00.000Z"})) + 1
-        journal.append({"event": "pad", "pad": "p" * ((4096 - 40 - size - record_overhead) % 4096)})
-        assert journal.path.stat().st_size % 4096 == 4096 - 40
+        leave_room_in_the_journal(journal, 40)  # the next line fits only in part
+        (site.state_dir / "locks" / f"{site.id}.lock").unlink()  # its holder note will not fit either
         fill(site.state_dir)
         lines_before = journal.path.read_bytes()
 
         refused = site.agent("backup", site.id)
-        assert refused.returncode == 1
+        assert refused.returncode == 1, refused.stderr
         assert f"journal {journal.path}: cannot append a line (No space left on device); the job did not run" in (
             refused.stderr
         )
@@ -239,3 +244,27 @@ def test_a_full_journal_refuses_the_job_clearly_and_leaves_no_torn_line(make_sit
         assert ok.returncode == 0, ok.stderr
         records = [json.loads(line) for line in journal.path.read_text().splitlines()]  # every line parses
         assert [r["event"] for r in records][-2:] == ["start", "end"]
+
+
+def test_a_job_whose_end_cannot_be_journaled_fails_and_leaves_the_site_unclean(make_site) -> None:
+    site: Site = make_site(database=False)
+    site.retention = {"keep_last": 10}
+    site.state_dir.mkdir(parents=True, exist_ok=True)
+    with small_fs(site.state_dir, "4m"):
+        assert site.agent("backup", site.id).returncode == 0
+        journal = Journal(site.state_dir)
+        lines = journal.path.read_text().splitlines()
+        start, end = len(lines[-2]) + 1, len(lines[-1]) + 1
+        assert end > start + 200
+        leave_room_in_the_journal(journal, start + 100)  # room for the next start, not for its end
+        fill(site.state_dir)
+
+        with small_fs(site.state_dir / "cache", "16m"):  # restic's cache apart: its clean-up frees no journal room
+            res = site.agent("backup", site.id)
+        assert res.returncode == 1, res.stderr
+        assert "; journal " in res.stderr and "cannot append a line (No space left on device)" in res.stderr
+        assert res.stderr.count("FAILED: snapshot ") == 1  # what the job did is still said
+        assert not (site.state_dir / "clean" / site.id).exists()  # the next job treats the site as unclean
+        assert json.loads(journal.path.read_text().splitlines()[-1])["event"] == "start"  # whole lines only
+        (site.state_dir / "filler").unlink()
+    assert len(snapshots(site)) == 2
