@@ -591,7 +591,8 @@ def _edited(
 
     Notifications someone attached by hand (not carestack's) stay attached.
     """
-    kept = _ours(have.get("notificationIDList"), names, prefix, ours=False)
+    # `names` holds every notification that exists now: one deleted by this sync is no longer kept.
+    kept = [i for i in _ours(have.get("notificationIDList"), names, prefix, ours=False) if i in names]
     record = {**have, **wanted.fields}
     record["notificationIDList"] = {str(i): True for i in sorted({*kept, *ours})}
     if wanted.job and not have.get("pushToken"):
