@@ -1,16 +1,14 @@
 """One logged-in connection to Uptime Kuma, with the few calls the monitor sync needs.
 
 Built on `uptime-kuma-api` (its socket.io client, login and list readers),
-with three deliberate departures measured against Kuma 2.0.0-dev.0:
+with three deliberate departures (their measured costs: bench/README.md):
 
 - Creating monitors: Kuma's `add` handler rebuilds and broadcasts the whole
-  monitor list before it answers (about 4.6 ms per existing monitor, 2.3 s at
-  500), and the library's `add_monitor` adds three 0.2 s version look-ups on
-  top. Creating N monitors that way costs N list rebuilds. `import_monitors`
-  sends them in one `uploadBackup` call ("keep" mode: nothing existing is
-  touched), which stores each monitor with its tags and notifications and
-  rebuilds the list once. The import copies a fixed list of fields
-  (server/server.js, uploadBackup): `parent` is not among them, and
+  monitor list before it answers, so N adds cost N list rebuilds.
+  `import_monitors` sends them in one `uploadBackup` call ("keep" mode:
+  nothing existing is touched), which stores each monitor with its tags and
+  notifications and rebuilds the list once. The import copies a fixed list of
+  fields (server/server.js, uploadBackup): `parent` is not among them, and
   `expiryNotification` is left to its column default (true); the sync edits
   the latter afterwards where it must be false.
 - Edits and deletes are pipelined: every request is sent before the first

@@ -39,8 +39,8 @@ from pulumi.dynamic import (
 )
 
 from infra.alerting import AlertingConfig, load_alerting
-from infra.kuma import DesiredState, SyncResult, desired_state, nothing_desired, sync
 from infra.kuma_client import KumaLogin, connect
+from infra.monitors import DesiredState, SyncResult, desired_state, nothing_desired, sync
 from infra.plan import CarePlan
 
 INPUTS = ("plan_json", "site_addresses")

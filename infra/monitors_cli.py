@@ -22,11 +22,11 @@ import sys
 from pathlib import Path
 
 from infra.alerting import AlertingConfig, AlertingError, lab_alerting, load_alerting
-from infra.kuma import KumaPlanError, desired_state, sync
 from infra.kuma_client import KumaError, KumaLogin, connect
 from infra.lab.errors import LabError
 from infra.lab.kuma_server import read_credentials
 from infra.lab.state import LabState, write_secret
+from infra.monitors import KumaPlanError, desired_state, sync
 from infra.plan import CarePlan, build_plan
 from infra.spec import ClientSpec, SpecError, load_stack
 

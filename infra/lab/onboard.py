@@ -1,6 +1,6 @@
 """Onboarding the clients in the lab: monitors in Kuma, servers converged by Ansible, a first backup.
 
-The same code production runs: `infra.kuma.sync` (push tokens come from it),
+The same code production runs: `infra.monitors.sync` (push tokens come from it),
 `infra.configure.converge` (the agent and its config go onto the servers),
 and the agent's own `backup` verb over ssh.
 
@@ -29,13 +29,13 @@ from typing import TextIO, cast
 from infra.alerting import lab_alerting
 from infra.ansible_vars import Client, ClientSecrets, HostAccess, Realization
 from infra.configure import AGENT_DIR, ANSIBLE_DIR, ConvergeResult, converge
-from infra.kuma import desired_state, sync
 from infra.kuma_client import KumaLogin, connect
 from infra.lab import status
 from infra.lab.config import LabConfig
 from infra.lab.errors import LabError
 from infra.lab.placement import PlacedClient
 from infra.lab.state import LabState, write_secret
+from infra.monitors import desired_state, sync
 
 REPO = Path(__file__).resolve().parents[2]
 # The code whose change means a server must be converged again.

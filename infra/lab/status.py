@@ -21,7 +21,6 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
-from infra.kuma import monitor_states, status_page_slug
 from infra.kuma_client import KumaError, KumaLogin, connect
 from infra.lab import aptproxy, hosts
 from infra.lab import services as lab_services
@@ -30,6 +29,7 @@ from infra.lab.config import LabConfig, load_config
 from infra.lab.s3 import running as s3_running
 from infra.lab.state import LabClient, LabState
 from infra.lab.storage import s3_dir
+from infra.monitors import monitor_states, status_page_slug
 from infra.plan import SitePlan
 
 HTTP_TIMEOUT = 3.0

@@ -16,9 +16,9 @@ from typing import Any
 
 import yaml
 
-from infra.kuma import KEY_TAG, MIN_INTERVAL_SECONDS, is_owned
 from infra.kuma_client import KumaSession
 from infra.lab.alert_receiver import Alert
+from infra.monitors import KEY_TAG, MIN_INTERVAL_SECONDS, is_owned
 from infra.plan import CarePlan, MonitoringPlan, build_plan
 from infra.spec import STACKS_DIR, ClientSpec, carestack_config, parse_stack
 

@@ -25,11 +25,11 @@ from dataclasses import replace
 import pytest
 
 from infra.alerting import lab_alerting, recipients
-from infra.kuma import MIN_INTERVAL_SECONDS, SyncResult, desired_state, monitor_states, nothing_desired, sync
 from infra.kuma_client import KumaLogin, connect
 from infra.lab.alert_receiver import Alert, read_alerts
 from infra.lab.kuma_server import read_credentials
 from infra.lab.state import LabClient, LabState
+from infra.monitors import MIN_INTERVAL_SECONDS, SyncResult, desired_state, monitor_states, nothing_desired, sync
 from infra.plan import CarePlan
 from tests.kuma.support import fast_monitoring, first_alert, wait_until
 

@@ -10,7 +10,8 @@ import pytest
 from uptime_kuma_api import MonitorType
 
 from infra.alerting import lab_alerting
-from infra.kuma import (
+from infra.kuma_client import KumaError, KumaLogin, KumaSession, connect
+from infra.monitors import (
     KEY_TAG,
     OWNER_TAG,
     Change,
@@ -21,7 +22,6 @@ from infra.kuma import (
     status_page_slug,
     sync,
 )
-from infra.kuma_client import KumaError, KumaLogin, KumaSession, connect
 from infra.plan import CarePlan
 from tests.kuma.conftest import Kuma, Receiver
 from tests.kuma.support import client_plan, loopback, owned, snapshot
