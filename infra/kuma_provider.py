@@ -1,4 +1,4 @@
-"""`pulumi up` syncs a client's monitors: a Pulumi dynamic provider around `infra.kuma.sync`.
+"""`pulumi up` syncs a client's monitors: a Pulumi dynamic provider around `infra.monitors.sync`.
 
     monitors = ClientMonitors("studio-monitors", plan_json=json.dumps(plan.to_dict()), site_addresses={})
     monitors.push_tokens   # Output (secret): {site id: {job: token}} for the agent's configuration
