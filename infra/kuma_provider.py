@@ -7,8 +7,8 @@ Stack configuration, read in `configure`:
     carestack:kuma_url             the agency's Uptime Kuma
     carestack:kuma_username
     carestack:kuma_password        (secret)
-    carestack:kuma_alerting_file   optional: the agency's alerting YAML (`infra.alerting`);
-                                   needed when a tier alerts by e-mail or SMS
+    carestack:kuma_alerting_file   the agency's alerting YAML (`infra.alerting`): its on-call
+                                   (job heartbeats go there) and, if a tier mails or texts, SMTP / SMS
 
 create/update run a sync of the client's desired state; delete removes every
 monitor, notification, maintenance window and the status page carestack owns

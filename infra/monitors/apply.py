@@ -91,14 +91,16 @@ def apply_work(
         session.delete_notification(notification_id)
         names.pop(notification_id, None)
         done(change)
-    wanted_names = {n.name for n in desired.notifications}
-    ours = sorted(i for i, name in names.items() if name in wanted_names)
+    ids = {name: i for i, name in names.items()}
+
+    def routed(monitor: DesiredMonitor) -> list[int]:
+        return sorted(ids[name] for name in monitor.notifications)
 
     session.delete_monitors([monitor_id for _, monitor_id in work.deletes])
     for change, _ in work.deletes:
         done(change)
     final = dict(work.existing)
-    session.import_monitors([_import_record(m, desired.client_id, ours) for _, m in work.creates])
+    session.import_monitors([_import_record(m, desired.client_id, routed(m)) for _, m in work.creates])
     if work.creates:
         final.update(_created(session, desired, {m.key for _, m in work.creates}))
     for change, _ in work.creates:
@@ -106,7 +108,7 @@ def apply_work(
     # Edits: changed monitors, and created ones whose fields the import could not set.
     edits = [(have, wanted) for _, have, wanted in work.updates]
     edits += [(final[m.key], m) for _, m in work.creates if field_diff(final[m.key], m.fields)]
-    records = [_edited(have, wanted, ours, names, desired.owned_prefix) for have, wanted in edits]
+    records = [_edited(have, wanted, routed(wanted), names, desired.owned_prefix) for have, wanted in edits]
     session.edit_monitors(records)
     for (_, wanted), record in zip(edits, records, strict=True):
         final[wanted.key] = record

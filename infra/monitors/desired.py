@@ -13,10 +13,10 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
-from infra.alerting import AlertingConfig, provider_config, recipients
+from infra.alerting import CHANNELS, AlertingConfig, agency_contact, provider_config, recipients
 from infra.monitors.ownership import maintenance_title, owned_prefix, status_page_slug
 from infra.plan import CarePlan, CheckPlan, JobPlan, SitePlan
 
@@ -42,6 +42,7 @@ class DesiredMonitor:
     site_id: str
     job: str | None  # the agent job a push monitor listens for; None for a page check
     fields: dict[str, Any]  # the Kuma fields carestack manages on this monitor
+    notifications: tuple[str, ...] = ()  # names of the notifications it alerts, as the plan routes it
 
 
 @dataclass(frozen=True)
@@ -194,6 +195,48 @@ def _check_monitor(monitor: DesiredMonitor) -> list[str]:
     return problems
 
 
+def _notifications(
+    plan: CarePlan, alerting: AlertingConfig, problems: list[str]
+) -> tuple[tuple[DesiredNotification, ...], dict[bool, tuple[str, ...]]]:
+    """The notifications the plan's alert routing needs, and their names by monitor kind (push or not).
+
+    The client's contacts are told in plain words; the agency gets Kuma's full detail.
+    """
+    client_id = plan.client.id
+    agency = agency_contact(alerting)
+    if agency is None and (plan.alerts.site_checks.agency or plan.alerts.job_heartbeats.agency):
+        problems.append(
+            "alerting: no agency section: the plan sends job heartbeats and site alerts to the agency "
+            "(give agency: {email, phone or webhook} in the alerting file)"
+        )
+    made: dict[str, DesiredNotification] = {}
+    routed: dict[bool, tuple[str, ...]] = {}
+    for push, route in ((False, plan.alerts.site_checks), (True, plan.alerts.job_heartbeats)):
+        targets = [
+            (channel, contact, f"{channel} · {contact.name}", True)
+            for channel, contact in recipients(route.client_channels, plan.client.contacts)
+        ]
+        if route.agency and agency is not None:
+            targets += [
+                (channel, agency, f"agency · {channel}", False) for channel, _ in recipients(CHANNELS, (agency,))
+            ]
+        names = []
+        for channel, contact, label, plain in targets:
+            name = f"{owned_prefix(client_id)}{label}"
+            if name not in made:
+                try:
+                    fields = provider_config(alerting, client_id, channel, contact, plain=plain)
+                except ValueError as exc:
+                    problem = f"notification {channel} to {contact.name}: {exc}"
+                    if problem not in problems:
+                        problems.append(problem)
+                    continue
+                made[name] = DesiredNotification(name, {**fields, "name": name, "isDefault": False})
+            names.append(name)
+        routed[push] = tuple(names)
+    return tuple(made.values()), routed
+
+
 def desired_state(
     plan: CarePlan, alerting: AlertingConfig, site_addresses: Mapping[str, str] | None = None
 ) -> DesiredState:
@@ -212,21 +255,14 @@ def desired_state(
         problems += _check_monitor(monitor)
     if len(plan.client.name) > MAX_TITLE:
         problems.append(f"client.name: longer than the {MAX_TITLE} characters of a Kuma status page title")
-    notifications = []
-    for channel, contact in recipients(plan.monitoring.channels, plan.client.contacts):
-        try:
-            fields = provider_config(alerting, plan.client.id, channel, contact)
-        except ValueError as exc:
-            problems.append(f"notification {channel} to {contact.name}: {exc}")
-            continue
-        name = f"{owned_prefix(plan.client.id)}{channel} · {contact.name}"
-        notifications.append(DesiredNotification(name, {**fields, "name": name, "isDefault": False}))
+    notifications, routed = _notifications(plan, alerting, problems)
+    monitors = [replace(m, notifications=routed[m.job is not None]) for m in monitors]
     if problems:
         raise KumaPlanError(f"monitors of {plan.client.id}: " + "; ".join(problems))
     return DesiredState(
         plan.client.id,
         tuple(monitors),
-        tuple(notifications),
+        notifications,
         _maintenance(plan),
         plan.monitoring.cert_expiry_days,
         _status_page(plan, monitors),

@@ -113,7 +113,6 @@ def _plan_monitors(desired: DesiredState, monitors: list[dict[str, Any]], names:
             work.existing[key] = monitor
         else:
             work.deletes.append((Change("delete", "monitor", str(monitor["name"])), int(monitor["id"])))
-    wanted_notifications = sorted(n.name for n in desired.notifications)
     for wanted in desired.monitors:
         have = work.existing.get(wanted.key)
         if have is None:
@@ -126,9 +125,10 @@ def _plan_monitors(desired: DesiredState, monitors: list[dict[str, Any]], names:
         details = [
             f"{name}: {_show(old)} → {_show(new)}" for name, (old, new) in field_diff(have, wanted.fields).items()
         ]
-        ours = sorted(names[i] for i in our_notifications(have.get("notificationIDList"), names, desired.owned_prefix))
-        if ours != wanted_notifications:
-            details.append(f"notifications: {len(ours)} → {len(wanted_notifications)}")
+        ours = {names[i] for i in our_notifications(have.get("notificationIDList"), names, desired.owned_prefix)}
+        if ours != set(wanted.notifications):
+            added, removed = len(set(wanted.notifications) - ours), len(ours - set(wanted.notifications))
+            details.append(f"notifications: +{added} -{removed}")
         if wanted.job and not have.get("pushToken"):
             details.append("push token: new")
         if details:

@@ -8,7 +8,7 @@ import datetime
 import socket
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import replace
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -17,7 +17,6 @@ from typing import Any
 import yaml
 
 from infra.kuma_client import KumaSession
-from infra.lab.alert_receiver import Alert
 from infra.monitors import KEY_TAG, MIN_INTERVAL_SECONDS, is_owned
 from infra.plan import CarePlan, MonitoringPlan, build_plan
 from infra.spec import STACKS_DIR, ClientSpec, carestack_config, parse_stack
@@ -62,18 +61,6 @@ def fast_monitoring(monitoring: MonitoringPlan, timeout_seconds: int = 5) -> Mon
         retries=0,
         timeout_seconds=timeout_seconds,
         maintenance=replace(monitoring.maintenance, weekday=weekday),
-    )
-
-
-def first_alert(alerts: Iterable[Alert], client_id: str, monitor: str, status: str, after: float) -> Alert | None:
-    """The first notification about `monitor` of the client with `status` received at or after `after`."""
-    return next(
-        (
-            a
-            for a in alerts
-            if (a.client, a.monitor, a.status) == (client_id, monitor, status) and a.received_at >= after
-        ),
-        None,
     )
 
 

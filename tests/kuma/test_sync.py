@@ -105,15 +105,23 @@ def test_sync_from_empty_creates_the_plan(kuma: Kuma, receiver: Receiver) -> Non
 
     with connect(kuma.login) as session:
         notifications = {n["id"]: n for n in session.notifications() if n["name"].startswith("carestack fresh · ")}
-        expected = {
+        contacts = {
             f"carestack fresh · {channel} · {contact.name}"
             for channel in mon.channels
             for contact in plan.client.contacts
             if {"email": contact.email, "sms": contact.phone, "webhook": contact.webhook}[channel]
         }
-        assert {n["name"] for n in notifications.values()} == expected
+        agency = {"carestack fresh · agency · webhook"}
+        assert {n["name"] for n in notifications.values()} == contacts | agency
         assert all(n["webhookURL"].startswith(receiver.url) for n in notifications.values())
-        assert all(sorted(m["notificationIDList"]) == sorted(notifications) for m in monitors.values())
+        by_name = {n["name"]: n["id"] for n in notifications.values()}
+
+        def attached(key: str) -> set[str]:
+            return {name for name, i in by_name.items() if i in monitors[key]["notificationIDList"]}
+
+        # Site checks alert the client's contacts and the agency; job heartbeats the agency only.
+        assert all(attached(f"{s.id} page {c.path}") == contacts | agency for s, c in pages)
+        assert all(attached(f"{s.id} job {j.name}") == agency for s, j in jobs)
         window = next(w for w in session.maintenances() if w["title"] == maintenance_title("fresh"))
         assert (window["strategy"], window["cron"], window["timezoneOption"]) == (
             "cron",
@@ -182,6 +190,39 @@ def test_changed_tier_updates_in_place(kuma: Kuma, receiver: Receiver) -> None:
     with connect(kuma.login) as session:
         assert listing(session, "upgrade") == sections(upgraded, after)
     assert run_sync(kuma, receiver, upgraded)[0].writes == 0
+
+
+def test_a_job_heartbeat_alerting_the_client_is_routed_back_to_the_agency_and_hand_attached_alerts_stay(
+    kuma: Kuma, receiver: Receiver
+) -> None:
+    plan = client_plan("bakery", "reroute")
+    run_sync(kuma, receiver, plan)
+    site = plan.sites[0]
+    with connect(kuma.login) as session:
+        names = {n["name"]: int(n["id"]) for n in session.notifications()}
+        contact = names[f"carestack reroute · email · {plan.client.contacts[0].name}"]
+        agency = names["carestack reroute · agency · webhook"]
+        by_hand = session.save_notification(
+            {
+                "name": "reroute pager (by hand)",
+                "type": "webhook",
+                "webhookURL": receiver.url,
+                "webhookContentType": "json",
+            },
+            None,
+        )
+        backup = owned(session, "reroute")[f"{site.id} job backup"]
+        # As every monitor was before routing: the client's contact alerted of a job's heartbeat.
+        ids = {agency, contact, by_hand}
+        session.edit_monitors([{**backup, "notificationIDList": {str(i): True for i in ids}}])
+
+    _, lines = run_sync(kuma, receiver, plan)
+
+    assert f"~ monitor {site.id} · backup job: notifications: +0 -1" in lines
+    after = state(kuma, "reroute")[f"{site.id} job backup"]
+    assert sorted(after["notificationIDList"]) == sorted({agency, by_hand})
+    with connect(kuma.login) as session:
+        session.delete_notification(by_hand)
 
 
 def test_removed_site_loses_its_monitors(kuma: Kuma, receiver: Receiver) -> None:
