@@ -220,6 +220,7 @@ def start(
     bridge_host: str | None = None,
     cache_dir: Path | None = None,
     timeout: float = 120.0,
+    package: Path | None = None,
 ) -> KumaServer:
     """Start Kuma on host:port (and a relay on bridge_host:port); a live recorded server is reused.
 
@@ -240,7 +241,7 @@ def start(
     for address in (host, bridge_host):
         if address and _port_taken(address, port):
             raise KumaServerError(f"{address}:{port} is already in use by another process; choose another Kuma port")
-    package = ensure_installed(cache_dir)
+    package = package or ensure_installed(cache_dir)  # another installed Kuma, or the npm one
     data_dir = state_dir / "data"
     data_dir.mkdir(mode=0o700, exist_ok=True)
     (data_dir / "db-config.json").write_text(json.dumps(_DB_CONFIG))

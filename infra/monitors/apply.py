@@ -1,7 +1,8 @@
 """Apply a compared `Work` to Uptime Kuma: notifications, monitors, maintenance, status page.
 
-Monitors are created in one bulk call, edited and deleted pipelined (see
-`infra.kuma_client`); fields the bulk call cannot set get one edit afterwards.
+Monitors are created the fastest way the server's version has, edited and deleted
+pipelined (see `infra.kuma_client`); fields the bulk import cannot set get one edit
+afterwards.
 Push tokens are chosen here; a monitor that has one keeps it.
 """
 
@@ -100,7 +101,7 @@ def apply_work(
     for change, _ in work.deletes:
         done(change)
     final = dict(work.existing)
-    session.import_monitors([_import_record(m, desired.client_id, routed(m)) for _, m in work.creates])
+    session.create_monitors([_import_record(m, desired.client_id, routed(m)) for _, m in work.creates])
     if work.creates:
         final.update(_created(session, desired, {m.key for _, m in work.creates}))
     for change, _ in work.creates:

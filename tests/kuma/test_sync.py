@@ -378,3 +378,13 @@ def test_unreachable_kuma_is_a_clear_error() -> None:
     nowhere = KumaLogin("http://127.0.0.1:9", "admin", "whatever")
     with pytest.raises(KumaError, match=r"cannot reach Uptime Kuma at http://127\.0\.0\.1:9"), connect(nowhere):
         pass
+
+
+def test_the_servers_version_is_read_at_login_and_chooses_the_write_path(kuma: Kuma, receiver: Receiver) -> None:
+    with connect(kuma.login) as session:
+        assert session.version.text == kuma.version
+        # The bulk import exists on 1.23 and the 2.0.0-dev.0 snapshot; 2.x stable adds one monitor at a time.
+        assert session.version.bulk_import is (kuma.version != "2.5.3")
+    result, _ = run_sync(kuma, receiver, client_plan("bakery", "writepath"))
+    monitors = state(kuma, "writepath")
+    assert len(monitors) == 5 and result.writes > 0
