@@ -50,6 +50,11 @@ _IMPORT_FORMAT_VERSION = "1.23.0"
 _NO_STATUS_PAGE = "No slug?"
 # Requests in flight at once when pipelining; Kuma handles them concurrently.
 _PIPELINE_DEPTH = 16
+# Kuma 2.x answers some refusals with a translation key instead of the sentence 1.23 sends.
+_REASONS = {
+    "authIncorrectCreds": "Incorrect username or password.",
+    "authUserInactiveOrDeleted": "The user is inactive or deleted.",
+}
 _TOKENS: dict[tuple[str, str, str], str] = {}
 _TOKENS_LOCK = threading.Lock()
 
@@ -287,6 +292,23 @@ class KumaSession:
         return answers
 
 
+def need_setup(api: UptimeKumaApi, url: str, timeout: float = 30.0) -> bool:
+    """Whether the Kuma behind `api` still needs its first user; also waits until it listens to requests.
+
+    Kuma 2.x attaches its request handlers to a new connection only after a database read, and a
+    request sent before that is dropped without an answer: this asks again until one comes.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return bool(api.sio.call("needSetup", timeout=2))
+        except socketio.exceptions.TimeoutError:
+            if time.monotonic() > deadline:
+                raise KumaError(f"Uptime Kuma at {url} accepted the connection but answered no request") from None
+        except socketio.exceptions.SocketIOError as exc:
+            raise KumaError(f"lost the connection to Uptime Kuma at {url}: {exc}") from None
+
+
 def _login(api: UptimeKumaApi, login: KumaLogin) -> None:
     # The password is part of the key: a token must not let a wrong password in.
     key = (login.url, login.username, hashlib.sha256(login.password.encode()).hexdigest())
@@ -301,7 +323,8 @@ def _login(api: UptimeKumaApi, login: KumaLogin) -> None:
     try:
         answer = api.login(login.username, login.password)
     except UptimeKumaException as exc:
-        raise KumaError(f"Uptime Kuma at {login.url} refused the login of {login.username!r}: {exc}") from None
+        reason = _REASONS.get(str(exc), str(exc))
+        raise KumaError(f"Uptime Kuma at {login.url} refused the login of {login.username!r}: {reason}") from None
     if not answer.get("token"):
         raise KumaError(
             f"Uptime Kuma at {login.url} wants a second factor for {login.username!r}; use an account without 2FA"
@@ -321,6 +344,7 @@ def connect(login: KumaLogin, *, timeout: float = 120.0, connect_timeout: float 
         raise KumaError(f"cannot reach Uptime Kuma at {login.url} (is it running, is the URL right?)") from None
     try:
         api.timeout = timeout  # lists of many monitors take seconds to build
+        need_setup(api, login.url, connect_timeout)
         _login(api, login)
         try:
             version = kuma_version(api.version, login.url)

@@ -328,6 +328,8 @@ def ensure_admin(server: KumaServer, state_dir: Path, username: str = ADMIN_USER
     """
     from uptime_kuma_api import UptimeKumaApi, UptimeKumaException  # the lab CLI starts faster without it
 
+    from infra.kuma_client import need_setup
+
     path = Path(state_dir) / CREDENTIALS_FILE
     try:
         api = UptimeKumaApi(server.url, timeout=30)
@@ -336,7 +338,7 @@ def ensure_admin(server: KumaServer, state_dir: Path, username: str = ADMIN_USER
             f"cannot connect to Uptime Kuma at {server.url}; see {Path(state_dir) / LOG_FILE}"
         ) from None
     try:
-        if api.need_setup():
+        if need_setup(api, server.url):
             creds = KumaCredentials(server.url, username, secrets.token_urlsafe(24))
             api.setup(creds.username, creds.password)
             write_secret(path, json.dumps({"url": creds.url, "username": creds.username, "password": creds.password}))

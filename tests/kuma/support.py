@@ -64,6 +64,30 @@ def fast_monitoring(monitoring: MonitoringPlan, timeout_seconds: int = 5) -> Mon
     )
 
 
+def add_by_hand(session: KumaSession, **fields: Any) -> int:
+    """A monitor someone made in Kuma's own UI, not through carestack (raw `add`, as the UI sends it); its id."""
+    record: dict[str, Any] = {
+        "method": "GET",
+        "maxredirects": 10,
+        "accepted_statuscodes": ["200-299"],
+        "notificationIDList": {},
+        "retryInterval": 60,
+        "maxretries": 0,
+        "resendInterval": 0,
+        "timeout": 48,
+        "upsideDown": False,
+        "ignoreTls": False,
+        "expiryNotification": False,
+        "invertKeyword": False,
+        **fields,
+    }
+    if session.version.conditions:
+        record["conditions"] = []
+    answer = session.api.sio.call("add", record, timeout=60)
+    assert answer["ok"], answer
+    return int(answer["monitorID"])
+
+
 def loopback(plan: CarePlan) -> dict[str, str]:
     """Site addresses for every site of the plan, all on loopback."""
     return {site.id: NOWHERE for site in plan.sites}
