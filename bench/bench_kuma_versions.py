@@ -2,7 +2,9 @@
 
 Per version, on a fresh server on loopback: the initial sync of N monitors (the bulk import
 on 1.23 and 2.0.0-dev.0, pipelined `add`s plus tags on 2.x stable), a no-op resync (time and
-writes, after Kuma settled from the previous login), and one changed monitor (writes).
+writes, after Kuma settled from the previous login), and one changed monitor (writes). On 2.x
+stable, where no bulk import exists, also the naive path for comparison: one `add` at a time, each
+awaited, then its two tags (what a client library's add_monitor does, without its version look-ups).
 1.23.16 and 2.5.3 are installed from the source tarballs in CARESTACK_KUMA_SOURCES.
 
     CARESTACK_KUMA_SOURCES=../shared/vendor/uptime-kuma .venv/bin/python bench/bench_kuma_versions.py [--monitors 500]
@@ -62,7 +64,28 @@ def one_changed(state: DesiredState) -> DesiredState:
     return replace(state, monitors=tuple(changed if m is first else m for m in state.monitors))
 
 
-def measure(version: str, sites: int, receiver_url: str, address: str) -> dict[str, object]:
+def naive_adds(login: KumaLogin, state: DesiredState, count: int) -> float:
+    """Seconds per monitor for `count` monitors created one awaited request after another."""
+    from infra.monitors.apply import _import_record  # the records the sync would send
+
+    records = [_import_record(m, "naive", []) for m in state.monitors[:count]]
+    with connect(login) as session:
+        tags = {str(t["name"]): str(t["color"]) for t in records[0]["tags"]}
+        tag_ids = {
+            t: session.api.sio.call("addTag", {"name": t, "color": c}, timeout=60)["tag"]["id"] for t, c in tags.items()
+        }
+        started = time.perf_counter()
+        for record in records:
+            fields = {k: v for k, v in record.items() if k != "tags"}
+            added = session.api.sio.call("add", {**fields, "conditions": []}, timeout=60)
+            for tag in record["tags"]:
+                session.api.sio.call(
+                    "addMonitorTag", (tag_ids[tag["name"]], added["monitorID"], tag["value"]), timeout=60
+                )
+        return (time.perf_counter() - started) / len(records)
+
+
+def measure(version: str, sites: int, receiver_url: str, address: str, naive: int) -> dict[str, object]:
     state = desired(bench_plan("versions", sites), receiver_url, address)
     with fresh_kuma(version) as login:
         initial, initial_writes = timed_sync(login, state)
@@ -72,7 +95,12 @@ def measure(version: str, sites: int, receiver_url: str, address: str) -> dict[s
             noops.append(timed_sync(login, state))
         time.sleep(SETTLE_SECONDS)
         _, change_writes = timed_sync(login, one_changed(state))
+    per_naive = None
+    if naive and version != kuma_server.KUMA_VERSION and not version.startswith("1."):
+        with fresh_kuma(version) as login:
+            per_naive = naive_adds(login, state, naive)
     return {
+        "naive": per_naive,
         "monitors": len(state.monitors),
         "initial": initial,
         "initial_writes": initial_writes,
@@ -85,6 +113,7 @@ def measure(version: str, sites: int, receiver_url: str, address: str) -> dict[s
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--monitors", type=int, default=500, help="monitors per client (default 500)")
+    parser.add_argument("--naive", type=int, default=100, help="monitors for the naive path on 2.x (default 100)")
     parser.add_argument("--versions", nargs="*", default=list(VERSIONS), help=f"default: {' '.join(VERSIONS)}")
     args = parser.parse_args()
     sites = max(1, args.monitors // MONITORS_PER_SITE)
@@ -92,7 +121,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as alerts, alert_receiver.serve(Path(alerts)) as receiver, site_server() as web:
         address = f"http://127.0.0.1:{web.server_address[1]}"
         for version in args.versions:
-            rows[version] = measure(version, sites, receiver.url, address)
+            rows[version] = measure(version, sites, receiver.url, address, args.naive)
     print(f"\nMonitor sync per Uptime Kuma version ({sites} sites, fresh server each)")
     print(
         f"{'version':<14}{'monitors':>9}{'initial s':>11}{'writes':>8}{'no-op s':>9}{'writes':>8}"
@@ -103,6 +132,13 @@ def main() -> int:
             f"{version:<14}{row['monitors']:>9}{row['initial']:>11.1f}{row['initial_writes']:>8}"
             f"{row['noop']:>9.2f}{row['noop_writes']!s:>8}{row['change_writes']:>17}"
         )
+    for version, row in rows.items():
+        if row["naive"] is not None:
+            per, initial, count = float(str(row["naive"])), float(str(row["initial"])), int(str(row["monitors"]))
+            print(
+                f"{version}: naive one-add-at-a-time {per:.3f} s/monitor (on {args.naive}) -> {per * count:.0f} s for "
+                f"{count}, {per * count / initial:.1f}x the sync's {initial:.1f} s"
+            )
     print(
         f"(no-op: median of 3, each {SETTLE_SECONDS} s after the previous login; load average "
         f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs)"
