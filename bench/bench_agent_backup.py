@@ -1,4 +1,4 @@
-"""Figures of issue 4: carestack-agent backups vs plain restic, restore, memory, site latency.
+"""Figures of the agent's backups: carestack-agent backups vs plain restic, restore, memory, site latency.
 
 Real parts only: restic, a moto S3 server with IAM enforcement (infra/lab/s3.py),
 a private mariadbd, the agent's CLI as systemd runs it. Prints a table of

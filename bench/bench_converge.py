@@ -1,4 +1,4 @@
-"""Figures of the Ansible roles (issue 5): converging a fresh shared host with three sites, and a rerun.
+"""Figures of the Ansible roles: converging a fresh shared host with three sites, and a rerun.
 
     .venv/bin/python bench/bench_converge.py [--runs 2] [--reruns 3] [--keep]
 
@@ -9,7 +9,7 @@ each fresh server (at most two per lab) it converges the bakery and studio
 clients (three sites: two WordPress, one PHP) onto it exactly as
 `carestack configure` does, with real S3 buckets and scoped keys, Kuma push
 tokens and the agent, then converges again `--reruns` times. Prints medians.
-Goal (issue 5): a rerun under 30 s. Needs root.
+Goal: a rerun under 30 s. Needs root.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Figures of issue 7: how fast a broken update is undone, and what a no-op update run costs.
+"""Figures of updates: how fast a broken update is undone, and what a no-op update run costs.
 
     .venv/bin/python bench/bench_update.py [--runs 5]
 

@@ -8,15 +8,23 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from infra import configure, monitors_cli
+from infra import configure, monitors_cli, sla_doc_cli
 from infra.lab import cli as lab_cli
 from infra.plan import build_plan
 from infra.plan_table import render
+from infra.production_warnings import catalog_warnings, stack_warnings
 from infra.spec import ClientSpec, SpecError, load_catalog, load_stack
 
 
 def _validate(args: argparse.Namespace) -> int:
-    catalog = load_catalog()
+    """Errors fail; values that cannot be meant for production are warnings (the examples use them)."""
+    try:
+        catalog = load_catalog()
+    except SpecError as exc:
+        print(exc, file=sys.stderr)
+        return 1
+    for warning in catalog_warnings(catalog):
+        print(f"{catalog.source}: warning: {warning}", file=sys.stderr)
     failed = 0
     for path in args.stacks:
         try:
@@ -26,7 +34,10 @@ def _validate(args: argparse.Namespace) -> int:
             failed += 1
             continue
         kind = f"client on tier {spec.tier_name}" if isinstance(spec, ClientSpec) else "platform"
-        print(f"{path}: ok ({kind})")
+        warnings = stack_warnings(spec)
+        for warning in warnings:
+            print(f"{path}: warning: {warning}", file=sys.stderr)
+        print(f"{path}: ok ({kind})" + (f", {len(warnings)} warning(s)" if warnings else ""))
     return 1 if failed else 0
 
 
@@ -63,6 +74,7 @@ def build_parser() -> argparse.ArgumentParser:
     lab_cli.register(verbs)
     configure.register(verbs)
     monitors_cli.register(verbs)
+    sla_doc_cli.register(verbs)
     return parser
 
 

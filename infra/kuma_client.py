@@ -1,12 +1,14 @@
 """One logged-in connection to Uptime Kuma, with the few calls the monitor sync needs.
 
 Built on `uptime-kuma-api` (its socket.io client, login and list readers),
-with three deliberate departures (their measured costs: bench/README.md):
+with deliberate departures where the library's way is slow or blind
+(what they save is measured in bench/README.md, "Monitor sync"):
 
 - Creating monitors: on 1.23 and 2.0.0-dev.0 Kuma's `add` handler rebuilds and
-  broadcasts the whole monitor list before it answers, so N adds cost N list
-  rebuilds. There `create_monitors` sends them in one `uploadBackup` call ("keep" mode:
-  nothing existing is touched), which stores each monitor with its tags and
+  broadcasts the whole monitor list before it answers, and the library's
+  `add_monitor` adds version look-ups on top, so creating N monitors that way
+  costs N list rebuilds. There `create_monitors` sends them in one
+  `uploadBackup` call ("keep" mode: nothing existing is touched), which stores each monitor with its tags and
   notifications and rebuilds the list once. The import copies a fixed list of
   fields (server/server.js, uploadBackup): `parent` is not among them, and
   `expiryNotification` is left to its column default (true); the sync edits

@@ -9,11 +9,12 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from . import __version__, exitcodes
+from . import __version__, config_docs, exitcodes
 from .actions import backup as backup_action
 from .actions import check as check_action
 from .actions import init as init_action
 from .actions import prune as prune_action
+from .actions import recovery
 from .actions import restore as restore_action
 from .actions import status as status_action
 from .actions import update as update_action
@@ -35,7 +36,7 @@ def build_parser() -> argparse.ArgumentParser:
         return sp
 
     b = site_verb("backup", "files + database in one snapshot, then forget by keep-*")
-    b.add_argument("--reason", choices=("scheduled", "pre-update", "manual"), default="manual")
+    b.add_argument("--reason", choices=backup_action.REASONS, default="manual")
     site_verb("prune", "remove unreferenced data (own schedule)")
     site_verb("check", "restic check with a rotating --read-data-subset")
     site_verb("init", "initialize the repository (idempotent)", wait_default=True)
@@ -53,6 +54,7 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("status", help="last result of each job per site")
     s.add_argument("--json", action="store_true")
     sub.add_parser("validate", help="check the configuration; print every error")
+    sub.add_parser("sample-config", help="print a valid sample configuration naming every key")
     return p
 
 
@@ -69,6 +71,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         format="%(levelname)s %(message)s",
         stream=sys.stderr,
     )
+    if args.verb == "sample-config":
+        print(config_docs.sample(), end="")
+        return exitcodes.OK
     try:
         config = load(args.config)
     except ConfigError as e:
@@ -87,17 +92,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as e:
         print(e.errors[0], file=sys.stderr)
         return exitcodes.CONFIG
+    # Every job on a site first settles an update an earlier run left half-done (crash, kill, failed rollback).
+    settle = recovery.finish_interrupted
     if args.verb == "backup":
-        return _report(backup_action.backup(config, args.site, args.reason, wait=args.wait))
+        return _report(backup_action.backup(config, args.site, args.reason, wait=args.wait, settle=settle))
     if args.verb == "prune":
-        return _report(prune_action.prune(config, args.site, wait=args.wait))
+        return _report(prune_action.prune(config, args.site, wait=args.wait, settle=settle))
     if args.verb == "check":
-        return _report(check_action.check(config, args.site, wait=args.wait))
+        return _report(check_action.check(config, args.site, wait=args.wait, settle=settle))
     if args.verb == "update":
         retry = update_action.UpdateOptions(retry_failed=args.retry_failed)
-        return _report(update_action.update(config, args.site, retry, wait=args.wait))
+        return _report(update_action.update(config, args.site, retry, wait=args.wait, settle=settle))
     if args.verb == "init":
-        return _report(init_action.init(config, args.site, wait=args.wait))
+        return _report(init_action.init(config, args.site, wait=args.wait, settle=settle))
     if args.verb == "restore":
         try:
             before = restore_action.parse_time(args.before) if args.before else None
@@ -113,5 +120,5 @@ def main(argv: Sequence[str] | None = None) -> int:
             files=not args.no_files,
             database=not args.no_database,
         )
-        return _report(restore_action.restore(config, args.site, opts, wait=args.wait))
+        return _report(restore_action.restore(config, args.site, opts, wait=args.wait, settle=settle))
     return exitcodes.USAGE

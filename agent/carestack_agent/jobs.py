@@ -1,10 +1,11 @@
 """What every job shares: the site lock, the journal, the deadline, the heartbeat.
 
-`run_job` takes the lock, writes `start`, runs the action's body, maps its
-failure to a reason and an exit code, writes `end`, and pushes the heartbeat.
-Bodies only do their work and raise on failure; callers that already hold the
-site lock (the update-with-rollback flow) call the bodies with their own
-`Context` instead.
+`run_job` takes the lock, writes `start`, lets `settle` finish what an earlier
+run left (the CLI passes the interrupted-update recovery; this frame knows no
+action), runs the action's body, maps its failure to a reason and an exit
+code, writes `end`, and pushes the heartbeat. Bodies only do their work and
+raise on failure; callers that already hold the site lock (the
+update-with-rollback flow) call the bodies with their own `Context` instead.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from . import exitcodes
+from . import exitcodes, restic_commands
 from .config import Config, Site
 from .hooks import kuma
 from .hooks.mariadb import DatabaseError
@@ -81,7 +82,7 @@ class Context:
         Never `--remove-all`: that would break a job running elsewhere on the repository.
         """
         with_retries(
-            lambda: self.restic.run(["unlock"], self.deadline, what="unlock"),
+            lambda: self.restic.run(restic_commands.unlock(), self.deadline, what="unlock"),
             settings=self.config.agent,
             deadline=self.deadline,
             what="unlock",
@@ -129,6 +130,7 @@ def new_run_id() -> str:
 
 
 Body = Callable[[Context], str]  # returns the one-line summary; puts figures into ctx.figures
+Settle = Callable[[Context], None]  # runs before the body; raises JobFailed if the site must not go on
 
 
 def run_job(
@@ -141,6 +143,7 @@ def run_job(
     wait: bool = False,
     push: bool = True,
     extra: dict[str, Any] | None = None,
+    settle: Settle | None = None,
 ) -> JobResult:
     site = config.site(site_id)
     ctx = Context.create(config, site, job, timeout)
@@ -159,11 +162,8 @@ def run_job(
         started = time.monotonic()
         log.info("%s %s: started (run %s)", job, site.id, ctx.run_id)
         try:
-            # An update interrupted on this site (crash, kill) is rolled back before anything else runs.
-            # Imported here: the update action builds on this module.
-            from .actions.recovery import finish_interrupted
-
-            finish_interrupted(ctx)
+            if settle is not None:  # e.g. an update interrupted on this site is rolled back before anything else
+                settle(ctx)
             summary = body(ctx)
             ok, code, message = True, exitcodes.OK, summary
         except JobFailed as e:

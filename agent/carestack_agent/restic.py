@@ -1,6 +1,7 @@
-"""The restic driver: environment, watchdog, `--json` parsing, error classes, retries.
+"""The restic runner: environment, watchdog, `--json` parsing, error classes, retries.
 
-restic runs directly (no shell). Its repository, password file and S3 keys
+It runs the command lines `restic_commands` builds and adds only the binary and
+`--json`. restic runs directly (no shell). Its repository, password file and S3 keys
 reach it through the child's environment only, never argv. Output is parsed
 line by line from `--json`; only the summary, errors and the last backend
 error are kept (status lines are dropped), so the agent's memory stays small.
@@ -31,6 +32,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
+from . import restic_commands
 from .config import AgentSettings, Site
 from .proc import Deadline, TailReader, Watchdog, spawn
 from .secrets import check_private, s3_environment
@@ -226,8 +228,9 @@ class Restic:
             )
         return ResticError("failed", f"restic {what} failed (exit {result.returncode}): {_short(detail)}")
 
-    def snapshots(self, deadline: Deadline, *extra: str) -> list[dict[str, Any]]:
-        result = self.run(["snapshots", "--tag", f"site:{self.site.id}", *extra], deadline, what="snapshots")
+    def snapshots(self, deadline: Deadline) -> list[dict[str, Any]]:
+        """The site's snapshots, as restic's JSON objects."""
+        result = self.run(restic_commands.snapshots(self.site.id), deadline, what="snapshots")
         docs = result.documents[-1] if result.documents else []
         return [s for s in docs if isinstance(s, dict)] if isinstance(docs, list) else []
 

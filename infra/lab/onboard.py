@@ -8,7 +8,7 @@ Each step is skipped when its result is already in place, so a second
 `lab up` does nothing:
 - monitors: the sync itself changes nothing when Kuma matches the plan;
 - converge: a fingerprint per client (its plan, its secrets, its push tokens,
-  its server's identity, and the code that configures it: ansible/, agent/)
+  its server's identity, and the code that configures it: `converge_fingerprint`)
   is recorded after a successful run; a client is converged again when it
   changes, with every client that shares its server;
 - first backup: only for sites whose repository has no snapshot yet.
@@ -21,14 +21,15 @@ import json
 import re
 import shlex
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO, cast
 
 from infra.alerting import lab_alerting
 from infra.ansible_vars import Client, ClientSecrets, HostAccess, Realization
-from infra.configure import AGENT_DIR, ANSIBLE_DIR, ConvergeResult, converge
+from infra.configure import ConvergeResult, converge
+from infra.converge_sources import converge_fingerprint
 from infra.kuma_client import KumaLogin, connect
 from infra.lab import status
 from infra.lab.config import LabConfig
@@ -37,17 +38,6 @@ from infra.lab.placement import PlacedClient
 from infra.lab.state import LabState, write_secret
 from infra.monitors import desired_state, sync
 
-REPO = Path(__file__).resolve().parents[2]
-# The code whose change means a server must be converged again.
-CONVERGE_SOURCES = (
-    ANSIBLE_DIR,
-    AGENT_DIR,
-    REPO / "infra" / "configure.py",
-    REPO / "infra" / "ansible_vars.py",
-    REPO / "infra" / "agent_config.py",
-    REPO / "infra" / "agent_wheel.py",
-)
-_IGNORED = {"__pycache__", "build", "dist", ".pytest_cache", ".mypy_cache", ".ruff_cache"}
 BACKUP_TIMEOUT = 900
 _RECAP_LINE = re.compile(r"^\S+\s+: ok=\d+")
 
@@ -57,17 +47,6 @@ class ConvergeReport:
     clients: list[str]  # clients whose servers Ansible ran on
     changed: int  # tasks Ansible reported changed
     seconds: float
-
-
-def _source_digest(paths: Iterable[Path]) -> str:
-    digest = hashlib.sha256()
-    for root in paths:
-        files = [root] if root.is_file() else sorted(p for p in root.rglob("*") if p.is_file())
-        for path in files:
-            if _IGNORED.intersection(path.parts) or path.suffix == ".pyc" or ".egg-info" in str(path):
-                continue
-            digest.update(str(path.relative_to(REPO)).encode() + b"\0" + path.read_bytes() + b"\0")
-    return digest.hexdigest()
 
 
 def _kuma_login(state: LabState) -> KumaLogin:
@@ -151,7 +130,7 @@ def converge_clients(
     echo: Callable[[str], None] | None = None,
 ) -> ConvergeReport:
     """Converge the servers of every client whose fingerprint changed (and their neighbours)."""
-    code = _source_digest(CONVERGE_SOURCES)
+    code = converge_fingerprint()
     secrets = {c.id: client_secrets(state, c.id, tokens[c.id]) for c in clients}
     prints = {c.id: _fingerprint(state, c, secrets[c.id], code) for c in clients}
     stale = {c.id for c in clients if not _recorded(config, c.id, prints[c.id])}

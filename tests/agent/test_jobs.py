@@ -10,6 +10,7 @@ from carestack_agent.actions.backup import backup
 from carestack_agent.actions.check import check
 from carestack_agent.actions.init import init
 from carestack_agent.actions.prune import prune
+from carestack_agent.journal import Journal
 
 from .conftest import PushRecorder, Site
 
@@ -119,3 +120,26 @@ def test_status_shows_the_last_result_of_each_job(make_site) -> None:
     journal = [json.loads(x) for x in (site.state_dir / "journal.jsonl").read_text().splitlines()]
     assert {e["event"] for e in journal} == {"start", "end"}
     assert all("run_id" in e and "ts" in e for e in journal)
+
+
+def test_every_cli_job_first_settles_an_update_an_earlier_run_left_unfinished(make_site) -> None:
+    """The job frame knows no action: the CLI hands it the recovery step; a bare action call does not settle."""
+    site: Site = make_site(database=False)
+    journal = Journal(site.state_dir)
+    journal.append({"site": site.id, "job": "update", "run_id": "u1", "event": "start"})
+    journal.append({"site": site.id, "job": "update", "run_id": "u1", "event": "step", "step": "health"})
+
+    direct = backup(site.config(), site.id)
+    assert direct.ok, direct.message
+    assert not [e for e in journal.entries() if e.get("run_id") == "u1" and e["event"] == "end"]
+
+    (site.state_dir / "clean" / site.id).unlink()  # as after a crash: the next job looks for unfinished runs
+    res = site.agent("backup", site.id)
+    assert res.returncode == 0, res.stderr
+    ends = [e for e in journal.entries() if e.get("run_id") == "u1" and e["event"] == "end"]
+    assert len(ends) == 1
+    backup_run = [e for e in journal.entries() if e.get("job") == "backup" and e["event"] == "end"][-1]
+    assert ends[0]["figures"]["recovered_by"] == f"backup {backup_run['run_id']}"
+    assert ends[0]["figures"]["outcome"] == "interrupted"
+    assert "before anything changed: nothing to roll back" in ends[0]["message"]
+    assert backup_run["figures"]["finished_update"]["run_id"] == "u1"

@@ -53,8 +53,9 @@ def test_unknown_keys_are_refused_because_iam_is_enforced(lab: LabState) -> None
         aws_secret_access_key="not-a-secret",
         config=Config(retries={"max_attempts": 1}),
     )
-    with pytest.raises(ClientError):
+    with pytest.raises(ClientError) as refused:
         s3.list_objects_v2(Bucket=lab.clients[0].bucket)
+    assert refused.value.response["Error"]["Code"] == "InvalidAccessKeyId"
 
 
 def test_the_servers_reach_s3_on_the_bridge_address(lab: LabState) -> None:

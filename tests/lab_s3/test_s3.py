@@ -6,7 +6,7 @@ import json
 import os
 import socket
 import subprocess
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -40,6 +40,13 @@ def client(endpoint: str, creds: s3.Credentials) -> Any:
         aws_secret_access_key=creds.secret_access_key,
         config=Config(s3={"addressing_style": "path"}, retries={"max_attempts": 1}),
     )
+
+
+def refused(call: Callable[[], Any]) -> str:
+    """The S3 error code `call` fails with (it must fail)."""
+    with pytest.raises(ClientError) as caught:
+        call()
+    return str(caught.value.response["Error"]["Code"])
 
 
 @dataclass
@@ -102,14 +109,11 @@ def test_provisioning_with_enforcement_scopes_credentials_to_one_bucket(lab: Lab
     own = client(srv.endpoint, bakery)
     own.put_object(Bucket="cs-bakery", Key="site/x", Body=b"1")
     assert own.get_object(Bucket="cs-bakery", Key="site/x")["Body"].read() == b"1"
-    with pytest.raises(ClientError, match=r"AccessDenied|Access Denied"):
-        own.put_object(Bucket="cs-florist", Key="x", Body=b"1")
-    with pytest.raises(ClientError):
-        client(srv.endpoint, florist).get_object(Bucket="cs-bakery", Key="site/x")
-    with pytest.raises(ClientError):
-        own.create_bucket(Bucket="cs-new")
-    with pytest.raises(ClientError, match=r"InvalidAccessKeyId|does not exist"):
-        client(srv.endpoint, s3.Credentials("AKIANOBODY0000000000", "x")).list_buckets()
+    assert refused(lambda: own.put_object(Bucket="cs-florist", Key="x", Body=b"1")) == "AccessDenied"
+    assert refused(lambda: client(srv.endpoint, florist).get_object(Bucket="cs-bakery", Key="site/x")) == "AccessDenied"
+    assert refused(lambda: own.create_bucket(Bucket="cs-new")) == "AccessDenied"
+    nobody = client(srv.endpoint, s3.Credentials("AKIANOBODY0000000000", "x"))
+    assert refused(nobody.list_buckets) == "InvalidAccessKeyId"
 
     # the scoped keys are enough for restic (incl. moto's s3:HeadBucket)
     env = {
@@ -131,8 +135,7 @@ def test_object_lock_bucket_gets_compliance_retention_and_versioning(lab: Lab) -
     assert c.get_bucket_versioning(Bucket="cs-locked")["Status"] == "Enabled"
     # a locked version cannot be deleted, even by the admin
     put = c.put_object(Bucket="cs-locked", Key="k", Body=b"v")
-    with pytest.raises(ClientError, match=r"AccessDenied|locked|retention"):
-        c.delete_object(Bucket="cs-locked", Key="k", VersionId=put["VersionId"])
+    assert refused(lambda: c.delete_object(Bucket="cs-locked", Key="k", VersionId=put["VersionId"])) == "AccessDenied"
     # provisioning again, with backups in the bucket, is a no-op rather than a refusal
     s3.provision_bucket(lab.server.endpoint, lab.admin, "cs-locked", object_lock_days=3)
     with pytest.raises(ValueError, match="requires versioning"):

@@ -1,4 +1,4 @@
-"""Updates with automatic rollback on the lab's real sites (issue 7).
+"""Updates with automatic rollback on the lab's real sites.
 
 On the studio client's server: its WordPress site (apt and wordpress
 providers) and its PHP site (apt and release providers). Good updates apply

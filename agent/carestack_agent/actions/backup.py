@@ -19,10 +19,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-from .. import exitcodes, owners
+from .. import exitcodes, owners, restic_commands
 from ..config import Config
 from ..hooks import mariadb
-from ..jobs import Context, JobFailed, JobResult, human_bytes, run_job
+from ..jobs import Context, JobFailed, JobResult, Settle, human_bytes, run_job
 from ..proc import Watchdog, terminate
 from ..restic import ResticResult
 from ..streamfs import StreamFile, clear_stale_mount
@@ -30,18 +30,22 @@ from .common import dump_dir
 
 log = logging.getLogger("carestack_agent.backup")
 
+REASONS = ("scheduled", "pre-update", "manual")  # why a backup ran: tagged reason:<it> on the snapshot
+
 
 def backup_args(ctx: Context, reason: str) -> list[str]:
+    """The site's paths, and with a database the dump's mount (its single file is the dump)."""
     site = ctx.site
-    args = ["backup", "--host", ctx.config.agent.host, "--tag", f"site:{site.id}", "--tag", f"reason:{reason}"]
-    if site.database is not None:
-        args += ["--tag", f"db:{site.database.name}"]
-    owner = owners.tag_for(site.root)
-    if owner is not None:
-        args += ["--tag", owner]
-    for pattern in site.exclude:
-        args += ["--exclude", pattern]
-    return args + [str(p) for p in site.paths]
+    dump = [dump_dir(ctx.config, site.id)] if site.database is not None else []
+    return restic_commands.backup(
+        host=ctx.config.agent.host,
+        site_id=site.id,
+        reason=reason,
+        paths=[*site.paths, *dump],
+        database=site.database.name if site.database is not None else None,
+        owner_tag=owners.tag_for(site.root),
+        exclude=site.exclude,
+    )
 
 
 def _backup_once(ctx: Context, reason: str) -> tuple[ResticResult, str | None, int]:
@@ -61,7 +65,7 @@ def _backup_once(ctx: Context, reason: str) -> tuple[ResticResult, str | None, i
     )
     try:
         stream.start()
-        result = ctx.restic.run_raw([*args, str(mount)], ctx.deadline)
+        result = ctx.restic.run_raw(args, ctx.deadline)
     finally:
         if proc.poll() is None:  # restic stopped before the end of the dump (or the dump hangs)
             terminate(proc, grace=2)
@@ -96,7 +100,7 @@ def _backup_spooled(ctx: Context, args: list[str], mount: Path) -> tuple[ResticR
         if failure is not None:
             raise JobFailed(f"database dump failed: {'killed at the deadline' if dog.fired else failure}")
         size = path.stat().st_size
-        return ctx.restic.run_raw([*args, str(mount)], ctx.deadline), None, size
+        return ctx.restic.run_raw(args, ctx.deadline), None, size
     finally:
         path.unlink(missing_ok=True)
 
@@ -151,7 +155,7 @@ def do_backup(ctx: Context, reason: str) -> str:
         raise JobFailed(
             f"snapshot {snap} is incomplete: {len(result.errors)} file(s) could not be read, e.g. {', '.join(unread)}"
         )
-    forget_args = ["forget", "--tag", f"site:{site.id}", "--group-by", "", *site.retention.forget_args()]
+    forget_args = restic_commands.forget_by_retention(site.id, site.retention)
     try:
         ctx.retry(lambda: restic.run(forget_args, ctx.deadline, what="forget"), "forget")
     except Exception as e:
@@ -169,7 +173,7 @@ def _forget_bad(ctx: Context, snap: str | None) -> bool:
     if not snap:
         return False
     try:
-        ctx.retry(lambda: ctx.restic.run(["forget", snap], ctx.deadline, what="forget"), "forget")
+        ctx.retry(lambda: ctx.restic.run(restic_commands.forget_snapshot(snap), ctx.deadline, what="forget"), "forget")
         log.warning("backup %s: snapshot %s discarded because the database dump failed", ctx.site.id, snap)
         return True
     except Exception:
@@ -177,9 +181,11 @@ def _forget_bad(ctx: Context, snap: str | None) -> bool:
         return False
 
 
-def backup(config: Config, site_id: str, reason: str = "manual", *, wait: bool = False) -> JobResult:
+def backup(
+    config: Config, site_id: str, reason: str = "manual", *, wait: bool = False, settle: Settle | None = None
+) -> JobResult:
     """Back up one site with a reason; the result's figures carry `snapshot_id`."""
-    if reason not in ("scheduled", "pre-update", "manual"):
+    if reason not in REASONS:
         return JobResult("backup", site_id, False, f"unknown reason {reason!r}", exitcodes.USAGE, "")
     site = config.site(site_id)
     return run_job(
@@ -189,5 +195,6 @@ def backup(config: Config, site_id: str, reason: str = "manual", *, wait: bool =
         lambda ctx: do_backup(ctx, reason),
         timeout=site.jobs.backup_timeout_seconds,
         wait=wait,
+        settle=settle,
         extra={"reason": reason},
     )

@@ -12,8 +12,9 @@ import json
 import os
 from pathlib import Path
 
+from .. import restic_commands
 from ..config import Config
-from ..jobs import Context, JobResult, run_job
+from ..jobs import Context, JobResult, Settle, run_job
 
 
 def rotation_file(ctx: Context) -> Path:
@@ -39,7 +40,7 @@ def do_check(ctx: Context) -> str:
     n = ctx.site.jobs.check_read_data_subsets
     path = rotation_file(ctx)
     k = next_subset(path, n)
-    args = ["check", "--read-data"] if n == 1 else ["check", f"--read-data-subset={k}/{n}"]
+    args = restic_commands.check(k, n)
     ctx.figures["subset"] = f"{k}/{n}"
     ctx.prepare()
     result = ctx.retry(lambda: ctx.restic.run(args, ctx.deadline, what="check"), "check")
@@ -48,6 +49,8 @@ def do_check(ctx: Context) -> str:
     return f"repository ok, data subset {k}/{n} read, {result.duration:.1f}s"
 
 
-def check(config: Config, site_id: str, *, wait: bool = False) -> JobResult:
+def check(config: Config, site_id: str, *, wait: bool = False, settle: Settle | None = None) -> JobResult:
     site = config.site(site_id)
-    return run_job(config, site_id, "check", do_check, timeout=site.jobs.check_timeout_seconds, wait=wait)
+    return run_job(
+        config, site_id, "check", do_check, timeout=site.jobs.check_timeout_seconds, wait=wait, settle=settle
+    )

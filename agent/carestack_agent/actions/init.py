@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from .. import restic_commands
 from ..config import Config
-from ..jobs import Context, JobResult, run_job
+from ..jobs import Context, JobResult, Settle, run_job
 from ..restic import ResticError
 
 INIT_TIMEOUT = 300
@@ -12,7 +13,7 @@ INIT_TIMEOUT = 300
 def do_init(ctx: Context) -> str:
     def exists() -> bool:
         try:
-            ctx.restic.run(["cat", "config"], ctx.deadline, what="cat config")
+            ctx.restic.run(restic_commands.cat_config(), ctx.deadline, what="cat config")
             return True
         except ResticError as e:
             if e.kind == "not_initialized":
@@ -22,10 +23,10 @@ def do_init(ctx: Context) -> str:
     if ctx.retry(exists, "init"):
         ctx.figures["created"] = False
         return f"repository {ctx.site.repository} already initialized"
-    ctx.retry(lambda: ctx.restic.run(["init"], ctx.deadline, what="init"), "init")
+    ctx.retry(lambda: ctx.restic.run(restic_commands.init(), ctx.deadline, what="init"), "init")
     ctx.figures["created"] = True
     return f"repository {ctx.site.repository} initialized"
 
 
-def init(config: Config, site_id: str, *, wait: bool = True) -> JobResult:
-    return run_job(config, site_id, "init", do_init, timeout=INIT_TIMEOUT, wait=wait, push=False)
+def init(config: Config, site_id: str, *, wait: bool = True, settle: Settle | None = None) -> JobResult:
+    return run_job(config, site_id, "init", do_init, timeout=INIT_TIMEOUT, wait=wait, push=False, settle=settle)

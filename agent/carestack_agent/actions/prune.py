@@ -7,17 +7,20 @@ markers; the versions go when the lock and the lifecycle allow.
 
 from __future__ import annotations
 
+from .. import restic_commands
 from ..config import Config
-from ..jobs import Context, JobResult, run_job
+from ..jobs import Context, JobResult, Settle, run_job
 
 
 def do_prune(ctx: Context) -> str:
     ctx.prepare()
-    result = ctx.retry(lambda: ctx.restic.run(["prune"], ctx.deadline, what="prune"), "prune")
+    result = ctx.retry(lambda: ctx.restic.run(restic_commands.prune(), ctx.deadline, what="prune"), "prune")
     ctx.figures["prune_seconds"] = round(result.duration, 3)
     return f"pruned in {result.duration:.1f}s"
 
 
-def prune(config: Config, site_id: str, *, wait: bool = False) -> JobResult:
+def prune(config: Config, site_id: str, *, wait: bool = False, settle: Settle | None = None) -> JobResult:
     site = config.site(site_id)
-    return run_job(config, site_id, "prune", do_prune, timeout=site.jobs.prune_timeout_seconds, wait=wait)
+    return run_job(
+        config, site_id, "prune", do_prune, timeout=site.jobs.prune_timeout_seconds, wait=wait, settle=settle
+    )

@@ -1,4 +1,4 @@
-"""Finishing an update that did not finish: run before any job on the site (see jobs.run_job).
+"""Finishing an update that did not finish: the `settle` step the CLI gives every job (see jobs.run_job).
 
 An update journals every step, the pre-update snapshot, and each offer before
 applying it. A run that dies (kill -9, power loss, watchdog) leaves a `start`
@@ -31,7 +31,8 @@ from ..hooks import kuma
 from ..jobs import Context, JobFailed
 from ..journal import Journal
 from ..providers.base import Offer
-from .update import make_provider, roll_back
+from ..providers.registry import make_provider
+from .rollback import roll_back
 
 log = logging.getLogger("carestack_agent.recovery")
 

@@ -15,29 +15,20 @@ is left as a plain .sql file under DIR.
 from __future__ import annotations
 
 import contextlib
-import ctypes
-import ctypes.util
 import functools
 import logging
-import os
-import shutil
-import subprocess
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from .. import owners
+from .. import fsops, owners, restic_commands
 from ..config import Config
 from ..hooks import mariadb
-from ..jobs import Context, JobFailed, JobResult, run_job
-from ..proc import Watchdog, spawn
+from ..jobs import Context, JobFailed, JobResult, Settle, run_job
+from ..proc import Watchdog
 
 log = logging.getLogger("carestack_agent.restore")
-
-RENAME_EXCHANGE = 2
-AT_FDCWD = -100
-_libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
 
 
 @dataclass(frozen=True)
@@ -54,14 +45,6 @@ class RestoreOptions:
 def parse_time(text: str) -> datetime:
     value = datetime.fromisoformat(text.strip().replace(" ", "T", 1))
     return value if value.tzinfo else value.astimezone()
-
-
-def exchange(a: Path, b: Path) -> None:
-    """Atomically swap two paths on one file system."""
-    rc = _libc.renameat2(AT_FDCWD, os.fsencode(a), AT_FDCWD, os.fsencode(b), RENAME_EXCHANGE)
-    if rc != 0:
-        err = ctypes.get_errno()
-        raise OSError(err, f"renameat2(RENAME_EXCHANGE) {a} <-> {b}: {os.strerror(err)}")
 
 
 def choose_snapshot(snapshots: list[dict[str, Any]], opts: RestoreOptions) -> dict[str, Any]:
@@ -115,9 +98,9 @@ def _restore_files_in_place(ctx: Context, snap: str, paths: list[Path], owner: o
     here = owners.owner_of(ctx.site.root)
     for path in paths:
         path.parent.mkdir(parents=True, exist_ok=True)
-        staging = path.parent / f".cs-restore-{path.name}-{ctx.run_id}"
+        staging = fsops.staging_path(path, "restore", ctx.run_id)
         try:
-            args = ["restore", snap, "--target", str(staging), "--include", str(path)]
+            args = restic_commands.restore(snap, staging, include=path)
             ctx.retry(functools.partial(ctx.restic.run, args, ctx.deadline, what="restore"), "restore")
             restored = staging / path.relative_to("/")
             if not restored.exists():
@@ -126,13 +109,10 @@ def _restore_files_in_place(ctx: Context, snap: str, paths: list[Path], owner: o
                 handed = owners.hand_over(restored, owner, here)
                 ctx.figures["owner_mapped"] = f"{owner[0]}:{owner[1]} -> {here[0]}:{here[1]}"
                 ctx.figures["owner_mapped_entries"] = ctx.figures.get("owner_mapped_entries", 0) + handed
-            if path.exists() or path.is_symlink():
-                exchange(restored, path)  # live now has the snapshot; `restored` holds the old tree
-            else:
-                os.rename(restored, path)
+            fsops.swap_in(restored, path)  # live now has the snapshot; `restored` holds the old tree, if any
             done.append(str(path))
         finally:
-            shutil.rmtree(staging, ignore_errors=True)
+            fsops.remove_tree(staging)
     return done
 
 
@@ -141,20 +121,9 @@ def _restore_database(ctx: Context, snap: str, dump_file: str, target: mariadb.T
     staging = mariadb.prepare_staging(settings, target, ctx.deadline)
 
     def import_into(database: str) -> None:
-        producer = ctx.restic.spawn(["dump", snap, dump_file], json_flag=False)
-        consumer = spawn(
-            [
-                str(settings.mariadb),
-                f"--socket={target.socket}",
-                "--user=root",
-                "--binary-mode",
-                f"--database={database}",
-            ],
-            env=mariadb.client_env(),
-            stdin=producer.stdout,
-            stdout=subprocess.DEVNULL,
-        )
+        producer = ctx.restic.spawn(restic_commands.dump(snap, dump_file), json_flag=False)
         assert producer.stdout is not None
+        consumer = mariadb.import_stream(settings, target.socket, database, producer.stdout)
         producer.stdout.close()  # the consumer owns the pipe now
         with Watchdog(ctx.deadline, [producer, consumer]) as dog:
             _, cerr = consumer.communicate()
@@ -200,9 +169,9 @@ def do_restore(ctx: Context, opts: RestoreOptions) -> str:
     if opts.files:
         if opts.target is not None:
             opts.target.mkdir(parents=True, exist_ok=True)
-            args = ["restore", snap, "--target", str(opts.target)]
-            if opts.database and (opts.database_socket or opts.database_name) and dump is not None:
-                args += ["--exclude", str(dump)]
+            # the dump stays out of the target when it goes into a database server instead
+            to_server = opts.database and (opts.database_socket or opts.database_name) and dump is not None
+            args = restic_commands.restore(snap, opts.target, exclude=[dump] if to_server and dump else [])
             ctx.retry(lambda: restic.run(args, ctx.deadline, what="restore"), "restore")
             parts.append(f"files under {opts.target}")
         else:
@@ -224,7 +193,14 @@ def do_restore(ctx: Context, opts: RestoreOptions) -> str:
     return f"restored snapshot {short} ({chosen.get('time', '')[:19]}): " + "; ".join(parts)
 
 
-def restore(config: Config, site_id: str, opts: RestoreOptions | None = None, *, wait: bool = False) -> JobResult:
+def restore(
+    config: Config,
+    site_id: str,
+    opts: RestoreOptions | None = None,
+    *,
+    wait: bool = False,
+    settle: Settle | None = None,
+) -> JobResult:
     """Restore one snapshot of a site (latest by default); see RestoreOptions."""
     opts = opts or RestoreOptions()
     site = config.site(site_id)
@@ -235,6 +211,7 @@ def restore(config: Config, site_id: str, opts: RestoreOptions | None = None, *,
         lambda ctx: do_restore(ctx, opts),
         timeout=site.jobs.restore_timeout_seconds,
         wait=wait,
+        settle=settle,
         push=False,
         extra={"snapshot": opts.snapshot, "target": str(opts.target) if opts.target else None},
     )

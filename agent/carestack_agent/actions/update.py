@@ -20,7 +20,7 @@ The flow, holding the site's lock from start to end (each step journaled):
    that broke the site are remembered and not offered again (see
    FailedVersions). Success reports every change.
 A run that dies half-way leaves its journal: the next run of any verb on the
-site finishes the rollback first (recovery.py).
+site finishes the rollback first (recovery.py, wired in by the CLI).
 
 Exit codes: 0 updated or nothing to do, 6 rolled back (site healthy on the
 previous versions), 7 refused (the site was already failing), 1 anything else,
@@ -38,33 +38,19 @@ from typing import Any
 
 from .. import exitcodes, probe
 from ..config import Config, required
-from ..jobs import RESTIC_EXIT, Context, JobFailed, JobResult, run_job
-from ..proc import Deadline
-from ..providers.apt import AptProvider
+from ..jobs import RESTIC_EXIT, Context, JobFailed, JobResult, Settle, run_job
 from ..providers.base import Change, FailedVersions, Offer, Provider, ProviderError
-from ..providers.release import ReleaseProvider
-from ..providers.wordpress import WordPressProvider
+from ..providers.registry import make_provider
 from ..restic import ResticError
 from .backup import do_backup
-from .restore import RestoreOptions, do_restore
+from .rollback import roll_back
 
 log = logging.getLogger("carestack_agent.update")
-
-PROVIDERS: dict[str, type[AptProvider] | type[WordPressProvider] | type[ReleaseProvider]] = {
-    "apt": AptProvider,
-    "wordpress": WordPressProvider,
-    "release": ReleaseProvider,
-}
 
 
 @dataclass(frozen=True)
 class UpdateOptions:
     retry_failed: bool = False  # offer versions again that were rolled back before
-
-
-def make_provider(name: str, ctx: Context) -> Provider:
-    provider: Provider = PROVIDERS[name](ctx)
-    return provider
 
 
 def watched_pages(ctx: Context, with_apt: bool) -> list[probe.Page]:
@@ -90,19 +76,6 @@ def pre_update_snapshot(ctx: Context) -> str:
     snapshot = str(sub.figures["snapshot_id"])
     ctx.figures["snapshot"] = {k: sub.figures.get(k) for k in ("snapshot_id", "bytes_added", "backup_seconds")}
     return snapshot
-
-
-def roll_back(ctx: Context, snapshot: str, applied: list[tuple[Provider, Offer]]) -> str:
-    """Undo the applied offers: packages first (their own rollback), then the snapshot's files and database."""
-    ctx.note("step", step="rollback")
-    parts = []
-    for provider, offer in reversed(applied):
-        done = provider.rollback(offer)
-        if done:
-            parts.append(done)
-    sub = dataclasses.replace(ctx, figures={}, deadline=Deadline(ctx.site.jobs.restore_timeout_seconds))
-    parts.append(do_restore(sub, RestoreOptions(snapshot=snapshot)))
-    return "; ".join(parts)
 
 
 def _verify(ctx: Context, baseline: probe.Baseline, apt_changed: bool) -> list[probe.Verdict]:
@@ -257,7 +230,9 @@ def _after_failure(
     )
 
 
-def update(config: Config, site_id: str, opts: UpdateOptions | None = None, *, wait: bool = False) -> JobResult:
+def update(
+    config: Config, site_id: str, opts: UpdateOptions | None = None, *, wait: bool = False, settle: Settle | None = None
+) -> JobResult:
     """Update one site the way the plan allows; see the module docstring."""
     site = config.site(site_id)
     return run_job(
@@ -268,4 +243,5 @@ def update(config: Config, site_id: str, opts: UpdateOptions | None = None, *, w
         # Unset only without providers: then the run can at most finish an interrupted update, a restore.
         timeout=site.jobs.update_timeout_seconds or site.jobs.restore_timeout_seconds,
         wait=wait,
+        settle=settle,
     )

@@ -16,7 +16,6 @@ Authentication is MariaDB's unix_socket as root (the agent runs as root).
 from __future__ import annotations
 
 import subprocess
-from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
@@ -98,19 +97,12 @@ def sql(
     return [line.split("\t") for line in out.decode("utf-8", "replace").splitlines()]
 
 
-def import_stream(
-    settings: AgentSettings,
-    target: Target,
-    database: str,
-    source: Sequence[str] | subprocess.Popen[bytes],
-    deadline: Deadline,
-) -> subprocess.Popen[bytes]:
-    """Start `mariadb` reading a dump on stdin from `source` (a running producer)."""
-    assert isinstance(source, subprocess.Popen) and source.stdout is not None
+def import_stream(settings: AgentSettings, socket: Path, database: str, dump: IO[bytes]) -> subprocess.Popen[bytes]:
+    """Start `mariadb` importing the dump it reads from `dump` (a running producer's stdout) into `database`."""
     return spawn(
-        [str(settings.mariadb), f"--socket={target.socket}", "--user=root", "--binary-mode", f"--database={database}"],
+        [str(settings.mariadb), f"--socket={socket}", "--user=root", "--binary-mode", f"--database={database}"],
         env=client_env(),
-        stdin=source.stdout,
+        stdin=dump,
         stdout=subprocess.DEVNULL,
     )
 

@@ -32,8 +32,7 @@ import tarfile
 import time
 from pathlib import Path, PurePosixPath
 
-from .. import owners
-from ..actions.restore import exchange
+from .. import fsops, owners
 from ..jobs import Context
 from ..versions import debian_compare
 from .base import Change, FailedVersions, Offer, ProviderError
@@ -185,9 +184,7 @@ class ReleaseProvider:
         owner = owners.owner_of(self.root)
         if owner is None:
             raise ProviderError(f"release {change.to_version}: the owner of {self.root} is no user of this host")
-        staging = self.root.parent / f".cs-release-{self.root.name}-{self.ctx.run_id}"
-        shutil.rmtree(staging, ignore_errors=True)
-        staging.mkdir()
+        staging = fsops.fresh_dir(fsops.staging_path(self.root, "release", self.ctx.run_id))
         try:
             try:
                 unpack(artifact, staging)
@@ -202,9 +199,9 @@ class ReleaseProvider:
             # the root itself keeps its owner, group and mode (e.g. group www-data, 0750)
             os.chown(staging, live.st_uid, live.st_gid)
             os.chmod(staging, stat.S_IMODE(live.st_mode))
-            exchange(staging, self.root)  # live now runs the new release; staging holds the old one
+            fsops.exchange(staging, self.root)  # live now runs the new release; staging holds the old one
         finally:
-            shutil.rmtree(staging, ignore_errors=True)
+            fsops.remove_tree(staging)
 
     def _preserve(self, relative: str, staging: Path) -> None:
         source = self.root / relative

@@ -1,0 +1,52 @@
+"""Filesystem operations that swap a whole tree in at once: staging next to the live path, exchange.
+
+A new tree (a restored snapshot, an unpacked release) is built in a staging
+directory beside the live one, on the same file system, and swapped in with one
+atomic renameat2(RENAME_EXCHANGE); the old tree then sits in the staging path
+and is removed. Nothing live changes until the new tree is complete.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import os
+import shutil
+from pathlib import Path
+
+RENAME_EXCHANGE = 2
+AT_FDCWD = -100
+_libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+
+
+def exchange(a: Path, b: Path) -> None:
+    """Atomically swap two paths on one file system."""
+    rc = _libc.renameat2(AT_FDCWD, os.fsencode(a), AT_FDCWD, os.fsencode(b), RENAME_EXCHANGE)
+    if rc != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, f"renameat2(RENAME_EXCHANGE) {a} <-> {b}: {os.strerror(err)}")
+
+
+def staging_path(live: Path, purpose: str, run_id: str) -> Path:
+    """A staging path beside `live` (same file system, so it can be exchanged), named for the run."""
+    return live.parent / f".cs-{purpose}-{live.name}-{run_id}"
+
+
+def fresh_dir(path: Path) -> Path:
+    """`path` as an empty directory (whatever an earlier, interrupted run left there is removed)."""
+    remove_tree(path)
+    path.mkdir()
+    return path
+
+
+def swap_in(new: Path, live: Path) -> None:
+    """Put `new` at `live`: exchanged when `live` exists (the old tree then sits at `new`), else renamed."""
+    if live.exists() or live.is_symlink():
+        exchange(new, live)
+    else:
+        os.rename(new, live)
+
+
+def remove_tree(path: Path) -> None:
+    """Remove a staging tree (or what an exchange left in it); missing is fine."""
+    shutil.rmtree(path, ignore_errors=True)

@@ -1,0 +1,40 @@
+"""Staging and atomic tree swaps on a real file system (fast, no restic)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from carestack_agent import fsops
+
+
+def test_a_staged_tree_is_swapped_in_and_the_old_one_left_in_staging(tmp_path: Path) -> None:
+    live = tmp_path / "www"
+    live.mkdir()
+    (live / "index.php").write_text("old")
+    staging = fsops.fresh_dir(fsops.staging_path(live, "restore", "r1"))
+    assert staging == tmp_path / ".cs-restore-www-r1" and staging.is_dir()
+    (staging / "index.php").write_text("new")
+    fsops.swap_in(staging, live)
+    assert (live / "index.php").read_text() == "new"
+    assert (staging / "index.php").read_text() == "old"
+    fsops.remove_tree(staging)
+    assert not staging.exists()
+    fsops.remove_tree(staging)  # already gone is fine
+
+
+def test_a_missing_live_path_is_created_by_rename_and_a_leftover_staging_dir_is_emptied(tmp_path: Path) -> None:
+    live = tmp_path / "gone"
+    leftover = fsops.staging_path(live, "release", "r2")
+    leftover.mkdir()
+    (leftover / "half-unpacked").write_text("x")
+    staging = fsops.fresh_dir(leftover)
+    assert list(staging.iterdir()) == []
+    (staging / "a").write_text("a")
+    fsops.swap_in(staging, live)
+    assert (live / "a").read_text() == "a" and not staging.exists()
+
+
+def test_exchange_names_both_paths_when_it_fails(tmp_path: Path) -> None:
+    with pytest.raises(OSError, match=r"renameat2\(RENAME_EXCHANGE\) .*nope <-> .*www"):
+        fsops.exchange(tmp_path / "nope", tmp_path / "www")
