@@ -195,7 +195,7 @@ def _check_monitor(monitor: DesiredMonitor) -> list[str]:
     return problems
 
 
-def _notifications(
+def routed_notifications(
     plan: CarePlan, alerting: AlertingConfig, problems: list[str]
 ) -> tuple[tuple[DesiredNotification, ...], dict[bool, tuple[str, ...]]]:
     """The notifications the plan's alert routing needs, and their names by monitor kind (push or not).
@@ -227,9 +227,9 @@ def _notifications(
                 try:
                     fields = provider_config(alerting, client_id, channel, contact, plain=plain)
                 except ValueError as exc:
-                    problem = f"notification {channel} to {contact.name}: {exc}"
-                    if problem not in problems:
-                        problems.append(problem)
+                    # A missing section or variable fails every recipient alike: say it once.
+                    if not any(problem.endswith(f": {exc}") for problem in problems):
+                        problems.append(f"notification {channel} to {contact.name}: {exc}")
                     continue
                 made[name] = DesiredNotification(name, {**fields, "name": name, "isDefault": False})
             names.append(name)
@@ -255,7 +255,7 @@ def desired_state(
         problems += _check_monitor(monitor)
     if len(plan.client.name) > MAX_TITLE:
         problems.append(f"client.name: longer than the {MAX_TITLE} characters of a Kuma status page title")
-    notifications, routed = _notifications(plan, alerting, problems)
+    notifications, routed = routed_notifications(plan, alerting, problems)
     monitors = [replace(m, notifications=routed[m.job is not None]) for m in monitors]
     if problems:
         raise KumaPlanError(f"monitors of {plan.client.id}: " + "; ".join(problems))
