@@ -41,7 +41,8 @@ from uptime_kuma_api import MonitorType, UptimeKumaApi
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from infra.kuma import (  # noqa: E402
+from infra.kuma_client import KumaLogin, connect  # noqa: E402
+from infra.monitors import (  # noqa: E402
     KEY_TAG,
     OWNER_TAG,
     TAG_COLOR,
@@ -51,7 +52,6 @@ from infra.kuma import (  # noqa: E402
     status_page_slug,
     sync,
 )
-from infra.kuma_client import KumaLogin, connect  # noqa: E402
 from infra.plan import CarePlan, build_plan  # noqa: E402
 from infra.spec import STACKS_DIR, ClientSpec, carestack_config, parse_stack  # noqa: E402
 from lab import alert_receiver, kuma_server  # noqa: E402

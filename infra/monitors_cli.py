@@ -21,8 +21,8 @@ from pathlib import Path
 
 from infra.alerting import AlertingConfig, AlertingError, load_alerting
 from infra.command import Verbs
-from infra.kuma import KumaPlanError, desired_state, sync
 from infra.kuma_client import KumaError, KumaLogin, connect, read_login
+from infra.monitors import KumaPlanError, desired_state, sync
 from infra.plan import build_plan
 from infra.secret_file import write_secret
 from infra.spec import ClientSpec, SpecError, load_stack

@@ -20,6 +20,7 @@ CarePlan
            wordpress_policy, rollback, probe_slowdown_limit, timeout_seconds
   monitoring: interval_seconds, retries, retry_interval_seconds, timeout_seconds,
               alert_within_seconds, channels, cert_expiry_days, maintenance (the update window)
+  alerts: site_checks, job_heartbeats (each: client_channels, agency): who hears of a monitor's down/up
   sites[]: id, name, domain, kind, https, url, root, linux_user, database (or None),
            providers, checks[path, keyword, status, url], jobs[name, schedule, timeout_seconds,
            push_grace_seconds, push_interval_seconds]
@@ -163,6 +164,29 @@ class MonitoringPlan:
 
 
 @dataclass(frozen=True)
+class AlertRoute:
+    """Who hears that one kind of monitor went down or came back up."""
+
+    client_channels: tuple[str, ...]  # the tier's channels to the client's contacts; empty: the client is not told
+    agency: bool  # the agency's own on-call addresses (the agency's alerting file)
+
+
+@dataclass(frozen=True)
+class AlertRoutingPlan:
+    site_checks: AlertRoute  # a page of a site stops answering as it should, or answers again
+    job_heartbeats: AlertRoute  # an agent job (backup, update, check, prune, ...) failed or stopped reporting
+
+
+def alert_routing_plan(monitoring: MonitoringPlan) -> AlertRoutingPlan:
+    """The client's contacts hear what their tier promises about their sites (down and up, by the
+    tier's channels); the agency hears of everything, and it alone of its own jobs' heartbeats."""
+    return AlertRoutingPlan(
+        site_checks=AlertRoute(client_channels=monitoring.channels, agency=True),
+        job_heartbeats=AlertRoute(client_channels=(), agency=True),
+    )
+
+
+@dataclass(frozen=True)
 class CheckPlan:
     path: str
     keyword: str
@@ -250,6 +274,7 @@ class CarePlan:
     monitoring: MonitoringPlan
     sites: tuple[SitePlan, ...]
     sla: SlaPlan
+    alerts: AlertRoutingPlan
 
     def to_dict(self) -> dict[str, Any]:
         data: dict[str, Any] = _jsonable(dataclasses.asdict(self))
@@ -523,6 +548,7 @@ def build_plan(spec: ClientSpec) -> CarePlan:
     storage = storage_plan(spec)
     backup = backup_plan(spec)
     updates = update_plan(spec)
+    monitoring = monitoring_plan(spec)
     sites = site_plans(spec, storage, site_jobs(backup, updates))
     return CarePlan(
         client=client_plan(spec),
@@ -530,7 +556,8 @@ def build_plan(spec: ClientSpec) -> CarePlan:
         storage=storage,
         backup=backup,
         updates=updates,
-        monitoring=monitoring_plan(spec),
+        monitoring=monitoring,
         sites=sites,
         sla=sla_plan(spec),
+        alerts=alert_routing_plan(monitoring),
     )

@@ -224,6 +224,7 @@ def start(
     bridge_host: str | None = None,
     cache_dir: Path | None = None,
     timeout: float = 120.0,
+    package: Path | None = None,
 ) -> KumaServer:
     """Start Kuma on host:port (and a relay on bridge_host:port); a live recorded server is reused.
 
@@ -249,7 +250,7 @@ def start(
     for address in (host, bridge_host):
         if address and _port_taken(address, port):
             raise KumaServerError(f"{address}:{port} is already in use by another process; choose another Kuma port")
-    package = ensure_installed(cache_dir)
+    package = package or ensure_installed(cache_dir)  # another installed Kuma, or the npm one
     data_dir = state_dir / "data"
     data_dir.mkdir(mode=0o700, exist_ok=True)
     (data_dir / "db-config.json").write_text(json.dumps(_DB_CONFIG))
@@ -325,6 +326,8 @@ def ensure_admin(server: KumaServer, state_dir: Path, username: str = ADMIN_USER
     """
     from uptime_kuma_api import UptimeKumaApi, UptimeKumaException  # the lab CLI starts faster without it
 
+    from infra.kuma_client import need_setup
+
     path = Path(state_dir) / CREDENTIALS_FILE
     try:
         api = UptimeKumaApi(server.url, timeout=30)
@@ -333,7 +336,7 @@ def ensure_admin(server: KumaServer, state_dir: Path, username: str = ADMIN_USER
             f"cannot connect to Uptime Kuma at {server.url}; see {Path(state_dir) / LOG_FILE}"
         ) from None
     try:
-        if api.need_setup():
+        if need_setup(api, server.url):
             creds = KumaLogin(server.url, username, secrets.token_urlsafe(24))
             api.setup(creds.username, creds.password)
             write_secret(path, creds.to_json())

@@ -1,6 +1,6 @@
 """Onboarding the clients in the lab: monitors in Kuma, servers converged by Ansible, a first backup.
 
-The same code production runs: `infra.kuma.sync` (push tokens come from it),
+The same code production runs: `infra.monitors.sync` (push tokens come from it),
 `infra.configure.converge` (the agent and its config go onto the servers),
 and the agent's own `backup` verb over ssh.
 
@@ -29,8 +29,8 @@ from typing import TextIO, cast
 from infra.ansible_vars import Client, ClientSecrets, HostAccess, Realization
 from infra.configure import ConvergeResult, converge
 from infra.converge_sources import converge_fingerprint
-from infra.kuma import desired_state, sync
 from infra.kuma_client import connect
+from infra.monitors import desired_state, sync
 from infra.secret_file import write_secret
 from lab import status
 from lab.config import LabConfig

@@ -20,8 +20,8 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
-from infra.kuma import monitor_states, status_page_slug
 from infra.kuma_client import KumaError, connect
+from infra.monitors import monitor_states, status_page_slug
 from infra.plan import SitePlan
 from lab import aptproxy, hosts, storage
 from lab import services as lab_services
