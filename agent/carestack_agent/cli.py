@@ -68,7 +68,7 @@ def _report(result: JobResult) -> int:
     stream = sys.stdout if result.ok else sys.stderr
     recovered = result.figures.get("finished_update")
     if recovered:  # what this run settled first, and how that ended
-        print(f"{result.job} {result.site}: first settled {recovery.describe(recovered)}", file=stream)
+        print(f"{result.job} {result.site}: first {recovery.describe(recovered)}", file=stream)
     for note in result.figures.get("held", []) if result.job == "update" else []:
         print(f"{result.job} {result.site}: {note}", file=stream)
     print(f"{result.job} {result.site}: {'ok' if result.ok else 'FAILED'}: {result.message}", file=stream)

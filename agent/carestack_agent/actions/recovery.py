@@ -145,8 +145,9 @@ def finish_interrupted(ctx: Context) -> None:
 
 
 def describe(finished: dict[str, Any]) -> str:
-    """One line on a settled run: `update run R (started T) interrupted at ...; rolled back: ...`."""
-    return f"update run {finished.get('run_id')} (started {finished.get('started')}): {finished.get('message')}"
+    """One line on a settled run: `settled update run R (started T): interrupted at ...; rolled back: ...`."""
+    verb = "could not settle" if finished.get("outcome") == "rollback failed" else "settled"
+    return f"{verb} update run {finished.get('run_id')} (started {finished.get('started')}): {finished.get('message')}"
 
 
 def _settle_body(ctx: Context) -> str:
@@ -154,7 +155,7 @@ def _settle_body(ctx: Context) -> str:
     if ctx.unclean:
         ctx.prepare()  # a killed restic may have left its lock in the repository: removed if stale
     if finished:
-        return f"settled {describe(finished)}"
+        return describe(finished)
     return "nothing to settle" + ("; stale repository locks removed" if ctx.unclean else "")
 
 
