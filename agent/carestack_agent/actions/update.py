@@ -104,10 +104,10 @@ def _unless_unchecked(summary: str, unchecked: list[str]) -> str:
     return summary
 
 
-def describe_open(rollbacks: list[FailedVersion]) -> str:
+def describe_open(rollbacks: list[FailedVersion], *, pages: bool = True) -> str:
     """`release 1.1→1.2 on 2026-12-01 (plans.example/: HTTP 500, expected 200)`, for each open rollback."""
-    return "; ".join(f"{f.describe()} on {f.when[:10]} ({f.broke})" if f.broke else f"{f.describe()} on {f.when[:10]}"
-                     for f in rollbacks)  # fmt: skip
+    return "; ".join(f"{f.describe()} on {f.when[:10]} ({f.broke})" if f.broke and pages
+                     else f"{f.describe()} on {f.when[:10]}" for f in rollbacks)  # fmt: skip
 
 
 def _still_rolled_back(ctx: Context, failed: FailedVersions, summary: str) -> str:
@@ -259,7 +259,7 @@ def _after_failure(
     earlier = [f for f in failed.open_rollbacks() if f.run_id != ctx.run_id]
     if earlier:  # Kuma's monitor is already down for these: this run's message carries them too
         ctx.figures["still_rolled_back"] = [f.figures() for f in earlier]
-        broke_also = f"; still rolled back: {describe_open(earlier)}"
+        broke_also = f"; still rolled back: {describe_open(earlier, pages=False)}"  # short: heartbeats are cut
     else:
         broke_also = ""
     if not site.updates.rollback:
@@ -286,7 +286,7 @@ def _after_failure(
         raise JobFailed(f"{broke}; rolled back ({done}) but the site STILL FAILS: {probe.summary(after)}{broke_also}")
     ctx.figures["outcome"] = "rolled back"
     raise JobFailed(
-        f"rolled back: {broke}; {done}; healthy again {healthy - broken_since:.1f}s after the update{broke_also}",
+        f"rolled back: {broke}; healthy again {healthy - broken_since:.1f}s after the update{broke_also}; {done}",
         exitcodes.ROLLED_BACK,
     )
 
