@@ -256,22 +256,28 @@ def _after_failure(
 ) -> str:
     site = ctx.site
     ctx.figures["broke"] = broke
+    # Each message leads with the outcome and the versions: heartbeats are cut at a few hundred characters.
+    failing = _describe(applied[-1][1].changes)
+    cause = f"it broke {broke.removeprefix(f'{failing} broke ')}" if broke.startswith(f"{failing} broke ") else broke
+    head = failing
     earlier = [f for f in failed.open_rollbacks() if f.run_id != ctx.run_id]
-    if earlier:  # Kuma's monitor is already down for these: this run's message carries them too
+    if earlier:  # Kuma's monitor is already down for these and will not notify again: this message names them
         ctx.figures["still_rolled_back"] = [f.figures() for f in earlier]
-        broke_also = f"; still rolled back: {describe_open(earlier, pages=False)}"  # short: heartbeats are cut
-    else:
-        broke_also = ""
+        head += f" (still rolled back: {describe_open(earlier, pages=False)})"
     if not site.updates.rollback:
         ctx.figures["outcome"] = "broken"
-        raise JobFailed(f"{broke}; rollback is off in this plan: the site runs the new versions{broke_also}")
+        raise JobFailed(
+            f"NOT rolled back (rollback is off in this plan; the site runs the new versions): {head}; {cause}"
+        )
     started = time.monotonic()
     try:
         done = roll_back(ctx, snapshot, applied)
     except Exception as e:  # journaled as pending: the next run of any verb tries again
         ctx.figures["outcome"] = "rollback failed"
         reason = getattr(e, "message", None) or f"{type(e).__name__}: {e}"
-        raise JobFailed(f"{broke}; ROLLBACK FAILED: {reason}{broke_also}", figures={"pending_rollback": True}) from None
+        raise JobFailed(
+            f"ROLLBACK FAILED: {head}; {cause}; the rollback failed: {reason}", figures={"pending_rollback": True}
+        ) from None
     after = _verify(ctx, baseline, any(o.provider == "apt" for _, o in applied))
     healthy = time.monotonic()
     figures: dict[str, Any] = {
@@ -283,10 +289,13 @@ def _after_failure(
     ctx.figures.update(figures)
     if any(not v.ok for v in after):
         ctx.figures["outcome"] = "rolled back, still failing"
-        raise JobFailed(f"{broke}; rolled back ({done}) but the site STILL FAILS: {probe.summary(after)}{broke_also}")
+        raise JobFailed(
+            f"rolled back but the site STILL FAILS: {head}; after the rollback: {probe.summary(after)}; "
+            f"{cause}; rollback: {done}"
+        )
     ctx.figures["outcome"] = "rolled back"
     raise JobFailed(
-        f"rolled back: {broke}; healthy again {healthy - broken_since:.1f}s after the update{broke_also}; {done}",
+        f"rolled back: {head}; {cause}; healthy again {healthy - broken_since:.1f}s after the update; {done}",
         exitcodes.ROLLED_BACK,
     )
 
