@@ -23,6 +23,7 @@ PROGRAMS = {
 }
 
 _EXITED = re.compile(r"\b([A-Za-z][\w.+-]*) (?:exited with status|exit status|exit code) (-?\d+)\b")
+_PAREN_KILLED = re.compile(r"\(exit(?: status| code)? -(\d+)\)")  # restic's "failed (exit -9)"
 _KILLED_STATUS = re.compile(r"\(?\bexit(?:ed with)? status -(\d+)\)?")  # a bare one, after _EXITED
 _EXCEPTION = re.compile(r"\b(?:[A-Z]\w*Error|OSError|TimeoutExpired): (?:\[Errno \d+\] )?")
 _INTERNAL = re.compile(r"internal error: (\w+)")
@@ -52,6 +53,8 @@ def _program(match: re.Match[str]) -> str:
 def plain(message: str) -> str:
     """The message with raw exits, exception class names and internal-error names put into words."""
     text = _EXITED.sub(_program, message)
+    text = _PAREN_KILLED.sub(lambda m: f"({'killed' if int(m.group(1)) == signal.SIGKILL else 'stopped'} by "
+                                       f"{signal_name(int(m.group(1)))})", text)  # fmt: skip
     text = _KILLED_STATUS.sub(lambda m: "the program " + outcome(-int(m.group(1))), text)
     text = _EXCEPTION.sub("", text)
     text = _INTERNAL.sub(r"the agent met an internal error (\1); the details are in the server's log", text)

@@ -8,6 +8,7 @@ import urllib.parse
 from pathlib import Path
 
 import pytest
+from carestack_agent import wording
 from carestack_agent.actions.backup import backup
 from carestack_agent.journal import Journal
 from carestack_agent.providers.base import Change
@@ -110,3 +111,23 @@ def test_a_killed_database_dump_reaches_kuma_in_plain_words(make_site, push: Pus
     msg = query["msg"][0]
     assert "the database dump (mariadb-dump) was killed (SIGKILL)" in msg, msg
     assert "status -9" not in msg
+
+
+@pytest.mark.parametrize(
+    ("raw", "plain"),
+    [
+        ("database dump failed: mariadb-dump exited with status -9: x",
+         "database dump failed: the database dump (mariadb-dump) was killed (SIGKILL): x"),
+        ("restic backup failed (exit -15): interrupted", "restic backup failed (stopped by SIGTERM): interrupted"),
+        ("apt-get update failed: exit status -9", "apt-get update failed: the program was killed (SIGKILL)"),
+        ("wordpress upgrade failed: php exited with status 255", "wordpress upgrade failed: WordPress's updater (php) "
+         "failed (exit status 255)"),
+        ("OSError: [Errno 28] No space left on device: '/var/lib/carestack'",
+         "No space left on device: '/var/lib/carestack'"),
+        ("internal error: KeyError", "the agent met an internal error (KeyError); the details are in the server's log"),
+        ("restic check failed (exit 1): the repository contains errors",
+         "restic check failed (exit 1): the repository contains errors"),
+    ],
+)  # fmt: skip
+def test_heartbeat_wording_says_what_happened(raw: str, plain: str) -> None:
+    assert wording.plain(raw) == plain
