@@ -11,7 +11,7 @@ import pytest
 from carestack_agent import wording
 from carestack_agent.actions.backup import backup
 from carestack_agent.journal import Journal
-from carestack_agent.providers.base import Change
+from carestack_agent.providers.base import Change, Offer
 from carestack_agent.providers.failed import FailedVersions
 
 from .conftest import PushRecorder, Site, write_secret
@@ -96,6 +96,33 @@ def test_settle_finishes_an_interrupted_update_and_status_shows_its_own_start(ma
 
     again = site.agent("settle", site.id)
     assert again.returncode == 0 and again.stdout.strip() == f"settle {site.id}: ok: nothing to settle"
+
+
+def test_a_settled_update_that_stays_resolves_its_component_but_not_another_open_rollback(
+    make_site, push: PushRecorder
+) -> None:
+    site: Site = make_site(database=False, push=push)
+    release = Change("release", "release", site.id, "1.1", "1.3")
+    failed = FailedVersions(site.state_dir, site.id)
+    failed.add([Change("release", "release", site.id, "1.1", "1.2")], "u0", "release broke /")
+    failed.add([Change("apt", "package", "nginx", "1.0", "2.0")], "u0", "apt broke /")
+    journal = Journal(site.state_dir)
+    for event, fields in (
+        ("start", {}),
+        ("snapshot", {"snapshot_id": "abc"}),
+        ("apply", {"offer": Offer("release", [release]).to_json()}),
+        ("verified", {}),
+    ):
+        journal.append({"site": site.id, "job": "update", "run_id": "u1", "event": event, **fields})  # fmt: skip
+
+    res = site.agent("settle", site.id)  # killed after its probes passed: the update stays
+    assert res.returncode == 0, res.stderr
+    assert "after its probes passed: the update stays" in res.stdout
+    assert [(f.label, f.version) for f in failed.open_rollbacks()] == [("apt nginx", "2.0")]
+    pushed = [r for r in push.requests if r.startswith("/api/push/tok-update-012?")]
+    query = urllib.parse.parse_qs(urllib.parse.urlsplit(pushed[-1]).query)
+    assert query["status"] == ["down"]  # not "up": the nginx rollback still waits for an operator
+    assert query["msg"][0].startswith("still rolled back: apt nginx 1.0→2.0 on "), query
 
 
 def test_a_killed_database_dump_reaches_kuma_in_plain_words(make_site, push: PushRecorder, tmp_path: Path) -> None:

@@ -36,6 +36,7 @@ from ..hooks import kuma
 from ..jobs import Context, JobFailed, JobResult, run_job
 from ..journal import Journal
 from ..providers.base import Offer
+from ..providers.failed import FailedVersions
 from ..providers.registry import make_provider
 from .rollback import roll_back
 
@@ -137,6 +138,10 @@ def finish_interrupted(ctx: Context) -> None:
     kept = run.verified
     figures["outcome"] = "updated" if kept else ("rolled back" if run.offers else "interrupted")
     figures["rolled_back"] = [] if kept else [c.figures() for o in run.offers for c in o.changes]
+    if kept:  # the update stays: an earlier rollback of these components is over
+        FailedVersions(ctx.config.agent.state_dir, site.id).resolve(
+            [c for o in run.offers for c in o.changes], run.run_id
+        )
     _end(rctx, kept, message, figures, started)
     ctx.figures["finished_update"] = {"run_id": run.run_id, "started": run.started, "healthy": healthy,
                                       "outcome": figures["outcome"], "message": message}  # fmt: skip
@@ -156,7 +161,7 @@ def _settle_body(ctx: Context) -> str:
         ctx.prepare()  # a killed restic may have left its lock in the repository: removed if stale
     if finished:
         return describe(finished)
-    return "nothing to settle" + ("; stale repository locks removed" if ctx.unclean else "")
+    return "nothing to settle" + ("; stale restic locks removed, if there were any" if ctx.unclean else "")
 
 
 def settle(config: Config, site_id: str, *, wait: bool = False) -> JobResult:
@@ -182,11 +187,15 @@ def _end(rctx: Context, ok: bool, message: str, figures: dict[str, Any], started
     rctx.note("end", result="ok" if ok else "failed", exit_code=code, message=message,
               duration=round(duration, 3), figures=figures)  # fmt: skip
     site = rctx.site
+    failed = FailedVersions(rctx.config.agent.state_dir, site.id)
+    still = failed.open_rollbacks() if ok else []
+    if still:  # the monitor stays down while a rollback waits for an operator (see update.py)
+        message = f"{failed.still_rolled_back(still)}; {message}"
     kuma.push(
         site.push_base_url,
         site.push_tokens_file,
         "update",
-        up=ok,
+        up=ok and not still,
         msg=message if ok else f"update failed: {message}",
         ping_ms=int(duration * 1000),
         timeout=rctx.config.agent.push_timeout_seconds,

@@ -45,7 +45,7 @@ from .. import exitcodes, probe
 from ..config import Config, required
 from ..jobs import RESTIC_EXIT, Context, JobFailed, JobResult, Settle, run_job
 from ..providers.base import Change, Offer, Provider, ProviderError
-from ..providers.failed import FailedVersion, FailedVersions, UnknownComponent
+from ..providers.failed import FailedVersions, UnknownComponent, describe_open
 from ..providers.registry import make_provider
 from ..restic import ResticError
 from .backup import do_backup
@@ -104,12 +104,6 @@ def _unless_unchecked(summary: str, unchecked: list[str]) -> str:
     return summary
 
 
-def describe_open(rollbacks: list[FailedVersion], *, pages: bool = True) -> str:
-    """`release 1.1→1.2 on 2026-12-01 (plans.example/: HTTP 500, expected 200)`, for each open rollback."""
-    return "; ".join(f"{f.describe()} on {f.when[:10]} ({f.broke})" if f.broke and pages
-                     else f"{f.describe()} on {f.when[:10]}" for f in rollbacks)  # fmt: skip
-
-
 def _still_rolled_back(ctx: Context, failed: FailedVersions, summary: str) -> str:
     """A successful run's summary; while a rollback is open, the UPDATE monitor stays down and says which."""
     still = failed.open_rollbacks()
@@ -117,8 +111,7 @@ def _still_rolled_back(ctx: Context, failed: FailedVersions, summary: str) -> st
         return summary
     ctx.figures["still_rolled_back"] = [f.figures() for f in still]
     ctx.monitor_down = True
-    return (f"still rolled back: {describe_open(still)} (`carestack-agent update {ctx.site.id} --acknowledge` "
-            f"once dealt with); {summary}")  # fmt: skip
+    return f"{failed.still_rolled_back(still)}; {summary}"
 
 
 def _acknowledge(ctx: Context, failed: FailedVersions) -> str:

@@ -49,6 +49,12 @@ class FailedVersion:
                 "run_id": self.run_id, "when": self.when, "broke": self.broke, "open": self.open}  # fmt: skip
 
 
+def describe_open(rollbacks: list[FailedVersion], *, pages: bool = True) -> str:
+    """`release 1.1→1.2 on 2026-12-01 (plans.example/: HTTP 500, expected 200)`, for each rollback."""
+    return "; ".join(f"{f.describe()} on {f.when[:10]} ({f.broke})" if f.broke and pages
+                     else f"{f.describe()} on {f.when[:10]}" for f in rollbacks)  # fmt: skip
+
+
 def retry_name(key: str) -> str:
     """What an operator types after `--retry` for this component: its name (`release` for the site's own code)."""
     _, kind, name = key.split(":", 2)
@@ -105,6 +111,11 @@ class FailedVersions:
 
     def open_rollbacks(self) -> list[FailedVersion]:
         return [f for f in self.entries() if f.open]
+
+    def still_rolled_back(self, rollbacks: list[FailedVersion]) -> str:
+        """What a successful run says (and pushes down) while these rollbacks are open."""
+        return (f"still rolled back: {describe_open(rollbacks)} (`carestack-agent update {self.site_id} "
+                f"--acknowledge` once dealt with)")  # fmt: skip
 
     def blocked(self, change: Change) -> str | None:
         """Why this exact change is not offered (a line for the run's output), or None."""
