@@ -11,7 +11,8 @@ one JSON line: the run id, the steps the run journaled, whether it was killed
 
 --systemd starts the run as systemd does (`carestack-update@SITE.service`; its
 config comes from the unit, CONFIG is not used) and kills the unit's agent,
-so the unit fails the way a crash makes it fail. --instead runs COMMAND (a
+so the unit fails the way a crash makes it fail. The unit's run does not wait
+for the site's lock: if a timer's job holds it, the unit is started again. --instead runs COMMAND (a
 shell line) at the step rather than killing, and lets the run finish.
 """
 
@@ -41,8 +42,9 @@ def main() -> int:
     site, step = args.site, args.step
     offset = os.path.getsize(JOURNAL) if os.path.exists(JOURNAL) else 0
     agent: subprocess.Popen[bytes] | None = None
+    unit = f"carestack-update@{site}.service"
     if args.systemd:
-        subprocess.run(["systemctl", "start", "--no-block", f"carestack-update@{site}.service"], check=True)
+        subprocess.run(["systemctl", "start", "--no-block", unit], check=True)
     else:
         agent = subprocess.Popen(
             ["carestack-agent", "--config", args.config, "update", site, "--wait"],
@@ -59,6 +61,10 @@ def main() -> int:
             for line in lines:
                 record = json.loads(line)
                 if record.get("site") != site or record.get("job") != "update":
+                    continue
+                if record.get("event") == "busy" and args.systemd and run_id is None:  # another job held the lock
+                    time.sleep(1)
+                    subprocess.run(["systemctl", "start", "--no-block", unit], check=True)
                     continue
                 ours = agent is None or record.get("pid") == agent.pid  # under systemd: the site's next run
                 if record.get("event") == "start" and run_id is None and ours:
