@@ -1,4 +1,4 @@
-"""Figures of the lab (issue 3): how long `carestack lab up` takes, and how much memory the lab uses.
+"""Figures of the lab: how long `carestack lab up` takes, and how much memory the lab uses.
 
     .venv/bin/python bench/bench_lab.py [--runs 3] [--cold-runs 1] [--keep]
 
@@ -8,7 +8,7 @@ developer's lab keeps running) and prints a table of medians:
 - warm `lab up`: the image cached, after `lab down --keep-image`
 - no-op `lab up`: everything already up
 - the lab's memory: the PSS of all its processes (guests, nspawn, services), per part
-Goals (issue 3): warm under 3 min, no-op under 10 s. Needs root.
+Goals: warm under 3 min, no-op under 10 s. Needs root.
 """
 
 from __future__ import annotations
@@ -24,10 +24,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from infra.lab import hosts, procs  # noqa: E402
-from infra.lab.config import LabConfig  # noqa: E402
-from infra.lab.footprint import lab_processes  # noqa: E402
-from infra.lab.state import LabState  # noqa: E402
+from lab import hosts, procs  # noqa: E402
+from lab.config import LabConfig  # noqa: E402
+from lab.footprint import lab_processes  # noqa: E402
+from lab.state import LabState  # noqa: E402
 
 CARESTACK = str(Path(sys.executable).with_name("carestack"))
 

@@ -1,8 +1,11 @@
 """The agent's configuration (`/etc/carestack/agent.toml`), built from CarePlans.
 
 Every value comes from the plan or from where Ansible puts things on the server
-(paths of the secret files, of restic, of the MariaDB socket); nothing here
-derives a tier number. A server may carry sites of several clients (a shared
+(the state directory, the secret files); nothing here derives a tier number.
+It writes the keys the agent's schema requires (`carestack_agent/config.py`:
+"the plan" and "required") and the optional ones it has values for; where the
+agent has a default (the restic binary, niceness, the MariaDB socket) the key
+is left out, so each value has one source. A server may carry sites of several clients (a shared
 host), and each client is configured by its own `carestack configure` run, so
 the file is written in pieces that Ansible assembles on the server:
 
@@ -25,10 +28,6 @@ from infra.plan import CarePlan, SitePlan
 CONFIG_DIR = "/etc/carestack"
 SECRETS_DIR = f"{CONFIG_DIR}/secrets"
 STATE_DIR = "/var/lib/carestack"
-RESTIC = "/usr/bin/restic"
-MARIADB_SOCKET = "/run/mysqld/mysqld.sock"
-# Niceness the agent runs restic and dumps with, so a backup never slows the sites down.
-NICE = 10
 # Regenerable caches: never worth backup space.
 EXCLUDES = {"wordpress": ("wp-content/cache",), "woocommerce": ("wp-content/cache",)}
 
@@ -52,7 +51,17 @@ def repository(s3_endpoint: str, site: SitePlan) -> str:
 
 
 def agent_table(server: str) -> dict[str, Any]:
-    return {"agent": {"host": server, "state_dir": STATE_DIR, "restic": RESTIC, "nice": NICE}}
+    return {"agent": {"host": server, "state_dir": STATE_DIR}}
+
+
+def retention_table(plan: CarePlan) -> dict[str, int]:
+    """`[sites.<id>.retention]`: the agent turns these keys into restic's `--keep-*` flags."""
+    return {f"keep_{kind}": count for kind, count in plan.backup.keep.items()}
+
+
+def checks_table(site: SitePlan) -> list[dict[str, Any]]:
+    """The pages probed on the server (the same the monitors check): the agent's `[[checks]]`, Ansible's too."""
+    return [{"path": c.path, "keyword": c.keyword, "status": c.status} for c in site.checks]
 
 
 def site_table(plan: CarePlan, site: SitePlan, s3_endpoint: str, push_base_url: str | None) -> dict[str, Any]:
@@ -71,12 +80,13 @@ def site_table(plan: CarePlan, site: SitePlan, s3_endpoint: str, push_base_url: 
         table["push_base_url"] = push_base_url
         table["push_tokens_file"] = push_tokens_file(site.id)
     if site.database:
-        table["database"] = {"name": site.database, "socket": MARIADB_SOCKET}
-    table["retention"] = {f"keep_{kind}": count for kind, count in plan.backup.keep.items()}
+        table["database"] = {"name": site.database}
+    table["retention"] = retention_table(plan)
     table["jobs"] = {
         "backup_timeout_seconds": site.job("backup").timeout_seconds,
         "prune_timeout_seconds": site.job("prune").timeout_seconds,
         "check_timeout_seconds": site.job("check").timeout_seconds,
+        "restore_timeout_seconds": plan.backup.restore_timeout_seconds,
         "check_read_data_subsets": plan.backup.check_read_data_subsets,
         "update_timeout_seconds": site.job("update").timeout_seconds,
     }
@@ -87,8 +97,8 @@ def site_table(plan: CarePlan, site: SitePlan, s3_endpoint: str, push_base_url: 
         "rollback": plan.updates.rollback,
         "probe_slowdown_limit": plan.updates.probe_slowdown_limit,
     }
-    # The pages the agent probes before and after an update (the same the monitors check).
-    table["checks"] = [{"path": c.path, "keyword": c.keyword, "status": c.status} for c in site.checks]
+    # The pages the agent probes before and after an update.
+    table["checks"] = checks_table(site)
     return table
 
 

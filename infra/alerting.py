@@ -17,9 +17,9 @@ e-mail or an SMS: that is this small config, one YAML file per agency.
       settings: {smseagleUrl: "https://sms.agency.example", smseagleRecipientType: smseagle-to}
       secret_env: {smseagleToken: CARESTACK_SMS_TOKEN}
 
-The contact's own webhook needs no agency settings. In the lab every channel
-is a webhook to the lab's alert receiver (`lab_alerting(url)`), tagged with
-the channel and contact it stands for.
+The contact's own webhook needs no agency settings. With `receiver_url: URL`
+instead, every channel is a webhook to that one receiver, tagged with the
+channel and contact it stands for (the lab's alert receiver uses this).
 """
 
 from __future__ import annotations
@@ -78,12 +78,8 @@ class SmsGateway(_Strict):
 class AlertingConfig(_Strict):
     email: SmtpSettings | None = None
     sms: SmsGateway | None = None
-    # The lab: every channel becomes a webhook to this URL (the alert receiver).
+    # Every channel becomes a webhook to this URL (a test receiver such as the lab's).
     receiver_url: str | None = None
-
-
-def lab_alerting(receiver_url: str) -> AlertingConfig:
-    return AlertingConfig(receiver_url=receiver_url)
 
 
 def load_alerting(path: Path) -> AlertingConfig:

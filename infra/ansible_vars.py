@@ -83,6 +83,8 @@ def check_realization(clients: Sequence[Client], realization: Realization) -> No
             known = ", ".join(sorted(realization.hosts)) or "none"
             problems.append(f"--hosts: no entry for server {server!r} (client {plan.client.id}); given: {known}")
         problems += _token_problems(plan, client.secrets.push_tokens)
+        if realization.push_base_url:
+            problems += _missing_token_problems(plan, client.secrets.push_tokens)
     for name, host in realization.hosts.items():
         try:
             ipaddress.ip_address(host.address)
@@ -123,6 +125,22 @@ def _token_problems(plan: CarePlan, tokens: Mapping[str, Mapping[str, str]]) -> 
     return problems
 
 
+def _missing_token_problems(plan: CarePlan, tokens: Mapping[str, Mapping[str, str]]) -> list[str]:
+    """With a push URL every job must have its token: an agent config without one never sends a
+    heartbeat, and its push monitor goes down."""
+    problems = []
+    for site in plan.sites:
+        missing = [job.name for job in site.jobs if not (tokens.get(site.id) or {}).get(job.name)]
+        if missing:
+            problems.append(
+                f"CARESTACK_PUSH_TOKENS: no push token for {site.id} job(s) {', '.join(missing)} "
+                f"(client {plan.client.id}); the client's monitors hand them out: "
+                "`pulumi stack output --show-secrets --json push_tokens`, or "
+                "`carestack monitors sync STACK_FILE --push-tokens-out FILE`"
+            )
+    return problems
+
+
 def site_vars(plan: CarePlan, site: SitePlan) -> dict[str, Any]:
     """The per-site dictionary every role reads."""
     owner = next((c.email for c in plan.client.contacts if c.email), None)
@@ -140,7 +158,7 @@ def site_vars(plan: CarePlan, site: SitePlan) -> dict[str, Any]:
         "home": f"{SITE_HOMES}/{site.linux_user}",
         "user": site.linux_user,
         "database": site.database,
-        "checks": [{"path": c.path, "keyword": c.keyword, "status": c.status} for c in site.checks],
+        "checks": agent_config.checks_table(site),
         "jobs": [
             {
                 "name": job.name,

@@ -1,15 +1,17 @@
 """`carestack configure`: converge a client's servers from its CarePlan with Ansible.
 
-    carestack configure STACK_FILE --hosts HOSTS_JSON --s3-endpoint URL [--push-base-url URL]
+    carestack configure STACK_FILE --hosts HOSTS_JSON --s3-endpoint URL --push-base-url URL
 
 HOSTS_JSON maps server name -> {"address": ip, "ssh_user": "admin"} (JSON text
 or a file; an optional "memory_mb" where the OS reports more memory than the
 server may use, as in a container). Secrets come only from the environment
 (CARESTACK_RESTIC_PASSWORD, CARESTACK_S3_ACCESS_KEY_ID,
-CARESTACK_S3_SECRET_ACCESS_KEY, optional CARESTACK_PUSH_TOKENS = JSON
+CARESTACK_S3_SECRET_ACCESS_KEY, CARESTACK_PUSH_TOKENS = JSON
 site_id -> job -> token); they reach ansible-playbook through a 0600 vars file
 in a 0700 directory that is removed afterwards, never through argv, and are
-stripped from its environment.
+stripped from its environment. Every job of every site needs its push token
+(`pulumi stack output --show-secrets --json push_tokens`): a run without them
+is refused, since an agent without heartbeats looks down to Kuma.
 
 The lab and the tests call `converge()` directly, several clients in one run.
 """
@@ -31,7 +33,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
-from infra.agent_wheel import AGENT_DIR as AGENT_DIR  # what the lab fingerprints, with ANSIBLE_DIR
 from infra.agent_wheel import WheelError, build_agent_wheel
 from infra.ansible_vars import (
     Client,
@@ -43,6 +44,7 @@ from infra.ansible_vars import (
     inventory,
     secret_vars,
 )
+from infra.command import Verbs
 from infra.plan import build_plan
 from infra.spec import ClientSpec, SpecError, load_stack
 
@@ -255,7 +257,7 @@ def _public_keys(path: Path) -> list[str]:
     return keys
 
 
-def register(verbs: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+def register(verbs: Verbs) -> None:
     parser = verbs.add_parser(
         "configure",
         help="converge a client's servers with Ansible (secrets from CARESTACK_* environment variables)",
@@ -267,7 +269,12 @@ def register(verbs: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         "--hosts", required=True, metavar="HOSTS_JSON", help='{"server": {"address": ip, "ssh_user": "admin"}}'
     )
     parser.add_argument("--s3-endpoint", required=True, metavar="URL", help="S3 endpoint the servers reach")
-    parser.add_argument("--push-base-url", metavar="URL", help="Kuma push base URL, e.g. http://kuma:3001/api/push")
+    parser.add_argument(
+        "--push-base-url",
+        required=True,
+        metavar="URL",
+        help="Kuma push base URL, e.g. https://status.agency.example/api/push",
+    )
     parser.add_argument(
         "--admin-cidr", action="append", default=[], metavar="CIDR", help="also allow SSH from here (repeatable)"
     )

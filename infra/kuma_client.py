@@ -1,16 +1,16 @@
 """One logged-in connection to Uptime Kuma, with the few calls the monitor sync needs.
 
 Built on `uptime-kuma-api` (its socket.io client, login and list readers),
-with three deliberate departures measured against Kuma 2.0.0-dev.0:
+with deliberate departures where the library's way is slow or blind
+(what they save is measured in bench/README.md, "Monitor sync"):
 
 - Creating monitors: Kuma's `add` handler rebuilds and broadcasts the whole
-  monitor list before it answers (about 4.6 ms per existing monitor, 2.3 s at
-  500), and the library's `add_monitor` adds three 0.2 s version look-ups on
-  top. Creating N monitors that way costs N list rebuilds. `import_monitors`
-  sends them in one `uploadBackup` call ("keep" mode: nothing existing is
-  touched), which stores each monitor with its tags and notifications and
-  rebuilds the list once. The import copies a fixed list of fields
-  (server/server.js, uploadBackup): `parent` is not among them, and
+  monitor list before it answers, and the library's `add_monitor` adds version
+  look-ups on top, so creating N monitors that way costs N list rebuilds.
+  `import_monitors` sends them in one `uploadBackup` call ("keep" mode: nothing
+  existing is touched), which stores each monitor with its tags and
+  notifications and rebuilds the list once. The import copies a fixed list of
+  fields (server/server.js, uploadBackup): `parent` is not among them, and
   `expiryNotification` is left to its column default (true); the sync edits
   the latter afterwards where it must be false.
 - Edits and deletes are pipelined: every request is sent before the first
@@ -36,6 +36,7 @@ import urllib.request
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from enum import Enum
+from pathlib import Path
 from typing import Any
 
 import socketio.exceptions  # type: ignore[import-untyped]
@@ -63,6 +64,21 @@ class KumaLogin:
 
     def __repr__(self) -> str:  # never print the password
         return f"KumaLogin(url={self.url!r}, username={self.username!r}, password=***)"
+
+    def to_json(self) -> str:
+        """The credentials file's content (`read_login` reads it back); write it with `infra.secret_file`."""
+        return json.dumps({"url": self.url, "username": self.username, "password": self.password})
+
+
+def read_login(path: Path) -> KumaLogin:
+    """Kuma's URL and login from a credentials file: JSON {url, username, password}."""
+    try:
+        data = json.loads(Path(path).read_text())
+        return KumaLogin(str(data["url"]), str(data["username"]), str(data["password"]))
+    except FileNotFoundError:
+        raise KumaError(f"{path}: no such credentials file") from None
+    except (ValueError, KeyError, TypeError) as exc:
+        raise KumaError(f"{path}: expected JSON with url, username and password ({exc})") from None
 
 
 def _plain(value: Any) -> Any:

@@ -13,8 +13,9 @@ CarePlan
            volume_gb, admin_cidr, platform_stack
   storage: bucket, versioning, object_lock_days, retention_days (longest kept snapshot),
            noncurrent_version_days, abort_multipart_days
-  backup: schedule, rpo_minutes, keep{hourly,daily,weekly,monthly}, forget_args,
-          prune (schedule), check (schedule), check_read_data_subsets, timeout_seconds
+  backup: schedule, rpo_minutes, keep{last,hourly,daily,weekly,monthly,yearly},
+          prune (schedule), check (schedule), check_read_data_subsets, timeout_seconds,
+          restore_timeout_seconds
   updates: schedule, window{weekday, start, duration_minutes}, apt_policy,
            wordpress_policy, rollback, probe_slowdown_limit, timeout_seconds
   monitoring: interval_seconds, retries, retry_interval_seconds, timeout_seconds,
@@ -25,7 +26,9 @@ CarePlan
   sla: uptime_target_percent, downtime_budget_minutes_per_month, downtime_budget_hours_per_year,
        support{days, from, to, outage_line_until}, severities[name, response, fix],
        small_jobs{per_month, max_minutes}, failover{rto_minutes, max_days} | None,
-       restore_drill (schedule) | None
+       restore_drill (schedule) | None, time_bank{included_minutes_per_month, rollover_months},
+       credits{bands[below_percent, credit_percent, credit_amount], cap_percent, cap_amount, claim,
+       currency}, fee{monthly, currency} | None (infra/sla_terms.py)
 Schedule: on_calendar (systemd OnCalendar, in the client's time zone), period_seconds,
           randomized_delay_seconds.
 """
@@ -38,14 +41,16 @@ import types
 from dataclasses import dataclass
 from typing import Any, Union, get_args, get_origin, get_type_hints
 
+from infra.sla_terms import CreditPlan, FeePlan, TimeBankPlan, credit_plan, fee_plan, time_bank_plan
 from infra.spec import ClientSpec, Recurring, Tier, site_name
 from infra.units import SupportTime, parse_minute_of_hour, parse_time_of_day
 
 # Calendar lengths used for budgets and retention horizons.
 DAYS_PER_YEAR = 365.25
 DAYS_PER_MONTH = DAYS_PER_YEAR / 12
-# Upper bounds in days of one kept snapshot of each kind, for the retention horizon.
-KEEP_SPAN_DAYS = {"hourly": 1 / 24, "daily": 1, "weekly": 7, "monthly": 31}
+# Upper bounds in days of one kept snapshot of each kind, for the retention horizon
+# (`last` counts snapshots, so its span is the backup period).
+KEEP_SPAN_DAYS = {"hourly": 1 / 24, "daily": 1, "weekly": 7, "monthly": 31, "yearly": 366}
 # After the oldest snapshot expires, deleted pack versions stay a further week,
 # so a destructive prune or a compromised key can still be undone.
 NONCURRENT_MARGIN_DAYS = 7
@@ -116,11 +121,11 @@ class BackupPlan:
     schedule: Schedule
     rpo_minutes: int
     keep: dict[str, int]
-    forget_args: tuple[str, ...]
     prune: Schedule
     check: Schedule
     check_read_data_subsets: int
     timeout_seconds: int
+    restore_timeout_seconds: int
 
 
 @dataclass(frozen=True)
@@ -226,6 +231,9 @@ class SlaPlan:
     small_job_max_minutes: int
     failover: FailoverPlan | None
     restore_drill: Schedule | None
+    time_bank: TimeBankPlan
+    credits: CreditPlan
+    fee: FeePlan | None
 
 
 @dataclass(frozen=True)
@@ -306,17 +314,10 @@ def weekly_schedule(weekday: str, at: str, timezone: str) -> Schedule:
 # --- derived numbers ---------------------------------------------------------
 
 
-def forget_args(keep: dict[str, int]) -> tuple[str, ...]:
-    args: list[str] = []
-    for kind in ("hourly", "daily", "weekly", "monthly"):
-        if keep[kind]:
-            args += [f"--keep-{kind}", str(keep[kind])]
-    return tuple(args)
-
-
-def retention_days(keep: dict[str, int]) -> int:
+def retention_days(keep: dict[str, int], backup_period_seconds: int) -> int:
     """How far back the oldest kept snapshot can reach, in whole days."""
-    return math.ceil(max(count * KEEP_SPAN_DAYS[kind] for kind, count in keep.items()))
+    spans = {**KEEP_SPAN_DAYS, "last": backup_period_seconds / 86400}
+    return math.ceil(max(count * spans[kind] for kind, count in keep.items()))
 
 
 def downtime_budget_minutes(uptime_target_percent: float, days: float) -> float:
@@ -349,17 +350,13 @@ def _severity(name: str, response: SupportTime, fix: SupportTime) -> SeverityPla
     )
 
 
-def build_plan(spec: ClientSpec) -> CarePlan:
-    stack, tier = spec.stack, spec.tier
-    tz = stack.timezone
-    client_id = stack.client.id
-
-    keep = tier.backup.keep.model_dump()
-    kept_days = retention_days(keep)
+def storage_plan(spec: ClientSpec) -> StoragePlan:
+    """The client's bucket: versioned, locked as the tier says, old versions outliving the oldest snapshot."""
+    tier = spec.tier
+    kept_days = retention_days(tier.backup.keep.model_dump(), _PERIOD[tier.backup.every])
     lock_days = math.ceil(tier.backup.object_lock / 86400)
-    bucket = f"{stack.bucket_prefix}-{client_id}-backups"
-    storage = StoragePlan(
-        bucket=bucket,
+    return StoragePlan(
+        bucket=f"{spec.agency.bucket_prefix}-{spec.stack.client.id}-backups",
         versioning=True,
         object_lock_days=lock_days,
         retention_days=kept_days,
@@ -367,32 +364,50 @@ def build_plan(spec: ClientSpec) -> CarePlan:
         abort_multipart_days=1,
     )
 
-    backup_every = backup_schedule(tier.backup.every, tier.backup.at, tz)
-    backup = BackupPlan(
-        schedule=backup_every,
-        rpo_minutes=backup_every.period_seconds // 60,
-        keep=keep,
-        forget_args=forget_args(keep),
-        prune=recurring_schedule(tier.backup.prune, tz),
-        check=recurring_schedule(tier.backup.check, tz),
-        check_read_data_subsets=tier.backup.check.read_data_cycle,
-        timeout_seconds=tier.backup.timeout,
+
+def backup_plan(spec: ClientSpec) -> BackupPlan:
+    """When backups, prunes and integrity checks run, and what they keep."""
+    backup, tz = spec.tier.backup, spec.stack.timezone
+    every = backup_schedule(backup.every, backup.at, tz)
+    return BackupPlan(
+        schedule=every,
+        rpo_minutes=every.period_seconds // 60,
+        keep=backup.keep.model_dump(),
+        prune=recurring_schedule(backup.prune, tz),
+        check=recurring_schedule(backup.check, tz),
+        check_read_data_subsets=backup.check.read_data_cycle,
+        timeout_seconds=backup.timeout,
+        # A restore (also an update's rollback) moves the bytes of a full backup back: the first backup,
+        # a full one, must finish within the backup timeout, so the restore gets the same bound.
+        restore_timeout_seconds=backup.timeout,
     )
 
-    window = UpdateWindowPlan(tier.updates.window.day, tier.updates.window.at, tier.updates.window.duration // 60)
-    updates = UpdatePlan(
-        schedule=weekly_schedule(window.weekday, window.start, tz),
+
+def update_window(spec: ClientSpec) -> UpdateWindowPlan:
+    window = spec.tier.updates.window
+    return UpdateWindowPlan(window.day, window.at, window.duration // 60)
+
+
+def update_plan(spec: ClientSpec) -> UpdatePlan:
+    """When updates run (the weekly window), what they may change, and how a bad one is undone."""
+    updates = spec.tier.updates
+    window = update_window(spec)
+    return UpdatePlan(
+        schedule=weekly_schedule(window.weekday, window.start, spec.stack.timezone),
         window=window,
-        apt_policy=tier.updates.apt,
-        wordpress_policy=tier.updates.wordpress,
-        rollback=tier.updates.rollback,
-        probe_slowdown_limit=tier.updates.probe_slowdown_limit,
-        timeout_seconds=tier.updates.window.duration,
+        apt_policy=updates.apt,
+        wordpress_policy=updates.wordpress,
+        rollback=updates.rollback,
+        probe_slowdown_limit=updates.probe_slowdown_limit,
+        timeout_seconds=updates.window.duration,
     )
 
-    mon = tier.monitoring
+
+def monitoring_plan(spec: ClientSpec) -> MonitoringPlan:
+    """How often Kuma checks the sites, and retries that still keep the tier's alert promise."""
+    mon = spec.tier.monitoring
     timeout = check_timeout(mon.interval)
-    monitoring = MonitoringPlan(
+    return MonitoringPlan(
         interval_seconds=mon.interval,
         retries=check_retries(mon.interval, mon.alert_within, timeout),
         retry_interval_seconds=mon.interval,
@@ -400,26 +415,38 @@ def build_plan(spec: ClientSpec) -> CarePlan:
         alert_within_seconds=mon.alert_within,
         channels=tuple(mon.channels),
         cert_expiry_days=mon.cert_expiry_warning // 86400,
-        maintenance=window,
+        maintenance=update_window(spec),
     )
 
-    hosting = HostingPlan(
-        mode=tier.hosting.mode,
-        server=stack.shared_host if tier.hosting.mode == "shared" else f"{client_id}-1",
-        instance_type=tier.hosting.instance_type,
-        volume_gb=tier.hosting.volume_gb,
+
+def hosting_plan(spec: ClientSpec) -> HostingPlan:
+    """Where the client's sites run: a host of the shared pool or the client's own server."""
+    hosting, stack = spec.tier.hosting, spec.stack
+    return HostingPlan(
+        mode=hosting.mode,
+        server=stack.shared_host if hosting.mode == "shared" else f"{stack.client.id}-1",
+        instance_type=hosting.instance_type,
+        volume_gb=hosting.volume_gb,
         admin_cidr=stack.admin_cidr,
         platform_stack=stack.platform_stack,
     )
 
-    jobs = (
+
+def site_jobs(backup: BackupPlan, updates: UpdatePlan) -> tuple[JobPlan, ...]:
+    """The agent's scheduled jobs every site runs, each with its push monitor's interval."""
+    return (
         _job("backup", backup.schedule, backup.timeout_seconds),
         _job("prune", backup.prune, backup.timeout_seconds),
         _job("check", backup.check, backup.timeout_seconds),
         _job("update", updates.schedule, updates.timeout_seconds),
     )
+
+
+def site_plans(spec: ClientSpec, storage: StoragePlan, jobs: tuple[JobPlan, ...]) -> tuple[SitePlan, ...]:
+    """Each site's names, paths, pages to check and update providers."""
+    client_id = spec.stack.client.id
     sites = []
-    for site in stack.sites:
+    for site in spec.stack.sites:
         name = site_name(site)
         site_id = f"{client_id}-{name}"
         scheme = "https" if site.https else "http"
@@ -434,48 +461,63 @@ def build_plan(spec: ClientSpec) -> CarePlan:
                 root=f"{SITES_ROOT}/{site_id}",
                 linux_user=site_id,
                 database=None if site.kind == "static" else site_id.replace("-", "_"),
-                providers=_providers(site.kind, tier),
+                providers=_providers(site.kind, spec.tier),
                 checks=tuple(
                     CheckPlan(c.path, c.keyword, c.status, f"{scheme}://{site.domain}{c.path}") for c in site.checks
                 ),
                 jobs=jobs,
-                repository_path=f"{bucket}/{site_id}",
+                repository_path=f"{storage.bucket}/{site_id}",
             )
         )
+    return tuple(sites)
 
-    sla_tier = tier.sla
-    target = sla_tier.uptime_target
-    sla = SlaPlan(
+
+def sla_plan(spec: ClientSpec) -> SlaPlan:
+    """What the client is promised: uptime and its downtime budget, support hours, failover, drills."""
+    sla, tz = spec.tier.sla, spec.stack.timezone
+    target = sla.uptime_target
+    drill = sla.restore_drill
+    return SlaPlan(
         uptime_target_percent=target,
         downtime_budget_minutes_per_month=downtime_budget_minutes(target, DAYS_PER_MONTH),
         downtime_budget_hours_per_year=round(downtime_budget_minutes(target, DAYS_PER_YEAR) / 60, 2),
-        support=SupportPlan(
-            tuple(sla_tier.support.days),
-            sla_tier.support.from_,
-            sla_tier.support.to,
-            sla_tier.support.outage_line_until,
-        ),
-        severities=tuple(_severity(name, s.response, s.fix) for name, s in sla_tier.severities.items()),
-        small_jobs_per_month=sla_tier.small_jobs.per_month,
-        small_job_max_minutes=sla_tier.small_jobs.max // 60,
-        failover=(
-            FailoverPlan(sla_tier.failover.within // 60, sla_tier.failover.max_days) if sla_tier.failover else None
-        ),
-        restore_drill=(
-            _schedule(
-                f"*-*-{sla_tier.restore_drill.day:02d} {_clock(sla_tier.restore_drill.at)}", _PERIOD["monthly"], tz
-            )
-            if sla_tier.restore_drill
-            else None
-        ),
+        support=SupportPlan(tuple(sla.support.days), sla.support.from_, sla.support.to, sla.support.outage_line_until),
+        severities=tuple(_severity(name, s.response, s.fix) for name, s in sla.severities.items()),
+        small_jobs_per_month=sla.small_jobs.per_month,
+        small_job_max_minutes=sla.small_jobs.max // 60,
+        failover=FailoverPlan(sla.failover.within // 60, sla.failover.max_days) if sla.failover else None,
+        restore_drill=(_schedule(f"*-*-{drill.day:02d} {_clock(drill.at)}", _PERIOD["monthly"], tz) if drill else None),
+        time_bank=time_bank_plan(sla.time_bank),
+        credits=credit_plan(sla.credits, spec.stack.fee),
+        fee=fee_plan(spec.stack.fee),
     )
 
-    client = ClientPlan(
-        id=client_id,
+
+def client_plan(spec: ClientSpec) -> ClientPlan:
+    stack = spec.stack
+    return ClientPlan(
+        id=stack.client.id,
         name=stack.client.name,
         tier=spec.tier_name,
-        tier_title=tier.title,
-        timezone=tz,
+        tier_title=spec.tier.title,
+        timezone=stack.timezone,
         contacts=tuple(ContactPlan(c.name, c.role, c.email, c.phone, c.webhook) for c in stack.contacts),
     )
-    return CarePlan(client, hosting, storage, backup, updates, monitoring, tuple(sites), sla)
+
+
+def build_plan(spec: ClientSpec) -> CarePlan:
+    """The client's whole plan, one sub-plan at a time."""
+    storage = storage_plan(spec)
+    backup = backup_plan(spec)
+    updates = update_plan(spec)
+    sites = site_plans(spec, storage, site_jobs(backup, updates))
+    return CarePlan(
+        client=client_plan(spec),
+        hosting=hosting_plan(spec),
+        storage=storage,
+        backup=backup,
+        updates=updates,
+        monitoring=monitoring_plan(spec),
+        sites=sites,
+        sla=sla_plan(spec),
+    )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from infra import agent_config
 from infra.plan import CarePlan, Schedule
 from infra.units import format_duration
 
@@ -10,9 +11,15 @@ def _when(schedule: Schedule) -> str:
     return f"{schedule.on_calendar} (+ up to {format_duration(schedule.randomized_delay_seconds)})"
 
 
+def _agent_retention(plan: CarePlan) -> str:
+    """The retention lines agent.toml carries, rendered by the writer that writes them."""
+    lines = agent_config.dumps(agent_config.retention_table(plan)).splitlines()
+    return ", ".join(lines)
+
+
 def _rows(plan: CarePlan) -> list[tuple[str, str]]:
     b, u, m, s, st = plan.backup, plan.updates, plan.monitoring, plan.sla, plan.storage
-    keep = ", ".join(f"{n} {k}" for k, n in b.keep.items() if n)
+    keep = ", ".join(f"the last {n}" if k == "last" else f"{n} {k}" for k, n in b.keep.items() if n)
     rows = [
         ("client", f"{plan.client.name} ({plan.client.id})"),
         ("tier", f"{plan.client.tier} - {plan.client.tier_title}"),
@@ -25,7 +32,7 @@ def _rows(plan: CarePlan) -> list[tuple[str, str]]:
         ("ssh from", plan.hosting.admin_cidr),
         ("backups", _when(b.schedule)),
         ("RPO", f"{b.rpo_minutes} min of data at most"),
-        ("keep", f"{keep}  [restic forget {' '.join(b.forget_args)}]"),
+        ("keep", f"{keep}  [agent.toml: {_agent_retention(plan)}]"),
         ("prune", _when(b.prune)),
         ("integrity check", f"{_when(b.check)}, all data read every {b.check_read_data_subsets} checks"),
         ("job timeout", format_duration(b.timeout_seconds)),
@@ -59,6 +66,21 @@ def _rows(plan: CarePlan) -> list[tuple[str, str]]:
     ]
     rows += [(f"severity {sev.name}", f"response {sev.response}, fix {sev.fix}") for sev in s.severities]
     rows.append(("small jobs", f"{s.small_jobs_per_month} a month, up to {s.small_job_max_minutes} min each"))
+    bank = s.time_bank
+    rows.append(
+        (
+            "time bank",
+            f"{format_duration(bank.included_minutes_per_month * 60)} of support a month, "
+            + (f"unused time kept {bank.rollover_months} month(s)" if bank.rollover_months else "no rollover"),
+        )
+    )
+    rows.append(("fee", f"{s.fee.monthly:.2f} {s.fee.currency} a month" if s.fee else "not given"))
+    for band in s.credits.bands:
+        amount = f" = {band.credit_amount:.2f} {s.credits.currency}" if band.credit_amount is not None else ""
+        rows.append((f"credit below {band.below_percent} %", f"{band.credit_percent} % of the monthly fee{amount}"))
+    cap = f" = {s.credits.cap_amount:.2f} {s.credits.currency}" if s.credits.cap_amount is not None else ""
+    claim = {"next_invoice": "deducted from the next invoice", "on_request": "on request"}[s.credits.claim]
+    rows.append(("credit cap", f"{s.credits.cap_percent} % of the monthly fee{cap}; credits {claim}"))
     rows.append(
         (
             "failover",

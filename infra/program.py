@@ -11,6 +11,13 @@ Deployment settings (Pulumi config, not part of the care plan):
   carestack:kuma_url       the agency's Uptime Kuma (clients); the agent pushes to
                            <kuma_url>/api/push/<token>; the monitors provider reads it with
                            carestack:kuma_username and the secret carestack:kuma_password
+  carestack:kuma_alerting_file  the agency's alerting file (`infra.alerting`), needed when
+                           the tier mails or texts a contact; the environment variables it
+                           names must be set where `pulumi up` runs
+
+Every one of them is checked here, before the first resource: a stack that
+lacks one fails with its name instead of half-way, after the bucket and the
+server exist.
 """
 
 from __future__ import annotations
@@ -23,6 +30,7 @@ from typing import Any
 import pulumi
 import pulumi_aws as aws
 
+from infra.alerting import AlertingError, load_alerting, provider_config, recipients
 from infra.aws.bucket import BackupBucket
 from infra.aws.hosting import (
     SHARED_HOSTS_OUTPUT,
@@ -100,6 +108,14 @@ def read_deployment(spec: StackSpec) -> Deployment:
             problems.append(f"{NAMESPACE}:kuma_url: is required: the agency's Uptime Kuma, e.g. https://status.example")
         elif not _URL.match(kuma_url):
             problems.append(f"{NAMESPACE}:kuma_url: expected an http(s) URL, got {kuma_url!r}")
+        if not config.get("kuma_username"):
+            problems.append(f"{NAMESPACE}:kuma_username: is required: the monitors log in to Kuma as this user")
+        if config.get_secret("kuma_password") is None:
+            problems.append(
+                f"{NAMESPACE}:kuma_password: is required: the Kuma user's password "
+                f"(pulumi config set --secret {NAMESPACE}:kuma_password)"
+            )
+        problems += alerting_problems(build_plan(spec), config.get("kuma_alerting_file"))
         if spec.tier.hosting.mode == "shared" and not spec.stack.platform_stack:
             problems.append(
                 f"{NAMESPACE}:platform_stack: tier {spec.tier_name} places sites on the platform's shared hosts; "
@@ -108,6 +124,35 @@ def read_deployment(spec: StackSpec) -> Deployment:
     if problems:
         raise SpecError(spec.source, problems)
     return Deployment(str(region), ssh_public_key.strip() if ssh_public_key else None, kuma_url)
+
+
+def alerting_problems(plan: CarePlan, alerting_file: str | None) -> list[str]:
+    """What the monitors provider would fail on when it builds the client's notifications:
+    a missing alerting file, a bad one, or an environment variable it names that is not set."""
+    key = f"{NAMESPACE}:kuma_alerting_file"
+    wanted = recipients(plan.monitoring.channels, plan.client.contacts)
+    agency_channels = sorted({channel for channel, _ in wanted if channel != "webhook"})
+    if not alerting_file:
+        if not agency_channels:
+            return []
+        return [
+            f"{key}: is required: tier {plan.client.tier} alerts by {' and '.join(agency_channels)}, which goes "
+            f"out through the agency's SMTP server or SMS gateway (pulumi config set {key} agency-alerting.yaml; "
+            "see docs/alerting.md)"
+        ]
+    try:
+        config = load_alerting(Path(alerting_file))
+    except AlertingError as exc:
+        return [f"{key}: {exc}"]
+    problems: list[str] = []
+    for channel, contact in wanted:
+        try:
+            provider_config(config, plan.client.id, channel, contact)
+        except AlertingError as exc:
+            problem = f"{key}: {alerting_file}: {exc}"
+            if problem not in problems:
+                problems.append(problem)
+    return problems
 
 
 @dataclass(frozen=True)
@@ -151,6 +196,7 @@ def build_client(spec: ClientSpec, deployment: Deployment) -> ClientDeployment:
         "s3_access_key_id": bucket.access_key_id,
         "s3_secret_access_key": bucket.secret_access_key,
         "restic_password": bucket.restic_password,
+        "push_tokens": onboarding.push_tokens,
     }
     return ClientDeployment(plan, bucket, hosting, onboarding, outputs)
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import copy
 import difflib
 import ipaddress
+import itertools
 import re
 import zoneinfo
 from collections.abc import Iterable, Mapping
@@ -63,7 +64,8 @@ TimeOfDay = Annotated[str, BeforeValidator(_time_of_day)]
 
 
 class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+    # A field's docstring is its description: docs/stack-keys.md is generated from them.
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True, use_attribute_docstrings=True)
 
 
 # --- the tier ----------------------------------------------------------------
@@ -71,104 +73,227 @@ class Strict(BaseModel):
 
 class HostingTier(Strict):
     mode: Literal["shared", "dedicated"]
+    """shared: a host of the platform's pool; dedicated: the client's own server."""
     instance_type: str | None = None
+    """Dedicated only: the EC2 instance type."""
     volume_gb: int | None = Field(default=None, ge=8, le=16384)
+    """Dedicated only: the root volume's size in GB."""
 
 
 class Keep(Strict):
+    """restic's `forget --keep-*` policies: the last N snapshots, and the newest of each hour, day, ..."""
+
+    last: int = Field(default=0, ge=0)
+    """The newest snapshots kept, whatever their age."""
     hourly: int = Field(default=0, ge=0)
+    """Hourly snapshots kept."""
     daily: int = Field(default=0, ge=0)
+    """Daily snapshots kept."""
     weekly: int = Field(default=0, ge=0)
+    """Weekly snapshots kept."""
     monthly: int = Field(default=0, ge=0)
+    """Monthly snapshots kept."""
+    yearly: int = Field(default=0, ge=0)
+    """Yearly snapshots kept."""
 
 
 class Recurring(Strict):
     every: Literal["daily", "weekly"]
+    """How often."""
     day: Weekday | None = None
+    """Weekly only: the day (Mon..Sun)."""
     at: TimeOfDay
+    """When, in the client's time zone."""
 
 
 class CheckSchedule(Recurring):
     read_data_cycle: int = Field(ge=1, le=100)
+    """Each check reads 1/n of the repository's data, so all of it is read every n checks."""
 
 
 class BackupTier(Strict):
     every: Literal["hourly", "daily"]
+    """How often a site is backed up (its RPO)."""
     at: str
+    """daily: the time of day HH:MM; hourly: the minute past the hour (":15")."""
     keep: Keep
+    """Retention: how many snapshots of each period are kept."""
     prune: Recurring
+    """When snapshots past retention are forgotten and their data removed."""
     check: CheckSchedule
+    """When the repository's integrity is checked."""
     timeout: Duration = Field(gt=0)
+    """A backup running longer fails (and alerts)."""
     object_lock: Duration = Field(ge=0)
+    """S3 object lock (COMPLIANCE) on every backup object; 0d: none."""
 
 
 class UpdateWindow(Strict):
     day: Weekday
+    """The weekday updates run on."""
     at: TimeOfDay
+    """When the window opens, in the client's time zone."""
     duration: Duration
+    """How long it stays open (15m..12h); the monitors are in maintenance meanwhile."""
 
 
 class UpdatesTier(Strict):
     window: UpdateWindow
+    """When updates may run."""
     providers: list[Literal["apt", "wordpress", "release"]]
+    """What is updated: Debian packages, WordPress core and plugins, a PHP site's release."""
     apt: Literal["security", "all", "none"]
+    """Which Debian updates are installed."""
     wordpress: Literal["minor", "all", "none"]
+    """Which WordPress updates are installed."""
     rollback: bool
+    """Restore the pre-update snapshot when the pages fail their probes after an update."""
     probe_slowdown_limit: float = Field(ge=1.0, le=100.0)
+    """A page this many times slower after an update counts as failed."""
 
 
 class MonitoringTier(Strict):
     interval: Duration
+    """How often each page is checked (20s..24h)."""
     pages_per_site: int = Field(ge=1, le=50)
+    """At most this many checks per site."""
     alert_within: Duration
+    """A failure alerts within this time (decides the retries)."""
     channels: list[Literal["email", "sms", "webhook"]] = Field(min_length=1)
+    """How contacts are alerted."""
     cert_expiry_warning: Duration
+    """Warn this long before a site's certificate expires."""
 
 
 class Support(Strict):
     days: list[Weekday] = Field(min_length=1)
+    """Business days."""
     from_: TimeOfDay = Field(alias="from")
+    """Business hours start, in the client's time zone."""
     to: TimeOfDay
+    """Business hours end."""
     outage_line_until: TimeOfDay | None = None
+    """Outages are answered until this time on business days."""
 
 
 class Severity(Strict):
     response: SupportDuration
+    """Time to the first response, in support time (4h, 1bd)."""
     fix: SupportDuration
+    """Time to the fix."""
 
 
 class SmallJobs(Strict):
     per_month: int = Field(ge=0)
+    """Small jobs included per month."""
     max: Duration
+    """The most one small job may take."""
 
 
 class Failover(Strict):
     within: Duration = Field(gt=0)
+    """A failed site is restored onto the standby within this time."""
     max_days: int = Field(ge=1, le=365)
+    """The longest the sites stay on the standby."""
 
 
 class RestoreDrill(Strict):
     every: Literal["monthly"]
+    """How often a restore onto the standby is rehearsed and measured."""
     day: int = Field(ge=1, le=28)
+    """The day of the month."""
     at: TimeOfDay
+    """The time, in the client's time zone."""
+
+
+class TimeBank(Strict):
+    per_month: Duration = Field(ge=0)
+    """Support time included each month for requests and small jobs beyond the included ones."""
+    rollover_months: int = Field(ge=0, le=12)
+    """How many months unused time carries over (oldest spent first); 0: none."""
+
+
+class CreditBand(Strict):
+    below: float = Field(gt=0.0, lt=100.0)
+    """A month whose uptime is below this percentage earns the band's credit."""
+    percent: float = Field(gt=0.0, le=100.0)
+    """The credit, in percent of the monthly fee."""
+
+
+class Credits(Strict):
+    bands: list[CreditBand] = Field(min_length=1)
+    """From the highest threshold down; the lowest band reached applies."""
+    cap: float = Field(gt=0.0, le=100.0)
+    """The most a month can earn, in percent of the monthly fee."""
+    claim: Literal["next_invoice", "on_request"]
+    """How a credit is paid: deducted on the next invoice, or on the client's request."""
 
 
 class SlaTier(Strict):
     uptime_target: float = Field(gt=90.0, lt=100.0)
+    """The monthly uptime promised, in percent."""
     support: Support
+    """Business hours."""
     severities: dict[str, Severity] = Field(min_length=1)
+    """Response and fix times per severity (e.g. critical, high, normal)."""
     small_jobs: SmallJobs
+    """Small changes included in the contract."""
+    time_bank: TimeBank
+    """Support hours included each month, and how long unused hours carry over."""
+    credits: Credits
+    """Service credits owed when a month misses the uptime target."""
     failover: Failover | None = None
+    """A standby restore; none: the tier has no failover."""
     restore_drill: RestoreDrill | None = None
+    """A rehearsed restore onto the standby; needs failover."""
 
 
 class Tier(Strict):
     title: str
+    """The tier's name in documents."""
     hosting: HostingTier
+    """Where the sites run."""
     backup: BackupTier
+    """Backups, retention and checks."""
     updates: UpdatesTier
+    """The update window and what is updated."""
     monitoring: MonitoringTier
+    """Page checks and alerts."""
     sla: SlaTier
+    """The promise: uptime, support, severities."""
+
+
+# --- the agency --------------------------------------------------------------
+
+# S3 bucket names: 3-63 of a-z, 0-9 and "-", and global across every AWS account.
+# A client's bucket is <bucket_prefix>-<client id>-backups and its IAM user
+# <bucket>-restic, at most 64 characters: the id takes up to 12, "-...-backups"
+# 9 and "-restic" 7, which leaves the prefix 36.
+_BUCKET_PREFIX = re.compile(r"^[a-z0-9][a-z0-9-]{1,34}[a-z0-9]$")
+_RESERVED_BUCKET_PREFIXES = ("xn--", "sthree-", "amzn-s3-demo-")
+
+
+def _bucket_prefix(value: object) -> str:
+    if not isinstance(value, str) or not _BUCKET_PREFIX.match(value):
+        raise ValueError(
+            "expected 3 to 36 lower-case letters, digits and hyphens, starting and ending with a letter or "
+            f"digit (it starts every client's S3 bucket name), got {value!r}"
+        )
+    reserved = next((p for p in _RESERVED_BUCKET_PREFIXES if value.startswith(p)), None)
+    if reserved:
+        raise ValueError(f"S3 reserves bucket names starting with {reserved!r}, got {value!r}")
+    return value
+
+
+BucketPrefix = Annotated[str, BeforeValidator(_bucket_prefix)]
+
+
+class Agency(Strict):
+    """The agency running this catalog: what is the same for all of its clients."""
+
+    bucket_prefix: BucketPrefix
+    """Starts every client's bucket name, <bucket_prefix>-<client id>-backups. S3 bucket names are global
+    across all AWS accounts: make it the agency's own."""
 
 
 # --- the stacks --------------------------------------------------------------
@@ -229,60 +354,115 @@ Phone = Annotated[str, _pattern(_PHONE, 'a phone number in international format 
 WebhookUrl = Annotated[str, _pattern(_URL, "an http(s) URL")]
 Cidr = Annotated[str, BeforeValidator(_cidr)]
 TimeZone = Annotated[str, BeforeValidator(_timezone)]
+Currency = Annotated[str, _pattern(re.compile(r"^[A-Z]{3}$"), "an ISO 4217 currency code such as EUR or USD")]
 PagePath = Annotated[str, _pattern(re.compile(r"^/\S*$"), 'a path on the site starting with "/"')]
 
 
 class ClientInfo(Strict):
     id: Slug
+    """Names everything of the client: its bucket, server, Linux users, monitors, site ids."""
     name: str = Field(min_length=1)
+    """The client's name as its status page and SLA documents show it."""
 
 
 class Contact(Strict):
     name: str = Field(min_length=1)
+    """Who is alerted."""
     role: str | None = None
+    """Free text, e.g. owner or technical."""
     email: Email | None = None
+    """Alerted by e-mail when the tier alerts by email (through the agency's SMTP server)."""
     phone: Phone | None = None
+    """Alerted by SMS when the tier alerts by sms (through the agency's SMS gateway)."""
     webhook: WebhookUrl | None = None
+    """Kuma posts alerts here as JSON when the tier alerts by webhook."""
 
 
 class PageCheck(Strict):
     path: PagePath
+    """The page on the site that is checked."""
     keyword: str = Field(min_length=1)
+    """Text the page must contain, or the check fails."""
     status: int = Field(default=200, ge=100, le=599)
+    """The HTTP status the page must answer with."""
 
 
 class Site(Strict):
     domain: DomainName
+    """The site's public name; its pages are checked at https://<domain><path>."""
     name: Slug | None = None
+    """Short name within the client (site id <client id>-<name>); default: the domain's first label that is not www."""
     kind: Literal["wordpress", "woocommerce", "php", "static"]
+    """What runs the site; decides its database, updates and roles."""
     https: bool = True
+    """Whether the site is served and checked over HTTPS."""
     checks: list[PageCheck] = Field(min_length=1)
+    """The pages checked, at most the tier's pages_per_site."""
+
+
+class Fee(Strict):
+    monthly: float = Field(gt=0.0, le=1_000_000.0)
+    """The monthly fee."""
+    currency: Currency
+    """Its ISO 4217 currency code, e.g. EUR."""
 
 
 class ClientStack(Strict):
     client: ClientInfo
+    """Who the client is."""
     tier: str
+    """The care tier the contract names, one of the catalog's tiers."""
     contacts: list[Contact] = Field(min_length=1)
+    """Who is alerted; every channel the tier alerts by needs a contact with that address."""
     sites: list[Site] = Field(min_length=1)
+    """The client's sites, each backed up, updated and monitored."""
     overrides: dict[str, Any] = Field(default_factory=dict)
+    """Tier keys (see below) merged over the tier for this client only."""
     timezone: TimeZone = "UTC"
+    """The client's time zone: backup times and the update window are in it."""
     admin_cidr: Cidr
+    """The agency's address range: SSH to the client's server is allowed only from here."""
     shared_host: str = "shared-1"
+    """Shared tiers: the platform's shared host the sites run on."""
     platform_stack: str | None = None
-    bucket_prefix: Slug = "carestack"
+    """Shared tiers: the platform stack's full Pulumi name, e.g. organization/carestack/platform."""
+    fee: Fee | None = None
+    """The monthly fee and its currency; optional: without it credits are shown in percent."""
 
 
 class SharedHost(Strict):
     name: Annotated[str, _pattern(re.compile(r"^[a-z][a-z0-9-]{0,30}$"), "a host name such as shared-1")]
+    """The server's name (also its host name), e.g. shared-1."""
     instance_type: str
+    """The EC2 instance type, e.g. t3.large."""
     volume_gb: int = Field(ge=8, le=16384)
+    """The size of its encrypted root volume in GB."""
 
 
 class PlatformStack(Strict):
     role: Literal["platform"]
+    """Marks the platform stack."""
     admin_cidr: Cidr
+    """The agency's address range: SSH to the shared hosts and the standby only from here."""
     shared_hosts: list[SharedHost] = Field(min_length=1)
+    """The pool shared-tier clients are placed on."""
     standby: SharedHost
+    """The server failovers and restore drills restore onto."""
+
+
+class DeploymentSettings(Strict):
+    """Settings of one deployment rather than of the care contract, checked by the Pulumi program."""
+
+    kuma_url: WebhookUrl | None = None
+    """Client stacks, required: the agency's Uptime Kuma; the agent pushes heartbeats to <kuma_url>/api/push."""
+    kuma_username: str | None = None
+    """Client stacks, required: the Kuma user the monitors are written as."""
+    kuma_password: str | None = None
+    """Client stacks, required, secret (pulumi config set --secret): that user's password."""
+    kuma_alerting_file: str | None = None
+    """The agency's alerting file (docs/alerting.md); required when the tier alerts by email or sms."""
+    ssh_public_key: str | None = None
+    """Dedicated tiers and the platform, required: the agency's OpenSSH public key; Ansible logs in with it."""
 
 
 # --- resolved results --------------------------------------------------------
@@ -296,6 +476,7 @@ class ClientSpec:
     stack: ClientStack
     tier_name: str
     tier: Tier
+    agency: Agency
 
 
 @dataclass(frozen=True)
@@ -357,8 +538,32 @@ def _describe(error: Mapping[str, Any], root: type[BaseModel]) -> str:
         return f"unknown key{hint} (valid keys: {', '.join(valid)})"
     if error["type"] == "missing":
         return "is required"
+    if error["type"] == "too_short":
+        return _too_short(error, root)
     message = str(error["msg"])
     return message.removeprefix("Value error, ")
+
+
+def _too_short(error: Mapping[str, Any], root: type[BaseModel]) -> str:
+    """An empty (or too short) list: how many entries it needs and what an entry looks like."""
+    loc: tuple[str | int, ...] = tuple(error["loc"])
+    needed, got = error["ctx"]["min_length"], error["ctx"]["actual_length"]
+    wanted = f"needs at least {needed} {'entry' if needed == 1 else 'entries'}, got {got or 'none'}"
+    owner = _model_at(root, (*loc, 0))
+    if owner is not None:
+        return f"{wanted}; each entry a mapping with keys: {', '.join(_valid_keys(owner))}"
+    choices = _list_choices(root, loc)
+    return f"{wanted}; entries from: {', '.join(choices)}" if choices else wanted
+
+
+def _list_choices(root: type[BaseModel], loc: tuple[str | int, ...]) -> list[str]:
+    """The values a list of literals (such as channels or weekdays) may hold."""
+    owner = _model_at(root, loc[:-1])
+    field = owner.model_fields.get(str(loc[-1])) if owner else None
+    if field is None or get_origin(field.annotation) is not list:
+        return []
+    item = get_args(field.annotation)[0]
+    return [str(choice) for choice in get_args(item)] if get_origin(item) is Literal else []
 
 
 def _problems(exc: ValidationError, root: type[BaseModel], prefix: str) -> list[str]:
@@ -395,6 +600,7 @@ class Catalog:
     source: str
     raw: dict[str, dict[str, Any]]  # each tier with `extends` resolved, before validation
     tiers: dict[str, Tier]
+    agency: Agency
 
     def names(self) -> list[str]:
         return list(self.tiers)
@@ -441,6 +647,17 @@ def load_catalog(path: Path = CATALOG_PATH) -> Catalog:
         raise SpecError(str(path), ["tiers: expected a mapping of tier names to their settings"])
     raw = _resolve_extends(str(path), data["tiers"])
     problems: list[str] = []
+    agency: Agency | None = None
+    if not isinstance(data.get("agency"), Mapping):
+        problems.append(
+            "agency: is required: the agency's settings, e.g. agency: {bucket_prefix: nordwerk} "
+            "(every client's bucket is <bucket_prefix>-<client id>-backups, and S3 bucket names are global)"
+        )
+    else:
+        try:
+            agency = Agency.model_validate(data["agency"])
+        except ValidationError as exc:
+            problems.extend(_problems(exc, Agency, "agency"))
     tiers: dict[str, Tier] = {}
     for name, body in raw.items():
         try:
@@ -449,9 +666,9 @@ def load_catalog(path: Path = CATALOG_PATH) -> Catalog:
             problems.extend(_problems(exc, Tier, f"tiers.{name}"))
             continue
         problems.extend(f"tiers.{name}.{p}" for p in tier_problems(tiers[name]))
-    if problems:
+    if problems or agency is None:
         raise SpecError(str(path), problems)
-    return Catalog(str(path), raw, tiers)
+    return Catalog(str(path), raw, tiers, agency)
 
 
 # --- semantic checks ---------------------------------------------------------
@@ -474,7 +691,9 @@ def tier_problems(tier: Tier) -> list[str]:
             'set it to 0 or back up every "hourly"'
         )
     if not any(backup.keep.model_dump().values()):
-        problems.append("backup.keep: keeps no snapshot at all; set at least one of hourly, daily, weekly, monthly")
+        problems.append(
+            "backup.keep: keeps no snapshot at all; set at least one of " + ", ".join(Keep.model_fields) + " above 0"
+        )
     for name in ("prune", "check"):
         schedule: Recurring = getattr(backup, name)
         if schedule.every == "weekly" and schedule.day is None:
@@ -517,8 +736,38 @@ def tier_problems(tier: Tier) -> list[str]:
             problems.append(
                 f"sla.severities.{name}.fix: {severity.fix} is sooner than the response {severity.response}"
             )
+    problems.extend(_credit_problems(sla))
     if sla.restore_drill is not None and sla.failover is None:
         problems.append("sla.restore_drill: a restore drill needs a standby, but this tier has no failover")
+    return problems
+
+
+def _credit_problems(sla: SlaTier) -> list[str]:
+    """A credit table reads from the target downwards: each band lower and dearer than the one before."""
+    problems: list[str] = []
+    bands = sla.credits.bands
+    if bands[0].below > sla.uptime_target:
+        problems.append(
+            f"sla.credits.bands[0].below: {bands[0].below} is above the uptime target {sla.uptime_target}, "
+            "so a month that met the target would owe a credit; start at or below the target"
+        )
+    for index, (upper, lower) in enumerate(itertools.pairwise(bands), start=1):
+        if lower.below >= upper.below:
+            problems.append(
+                f"sla.credits.bands[{index}].below: {lower.below} is not below the previous band's {upper.below}; "
+                "list the bands from the target downwards"
+            )
+        if lower.percent <= upper.percent:
+            problems.append(
+                f"sla.credits.bands[{index}].percent: {lower.percent} is not more than the previous band's "
+                f"{upper.percent}; a lower uptime earns a larger credit"
+            )
+    for index, band in enumerate(bands):
+        if band.percent > sla.credits.cap:
+            problems.append(
+                f"sla.credits.bands[{index}].percent: {band.percent} is above the cap {sla.credits.cap}; "
+                "raise the cap or lower the band"
+            )
     return problems
 
 
@@ -595,7 +844,7 @@ def carestack_config(source: str, document: Any) -> dict[str, Any]:
 # Settings of one deployment rather than of the care contract: `pulumi config set`
 # writes them into the same stack file, and the Pulumi program checks them
 # (infra/program.py) because only a real deployment needs them.
-DEPLOYMENT_KEYS = frozenset({"kuma_url", "kuma_username", "kuma_password", "kuma_alerting_file", "ssh_public_key"})
+DEPLOYMENT_KEYS = frozenset(DeploymentSettings.model_fields)
 
 
 def _platform_problems(stack: PlatformStack) -> list[str]:
@@ -656,7 +905,7 @@ def parse_stack(source: str, config: Mapping[str, Any], catalog: Catalog | None 
         problems.extend(_client_problems(stack, tier))
     if problems or stack is None or tier is None:
         raise SpecError(source, problems)
-    return ClientSpec(source, stack, tier_name, tier)
+    return ClientSpec(source, stack, tier_name, tier, catalog.agency)
 
 
 def _has_path(data: Any, loc: tuple[str | int, ...]) -> bool:

@@ -13,8 +13,11 @@ fi
 APT_PACKAGES=(
   # the lab: servers, their network, their apt proxy
   systemd-container debootstrap iproute2 iptables apt-cacher-ng openssh-client
-  # the agent's real parts, used by its tests on this machine
-  restic mariadb-server mariadb-client python3-pexpect
+  # the agent's real parts, used by its tests on this machine; `restic mount` (a live lock
+  # holder in the robustness tests) needs fusermount from fuse3
+  restic mariadb-server mariadb-client python3-pexpect fuse3
+  # modprobe (the lab loads overlayfs when the kernel has it as a module)
+  kmod
   # Uptime Kuma from npm: its sqlite binding is compiled here (no prebuilt download)
   build-essential
   # tooling
@@ -40,7 +43,7 @@ fi
 stamp=.venv/.carestack-installed
 if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ] || [ agent/pyproject.toml -nt "$stamp" ]; then
   .venv/bin/pip install -q --upgrade pip
-  .venv/bin/pip install -q -e ".[dev]" -e ./agent
+  .venv/bin/pip install -q -e ".[dev,lab]" -e ./agent
   touch "$stamp"
 fi
 

@@ -9,7 +9,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from . import __version__, exitcodes
+from . import __version__, config_docs, exitcodes
 from .actions import backup as backup_action
 from .actions import check as check_action
 from .actions import init as init_action
@@ -61,6 +61,7 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("status", help="last result of each job per site")
     s.add_argument("--json", action="store_true")
     sub.add_parser("validate", help="check the configuration; print every error")
+    sub.add_parser("sample-config", help="print a valid sample configuration naming every key")
     return p
 
 
@@ -82,6 +83,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         format="%(levelname)s %(message)s",
         stream=sys.stderr,
     )
+    if args.verb == "sample-config":
+        print(config_docs.sample(), end="")
+        return exitcodes.OK
     try:
         config = load(args.config)
     except ConfigError as e:

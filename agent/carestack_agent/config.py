@@ -1,47 +1,59 @@
-"""The agent's configuration: schema, validation and typed settings.
+"""The agent's configuration: one schema, from which parsing, validation and the docs come.
 
 The controller renders /etc/carestack/agent.toml from the CarePlan; this module
-is the only reader. Validation walks the whole file and reports every error
-with its key path (`sites.bakery-www.retention.keep_daily: must be an integer
->= 0, got "x"`) before any job starts. Secrets are *paths* here; their contents
-are read by `secrets.py` at run time only.
+is the only reader. The settings classes below *are* the schema: each field is
+one key with its rule, its description and either its default, "required" (the
+controller sets it from where it puts things) or "the plan" (the CarePlan's
+value: never an agent-side default). `parse` walks them, so validation, the
+typed settings, the sample config and the README's config section
+(`config_docs.py`) cannot disagree about a key.
 
-The schema is declarative (one `Field` per key, like borgmatic's schema.yaml),
-so `carestack-agent validate` and the code that builds the settings can never
-disagree about a key.
+Validation reports every error with its key path (`sites.bakery-www.retention.keep_daily:
+must be an integer >= 0, got "x"`) before any job starts. Secrets are *paths*
+here; their contents are read by `secrets.py` at run time only.
 """
 
 from __future__ import annotations
 
-import json
+import dataclasses
 import os
-import re
 import tomllib
+import types
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, Union, get_args, get_origin, get_type_hints
+
+from .config_rules import (
+    CHECK_PATH,
+    DB_NAME,
+    DOMAIN,
+    HOSTNAME,
+    RELATIVE_PATH,
+    SITE_ID,
+    Rule,
+    abspath,
+    boolean,
+    integer,
+    list_of,
+    number,
+    one_of,
+    path_or_url,
+    repository,
+    show,
+    string,
+    subset_of,
+    url,
+)
 
 DEFAULT_PATH = Path("/etc/carestack/agent.toml")
 ENV_PATH = "CARESTACK_AGENT_CONFIG"
-
-SITE_ID = re.compile(r"^[a-z][a-z0-9-]{0,31}$")
-HOSTNAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9.-]{0,62}$")
-DB_NAME = re.compile(r"^[A-Za-z0-9_]{1,64}$")
-DOMAIN = re.compile(
-    r"^(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$"
-)
 T = TypeVar("T")
 
 KINDS = ("wordpress", "woocommerce", "php", "static")
 PROVIDERS = ("apt", "wordpress", "release")
 APT_POLICIES = ("security", "all", "none")
 WORDPRESS_POLICIES = ("minor", "all", "none")
-# A check's path: what the probe requests on the site (query strings allowed, no host).
-CHECK_PATH = re.compile(r"^/[^\s#]*$")
-# release_preserve entries: paths inside the site root, kept across a release.
-RELATIVE_PATH = re.compile(r"^(?!/)(?!.*(^|/)\.\.(/|$))[^\0]+$")
-KEEP_KEYS = ("keep_last", "keep_hourly", "keep_daily", "keep_weekly", "keep_monthly", "keep_yearly")
 
 
 class ConfigError(Exception):
@@ -52,341 +64,239 @@ class ConfigError(Exception):
         self.errors = errors
 
 
-# -- schema ------------------------------------------------------------------------
+# -- how a key is declared --------------------------------------------------------------
 
-Check = Callable[[Any], str | None]  # returns an error message (without the key path) or None
-
-
-def _show(value: Any) -> str:
-    if isinstance(value, (dict, list)):
-        return type(value).__name__
-    try:
-        return json.dumps(value)
-    except (TypeError, ValueError):
-        return repr(value)
-
-
-def integer(minimum: int, maximum: int | None = None) -> Check:
-    def check(v: Any) -> str | None:
-        ok = isinstance(v, int) and not isinstance(v, bool) and v >= minimum and (maximum is None or v <= maximum)
-        if ok:
-            return None
-        bound = f">= {minimum}" if maximum is None else f"between {minimum} and {maximum}"
-        return f"must be an integer {bound}, got {_show(v)}"
-
-    return check
-
-
-def number(minimum: float) -> Check:
-    def check(v: Any) -> str | None:
-        if isinstance(v, (int, float)) and not isinstance(v, bool) and v >= minimum:
-            return None
-        return f"must be a number >= {minimum:g}, got {_show(v)}"
-
-    return check
-
-
-def boolean(v: Any) -> str | None:
-    return None if isinstance(v, bool) else f"must be true or false, got {_show(v)}"
-
-
-def string(pattern: re.Pattern[str] | None = None, what: str = "") -> Check:
-    def check(v: Any) -> str | None:
-        if not isinstance(v, str) or not v:
-            return f"must be a non-empty string, got {_show(v)}"
-        if pattern is not None and not pattern.match(v):
-            return f"must be {what}, got {_show(v)}"
-        return None
-
-    return check
-
-
-def one_of(*choices: str) -> Check:
-    def check(v: Any) -> str | None:
-        return None if v in choices else f"must be one of {', '.join(choices)}, got {_show(v)}"
-
-    return check
-
-
-def abspath(v: Any) -> str | None:
-    if not isinstance(v, str) or not v.startswith("/") or "\0" in v:
-        return f"must be an absolute path, got {_show(v)}"
-    if any(part == ".." for part in v.split("/")):
-        return f"must not contain '..', got {_show(v)}"
-    return None
-
-
-def list_of(item: Check, *, non_empty: bool) -> Check:
-    def check(v: Any) -> str | None:
-        if not isinstance(v, list):
-            return f"must be a list, got {_show(v)}"
-        if non_empty and not v:
-            return "must not be empty"
-        for i, x in enumerate(v):
-            err = item(x)
-            if err:
-                return f"item {i} {err}"
-        return None
-
-    return check
-
-
-def url(v: Any) -> str | None:
-    if isinstance(v, str) and re.match(r"^https?://[^\s/]+(/\S*)?$", v):
-        return None
-    return f"must be an http:// or https:// URL, got {_show(v)}"
-
-
-def path_or_url(v: Any) -> str | None:
-    if url(v) is None or abspath(v) is None:
-        return None
-    return f"must be an absolute path or an http:// or https:// URL, got {_show(v)}"
-
-
-def subset_of(*choices: str) -> Check:
-    def check(v: Any) -> str | None:
-        if isinstance(v, list) and all(x in choices for x in v) and len(set(v)) == len(v):
-            return None
-        return f"must be a list of distinct values from {', '.join(choices)}, got {_show(v)}"
-
-    return check
-
-
-def repository(v: Any) -> str | None:
-    if isinstance(v, str) and (re.match(r"^s3:https?://[^\s/]+/[^\s]+$", v) or v.startswith("/")):
-        return None
-    return f'must be "s3:http(s)://host[:port]/bucket[/prefix]" or an absolute path, got {_show(v)}'
+SETTING = "carestack_setting"  # the dataclass field metadata entry that makes a field a config key
 
 
 @dataclass(frozen=True)
-class Field:
-    check: Check
-    required: bool = False
-    default: Any = None
-    doc: str = ""
+class Setting:
+    doc: str
+    rule: Rule | None  # None: a table or an array of tables (their own keys have the rules)
+    plan: bool  # the controller takes the value from the CarePlan; there is no default
+    example: Any  # a TOML value for the sample config, for a key without a default
 
 
-AGENT_SCHEMA: dict[str, Field] = {
-    "host": Field(string(HOSTNAME, "a host name"), required=True, doc="snapshot host (restic --host)"),
-    "state_dir": Field(abspath, default="/var/lib/carestack", doc="journal, locks, rotation state"),
-    "restic": Field(abspath, default="/usr/bin/restic"),
-    "nice": Field(integer(0, 19), default=10, doc="restic and dumps run under nice (and ionice idle)"),
-    "ionice_idle": Field(boolean, default=True, doc="run restic and dumps in the idle I/O class"),
-    "sched_idle": Field(boolean, default=False, doc="run restic and dumps as SCHED_IDLE (CPU only when idle)"),
-    "dump_transport": Field(
-        one_of("stream", "spool"),
-        default="stream",
-        doc="stream: FUSE file fed by mariadb-dump (never on disk); spool: a 0600 file under state_dir, "
-        "deleted after the backup (for hosts without /dev/fuse)",
-    ),
-    "mariadb_dump": Field(abspath, default="/usr/bin/mariadb-dump"),
-    "mariadb": Field(abspath, default="/usr/bin/mariadb"),
-    "retries": Field(integer(0, 20), default=3, doc="extra attempts of a restic command after a transient error"),
-    "retry_backoff_seconds": Field(number(0), default=10.0, doc="first retry delay; doubles each attempt"),
-    "push_timeout_seconds": Field(number(0.1), default=10.0),
-    "php": Field(abspath, default="/usr/bin/php", doc="PHP CLI for the wordpress update provider"),
-    "apt_sources": Field(
-        abspath,
-        doc="a sources file the apt update provider reads instead of the system's (its package lists are kept "
-        "under state_dir/apt); unset: the system's sources",
-    ),
-    "probe_settle_seconds": Field(
-        number(0),
-        default=2.5,
-        doc="after a change, wait this long before the first probe: PHP's opcache re-reads a changed file only "
-        "every opcache.revalidate_freq seconds (2 by default), until then the old code answers",
-    ),
-    "probe_attempts": Field(integer(1, 60), default=4, doc="requests per page before a probe fails (cache warm-up)"),
-    "probe_retry_seconds": Field(number(0), default=1.0, doc="pause between a page's attempts"),
-    "probe_timeout_seconds": Field(number(0.1), default=10.0, doc="one request's time limit"),
-    "probe_min_limit_seconds": Field(
-        number(0),
-        default=1.0,
-        doc="response-time limit never below this (a page's baseline times probe_slowdown_limit may be "
-        "milliseconds, where timer noise alone would exceed it)",
-    ),
-}
-
-DATABASE_SCHEMA: dict[str, Field] = {
-    "name": Field(string(DB_NAME, "a MariaDB database name ([A-Za-z0-9_], at most 64)"), required=True),
-    "socket": Field(abspath, default="/run/mysqld/mysqld.sock"),
-}
-
-RETENTION_SCHEMA: dict[str, Field] = {key: Field(integer(0), default=0) for key in KEEP_KEYS}
-
-JOBS_SCHEMA: dict[str, Field] = {
-    "backup_timeout_seconds": Field(integer(1), default=3600),
-    "check_timeout_seconds": Field(integer(1), default=3600),
-    "prune_timeout_seconds": Field(integer(1), default=3600),
-    "restore_timeout_seconds": Field(integer(1), default=3600),
-    "check_read_data_subsets": Field(integer(1, 10000), default=1),
-    # No default: the plan's update window; required once updates.providers is set (see _cross_checks).
-    "update_timeout_seconds": Field(integer(1)),
-}
-
-UPDATES_SCHEMA: dict[str, Field] = {
-    "providers": Field(subset_of(*PROVIDERS), default=[], doc="what `update` may change on this site"),
-    # The plan's policy has no defaults here (one source: the tier catalog); _cross_checks requires
-    # each setting the listed providers need.
-    "apt_policy": Field(one_of(*APT_POLICIES)),
-    "wordpress_policy": Field(one_of(*WORDPRESS_POLICIES)),
-    "rollback": Field(boolean, doc="roll back a failed update from the pre-update snapshot"),
-    "probe_slowdown_limit": Field(number(1), doc="a page may take this many times its baseline"),
-    "wordpress_feed": Field(
-        path_or_url,
-        doc="a directory holding index.json, or the URL of an index.json, listing plugin/theme versions and "
-        "their zips; unset: WordPress's own update service",
-    ),
-    "release_dir": Field(abspath, doc="where release artifacts are dropped (default state_dir/releases/<site>)"),
-    "release_preserve": Field(
-        list_of(string(RELATIVE_PATH, "a path inside the site root"), non_empty=False),
-        default=[],
-        doc="paths inside the root carried over from the running release (uploads, local config)",
-    ),
-}
-
-CHECK_SCHEMA: dict[str, Field] = {
-    "path": Field(string(CHECK_PATH, "a path starting with /"), required=True),
-    "keyword": Field(string(), required=True, doc="text the page must contain"),
-    "status": Field(integer(100, 599), default=200),
-}
-
-SITE_SCHEMA: dict[str, Field] = {
-    "domain": Field(string(DOMAIN, "a domain name"), required=True),
-    "kind": Field(one_of(*KINDS), required=True),
-    "root": Field(abspath, required=True),
-    "paths": Field(list_of(abspath, non_empty=True), required=True),
-    "exclude": Field(list_of(string(), non_empty=False), default=[]),
-    "repository": Field(repository, required=True),
-    "password_file": Field(abspath, required=True),
-    "credentials_file": Field(abspath),
-    "push_base_url": Field(url),
-    "push_tokens_file": Field(abspath),
-}
-SITE_TABLES = {
-    "database": DATABASE_SCHEMA,
-    "retention": RETENTION_SCHEMA,
-    "jobs": JOBS_SCHEMA,
-    "updates": UPDATES_SCHEMA,
-}
-SITE_ARRAYS = {"checks": CHECK_SCHEMA}  # arrays of tables: [[sites.<id>.checks]]
+def key(rule: Rule, doc: str, *, default: Any = dataclasses.MISSING, plan: bool = False, example: Any = None) -> Any:
+    """One config key. No default: the key is required. `default=None`: optional, unset means what `doc` says."""
+    if plan and default is not dataclasses.MISSING:
+        raise TypeError("a value the plan owns has no agent-side default")
+    return field(default=default, metadata={SETTING: Setting(doc, rule, plan, example)})
 
 
-def _check_table(
-    data: Any, schema: Mapping[str, Field], path: str, errors: list[str], subtables: tuple[str, ...] = ()
-) -> dict[str, Any]:
-    """Validate one table; return it with defaults filled in (values only trusted if no errors)."""
-    if not isinstance(data, dict):
-        errors.append(f"{path}: must be a table, got {_show(data)}")
-        return {}
-    out: dict[str, Any] = {}
-    for key in data:
-        if key not in schema and key not in subtables:
-            errors.append(f"{path}.{key}: unknown key")
-    for key, field in schema.items():
-        if key not in data:
-            if field.required:
-                errors.append(f"{path}.{key}: is required")
-            out[key] = field.default
-            continue
-        err = field.check(data[key])
-        if err:
-            errors.append(f"{path}.{key}: {err}")
-        out[key] = data[key]
-    return out
+def table(*, plan: bool = False, optional: bool = False) -> Any:
+    """A sub-table (`[sites.<id>.jobs]`) or, for a tuple of settings classes, an array of tables; the class's
+    docstring describes it."""
+    return field(default=None if optional else dataclasses.MISSING, metadata={SETTING: Setting("", None, plan, None)})
 
 
-# -- typed settings ------------------------------------------------------------------
+# -- the schema ---------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class AgentSettings:
-    host: str
-    state_dir: Path
-    restic: Path
-    nice: int
-    ionice_idle: bool
-    sched_idle: bool
-    dump_transport: str
-    mariadb_dump: Path
-    mariadb: Path
-    retries: int
-    retry_backoff_seconds: float
-    push_timeout_seconds: float
-    php: Path = Path("/usr/bin/php")
-    apt_sources: Path | None = None
-    probe_settle_seconds: float = 2.5
-    probe_attempts: int = 4
-    probe_retry_seconds: float = 1.0
-    probe_timeout_seconds: float = 10.0
-    probe_min_limit_seconds: float = 1.0
+    """The host and how the agent runs its tools."""
+
+    host: str = key(string(HOSTNAME, "a host name"), "snapshot host (restic --host)", plan=True, example="shared-1")
+    state_dir: Path = key(
+        abspath,
+        "journal.jsonl, locks/, clean/, check/, cache/, dump/ (FUSE mount points), updates/, releases/",
+        example="/var/lib/carestack",
+    )
+    restic: Path = key(abspath, "the restic binary", default=Path("/usr/bin/restic"))
+    nice: int = key(integer(0, 19), "niceness of restic and database dumps", default=10)
+    ionice_idle: bool = key(boolean, "run restic and dumps in the idle I/O class (ionice -c 3)", default=True)
+    sched_idle: bool = key(
+        boolean, "run restic and dumps as SCHED_IDLE (chrt --idle: CPU only when nothing else runs)", default=False
+    )
+    dump_transport: str = key(
+        one_of("stream", "spool"),
+        "stream: a FUSE file fed by mariadb-dump (never on disk); spool: a 0600 file under state_dir, "
+        "deleted after the backup (for hosts without /dev/fuse)",
+        default="stream",
+    )
+    mariadb_dump: Path = key(abspath, "the dump client of backups", default=Path("/usr/bin/mariadb-dump"))
+    mariadb: Path = key(abspath, "the client restores import with", default=Path("/usr/bin/mariadb"))
+    retries: int = key(integer(0, 20), "extra attempts of a restic command after a transient error", default=3)
+    retry_backoff_seconds: float = key(
+        number(0), "first retry delay; doubles each attempt (within the job's deadline)", default=10.0
+    )
+    push_timeout_seconds: float = key(number(0.1), "one Kuma push's time limit", default=10.0)
+    php: Path = key(abspath, "PHP CLI of the wordpress update provider", default=Path("/usr/bin/php"))
+    apt_sources: Path | None = key(
+        abspath,
+        "a directory of .list/.sources files the apt update provider reads instead of the system's (its "
+        "package lists kept under state_dir/apt/lists); unset: the system's sources",
+        default=None,
+        example="/etc/carestack/apt-sources.d",
+    )
+    probe_settle_seconds: float = key(
+        number(0),
+        "after a change, wait this long before the first probe: PHP's opcache re-reads a changed file only "
+        "every opcache.revalidate_freq seconds (2 by default), until then the old code answers",
+        default=2.5,
+    )
+    probe_attempts: int = key(integer(1, 60), "rounds of requests before a page fails (cache warm-up)", default=4)
+    probe_retry_seconds: float = key(number(0), "pause between a page's attempts", default=1.0)
+    probe_timeout_seconds: float = key(number(0.1), "one request's time limit", default=10.0)
+    probe_min_limit_seconds: float = key(
+        number(0),
+        "a page's response-time limit is never below this (its baseline times probe_slowdown_limit may be "
+        "milliseconds, where timer noise alone would exceed it)",
+        default=1.0,
+    )
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Database:
-    name: str
-    socket: Path
+    """The site's MariaDB database; absent: the site has none (a static site never has one)."""
+
+    name: str = key(
+        string(DB_NAME, "a MariaDB database name ([A-Za-z0-9_], at most 64)"),
+        "the database dumped into each snapshot",
+        plan=True,
+        example="bakery_www",
+    )
+    socket: Path = key(abspath, "the server's unix socket", default=Path("/run/mysqld/mysqld.sock"))
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Retention:
-    keep_last: int = 0
-    keep_hourly: int = 0
-    keep_daily: int = 0
-    keep_weekly: int = 0
-    keep_monthly: int = 0
-    keep_yearly: int = 0
+    """What `restic forget --keep-*` keeps after each backup; at least one must be > 0."""
+
+    keep_last: int = key(integer(0), "the newest N snapshots", plan=True, example=0)
+    keep_hourly: int = key(integer(0), "the last snapshot of each of the last N hours", plan=True, example=0)
+    keep_daily: int = key(integer(0), "the last snapshot of each of the last N days", plan=True, example=7)
+    keep_weekly: int = key(integer(0), "the last snapshot of each of the last N weeks", plan=True, example=0)
+    keep_monthly: int = key(integer(0), "the last snapshot of each of the last N months", plan=True, example=0)
+    keep_yearly: int = key(integer(0), "the last snapshot of each of the last N years", plan=True, example=0)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Jobs:
-    backup_timeout_seconds: int = 3600
-    check_timeout_seconds: int = 3600
-    prune_timeout_seconds: int = 3600
-    restore_timeout_seconds: int = 3600
-    check_read_data_subsets: int = 1
-    update_timeout_seconds: int | None = None  # set whenever updates.providers is
+    """Each job's deadline (the watchdog stops it there) and the check's data rotation."""
+
+    backup_timeout_seconds: int = key(integer(1), "a backup's deadline", plan=True, example=3600)
+    check_timeout_seconds: int = key(integer(1), "a repository check's deadline", plan=True, example=3600)
+    prune_timeout_seconds: int = key(integer(1), "a prune's deadline", plan=True, example=3600)
+    restore_timeout_seconds: int = key(
+        integer(1), "a restore's deadline, also of an update's rollback", plan=True, example=3600
+    )
+    check_read_data_subsets: int = key(
+        integer(1, 10000),
+        "N: the k-th check reads --read-data-subset=k/N, all data every N checks (1: --read-data)",
+        plan=True,
+        example=4,
+    )
+    update_timeout_seconds: int = key(
+        integer(1), "an update's deadline: the plan's update window", plan=True, example=7200
+    )
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Updates:
-    """Without providers nothing here is read; with them, the settings they need are all set."""
+    """The plan's update policy: what `update` may change (snapshot, apply, probe, roll back a broken site)."""
 
-    providers: tuple[str, ...] = ()
-    apt_policy: str | None = None
-    wordpress_policy: str | None = None
-    rollback: bool | None = None
-    probe_slowdown_limit: float | None = None
-    wordpress_feed: str | None = None
-    release_dir: Path | None = None  # filled in by parse (state_dir/releases/<site>)
-    release_preserve: tuple[str, ...] = ()
+    providers: tuple[str, ...] = key(
+        subset_of(*PROVIDERS),
+        "what `update` may change on this site; empty: `update` does nothing",
+        plan=True,
+        example=["apt", "wordpress"],
+    )
+    apt_policy: str = key(
+        one_of(*APT_POLICIES), "apt: security takes only *-security updates", plan=True, example="security"
+    )
+    wordpress_policy: str = key(
+        one_of(*WORDPRESS_POLICIES),
+        "plugins and themes: minor keeps the first version number",
+        plan=True,
+        example="minor",
+    )
+    rollback: bool = key(boolean, "roll back a failed update from the pre-update snapshot", plan=True, example=True)
+    probe_slowdown_limit: float = key(
+        number(1), "a page may take this many times its pre-update baseline", plan=True, example=3.0
+    )
+    wordpress_feed: str | None = key(
+        path_or_url,
+        "a directory holding index.json, or the URL of an index.json, listing plugin/theme versions and "
+        "their zips; unset: WordPress's own update service",
+        default=None,
+        example="/srv/feeds/bakery",
+    )
+    release_dir: Path | None = key(
+        abspath,
+        "where release artifacts are dropped; unset: state_dir/releases/<id>",
+        default=None,
+        example="/var/lib/carestack/releases/bakery-www",
+    )
+    release_preserve: tuple[str, ...] = key(
+        list_of(string(RELATIVE_PATH, "a path inside the site root"), non_empty=False),
+        "paths inside the root a new release carries over from the running one (uploads, local config)",
+        default=(),
+    )
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class HealthCheck:
-    path: str
-    keyword: str
-    status: int = 200
+    """The pages an update probes before and after each change, one table per page; at least one when
+    updates.providers is set."""
+
+    path: str = key(string(CHECK_PATH, "a path starting with /"), "requested on 127.0.0.1", plan=True, example="/")
+    keyword: str = key(string(), "text the page must contain", plan=True, example="Bäckerei Korn")
+    status: int = key(integer(100, 599), "the HTTP status the page must answer with", plan=True, example=200)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Site:
-    id: str
-    domain: str
-    kind: str
-    root: Path
-    paths: tuple[Path, ...]
-    exclude: tuple[str, ...]
-    repository: str
-    password_file: Path
-    credentials_file: Path | None
-    push_base_url: str | None
-    push_tokens_file: Path | None
-    database: Database | None
-    retention: Retention
-    jobs: Jobs
-    updates: Updates = Updates()
-    checks: tuple[HealthCheck, ...] = ()
+    """One site (its id: [a-z][a-z0-9-]{0,31}) and where its backups go."""
+
+    id: str  # the table's name, not a key
+    domain: str = key(
+        string(DOMAIN, "a domain name"), "the Host of the probes", plan=True, example="www.bakery.example"
+    )
+    kind: str = key(one_of(*KINDS), "what runs there", plan=True, example="wordpress")
+    root: Path = key(abspath, "the document root", plan=True, example="/srv/www/bakery-www")
+    paths: tuple[Path, ...] = key(
+        list_of(abspath, non_empty=True), "what each snapshot holds", plan=True, example=["/srv/www/bakery-www"]
+    )
+    exclude: tuple[str, ...] = key(
+        list_of(string(), non_empty=False),
+        "restic --exclude patterns (regenerable caches)",
+        example=["/srv/www/bakery-www/wp-content/cache"],
+    )
+    repository: str = key(
+        repository,
+        "the site's restic repository",
+        example="s3:http://10.77.0.1:9000/cs-bakery-backups/bakery-www",
+    )
+    password_file: Path = key(
+        abspath,
+        "the repository password (a secret file, mode 0600)",
+        example="/etc/carestack/secrets/bakery.restic-password",
+    )
+    credentials_file: Path | None = key(
+        abspath,
+        "S3 keys, AWS_ACCESS_KEY_ID= and AWS_SECRET_ACCESS_KEY= lines (a secret file); required for an s3: repository",
+        default=None,
+        example="/etc/carestack/secrets/bakery.s3.env",
+    )
+    push_base_url: str | None = key(
+        url,
+        "Kuma's push endpoint; with push_tokens_file or neither; unset: no heartbeats",
+        default=None,
+        example="http://10.77.0.1:3001/api/push",
+    )
+    push_tokens_file: Path | None = key(
+        abspath,
+        "the push monitors' tokens, BACKUP=, PRUNE=, CHECK=, UPDATE= lines (a secret file)",
+        default=None,
+        example="/etc/carestack/secrets/bakery-www.push.env",
+    )
+    database: Database | None = table(optional=True)
+    retention: Retention = table(plan=True)
+    jobs: Jobs = table(plan=True)
+    updates: Updates = table(plan=True)
+    checks: tuple[HealthCheck, ...] = table(plan=True)
 
 
 @dataclass(frozen=True)
@@ -403,144 +313,217 @@ class Config:
             raise ConfigError([f"sites.{site_id}: no such site (configured: {known})"]) from None
 
 
-def config_path(explicit: str | os.PathLike[str] | None = None) -> Path:
-    if explicit:
-        return Path(explicit)
-    return Path(os.environ.get(ENV_PATH) or DEFAULT_PATH)
+KEEP_KEYS = tuple(f.name for f in dataclasses.fields(Retention))  # restic's order of the --keep-* flags
+
+
+# -- reading the schema -------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Key:
+    """One key of a settings class: its name, its Python type, how it is declared and its default."""
+
+    name: str
+    hint: Any
+    setting: Setting
+    default: Any  # dataclasses.MISSING when required
+
+    @property
+    def required(self) -> bool:
+        return self.default is dataclasses.MISSING
+
+    @property
+    def subtable(self) -> type | None:
+        """The settings class of a sub-table (`Jobs`) or of an array of tables' items (`HealthCheck`)."""
+        inner = _item_type(_optional_of(self.hint))
+        return inner if dataclasses.is_dataclass(inner) and isinstance(inner, type) else None
+
+    @property
+    def is_array(self) -> bool:
+        """A TOML array: of tables when `subtable` is set (`checks`), else of values (`paths`)."""
+        return get_origin(self.hint) is tuple
+
+
+def keys_of(cls: type) -> tuple[Key, ...]:
+    """The config keys of a settings class, in declaration order (the docs' and the errors' order)."""
+    hints = get_type_hints(cls)
+    return tuple(
+        Key(f.name, hints[f.name], f.metadata[SETTING], f.default)
+        for f in dataclasses.fields(cls)
+        if SETTING in f.metadata
+    )
+
+
+def _optional_of(hint: Any) -> Any:
+    if get_origin(hint) in (Union, types.UnionType):
+        return next(a for a in get_args(hint) if a is not type(None))
+    return hint
+
+
+def _item_type(hint: Any) -> Any:
+    return get_args(hint)[0] if get_origin(hint) is tuple else hint
+
+
+def _convert(hint: Any, value: Any) -> Any:
+    """A checked TOML value as the settings attribute holds it (Path, float, tuple)."""
+    hint = _optional_of(hint)
+    if value is None:
+        return None
+    if get_origin(hint) is tuple:
+        return tuple(_convert(get_args(hint)[0], item) for item in value)
+    if hint is Path:
+        return Path(value)
+    if hint is float:
+        return float(value)
+    return value
+
+
+# -- parsing ----------------------------------------------------------------------------
+
+
+def _table(cls: type[T], data: Any, path: str, errors: list[str], **given: Any) -> T | None:
+    """Check one table against its settings class; the settings object, or None if it had errors."""
+    if not isinstance(data, dict):
+        errors.append(f"{path}: must be a table, got {show(data)}")
+        return None
+    before = len(errors)
+    keys = keys_of(cls)
+    names = {k.name for k in keys}
+    errors += [f"{path}.{name}: unknown key" for name in data if name not in names]
+    values: dict[str, Any] = dict(given)
+    for k in keys:
+        sub = k.subtable
+        if k.name not in data:
+            if sub is not None and k.required and not k.is_array:
+                values[k.name] = _table(sub, {}, f"{path}.{k.name}", errors)  # name each key the table lacks
+            elif k.required:
+                errors.append(f"{path}.{k.name}: is required")
+            else:
+                values[k.name] = k.default
+            continue
+        raw = data[k.name]
+        if sub is not None and k.is_array:
+            values[k.name] = _array(sub, raw, f"{path}.{k.name}", errors)
+        elif sub is not None:
+            values[k.name] = _table(sub, raw, f"{path}.{k.name}", errors)
+        else:
+            assert k.setting.rule is not None
+            problem = k.setting.rule.problem(raw)
+            if problem:
+                errors.append(f"{path}.{k.name}: {problem}")
+            else:
+                values[k.name] = _convert(k.hint, raw)
+    return cls(**values) if len(errors) == before else None
+
+
+def _array(cls: type[T], data: Any, path: str, errors: list[str]) -> tuple[T, ...] | None:
+    """An array of tables (`[[path]]`); each item checked like a table, its errors name its index."""
+    if not isinstance(data, list):
+        errors.append(f"{path}: must be an array of tables ([[{path}]]), got {show(data)}")
+        return None
+    items = [_table(cls, item, f"{path}[{i}]", errors) for i, item in enumerate(data)]
+    return tuple(item for item in items if item is not None)
 
 
 def parse(data: Mapping[str, Any], path: Path = DEFAULT_PATH) -> Config:
     """Validate a parsed TOML document; raise ConfigError listing every problem."""
-    errors: list[str] = []
-    for key in data:
-        if key not in ("agent", "sites"):
-            errors.append(f"{key}: unknown key")
+    errors: list[str] = [f"{name}: unknown key" for name in data if name not in ("agent", "sites")]
     if "agent" not in data:
         errors.append("agent: is required")
-    agent = _check_table(data.get("agent", {}), AGENT_SCHEMA, "agent", errors)
+    agent = _table(AgentSettings, data.get("agent", {}), "agent", errors)
     raw_sites = data.get("sites", {})
-    sites: dict[str, dict[str, Any]] = {}
     if not isinstance(raw_sites, dict):
-        errors.append(f"sites: must be a table, got {_show(raw_sites)}")
+        errors.append(f"sites: must be a table, got {show(raw_sites)}")
         raw_sites = {}
+    sites: dict[str, Site] = {}
     for site_id, raw in raw_sites.items():
-        path_ = f"sites.{site_id}"
+        site_path = f"sites.{site_id}"
         if not SITE_ID.match(site_id):
-            errors.append(f"{path_}: site id must match [a-z][a-z0-9-]{{0,31}}")
-        site = _check_table(raw, SITE_SCHEMA, path_, errors, (*SITE_TABLES, *SITE_ARRAYS))
-        if not isinstance(raw, dict):
-            continue
-        for name, schema in SITE_TABLES.items():
-            if name in raw:
-                site[name] = _check_table(raw[name], schema, f"{path_}.{name}", errors)
-            elif name != "database":
-                site[name] = _check_table({}, schema, f"{path_}.{name}", errors)
-        for name, schema in SITE_ARRAYS.items():
-            site[name] = _check_array(raw.get(name, []), schema, f"{path_}.{name}", errors)
-        _cross_checks(site, raw, path_, errors)
-        sites[site_id] = site
-    if errors:
+            errors.append(f"{site_path}: site id must match [a-z][a-z0-9-]{{0,31}}")
+        site = _table(Site, raw, site_path, errors, id=site_id)
+        if isinstance(raw, dict):
+            _cross_checks(raw, site_path, errors)
+        if site is not None:
+            sites[site_id] = site
+    if errors or agent is None:
         raise ConfigError(errors)
-    settings = AgentSettings(
-        host=agent["host"],
-        state_dir=Path(agent["state_dir"]),
-        restic=Path(agent["restic"]),
-        nice=agent["nice"],
-        ionice_idle=agent["ionice_idle"],
-        sched_idle=agent["sched_idle"],
-        dump_transport=agent["dump_transport"],
-        mariadb_dump=Path(agent["mariadb_dump"]),
-        mariadb=Path(agent["mariadb"]),
-        retries=agent["retries"],
-        retry_backoff_seconds=float(agent["retry_backoff_seconds"]),
-        push_timeout_seconds=float(agent["push_timeout_seconds"]),
-        php=Path(agent["php"]),
-        apt_sources=Path(agent["apt_sources"]) if agent["apt_sources"] else None,
-        probe_settle_seconds=float(agent["probe_settle_seconds"]),
-        probe_attempts=agent["probe_attempts"],
-        probe_retry_seconds=float(agent["probe_retry_seconds"]),
-        probe_timeout_seconds=float(agent["probe_timeout_seconds"]),
-        probe_min_limit_seconds=float(agent["probe_min_limit_seconds"]),
-    )
-    built = {site_id: _build_site(site_id, s, settings.state_dir) for site_id, s in sites.items()}
-    return Config(path=path, agent=settings, sites=built)
+    return Config(path=path, agent=agent, sites={i: _with_release_dir(s, agent.state_dir) for i, s in sites.items()})
 
 
-def _cross_checks(site: dict[str, Any], raw: dict[str, Any], path: str, errors: list[str]) -> None:
-    repo = site.get("repository")
-    if isinstance(repo, str) and repo.startswith("s3:") and "credentials_file" not in raw:
-        errors.append(f"{path}.credentials_file: is required for an s3: repository")
-    if ("push_base_url" in raw) != ("push_tokens_file" in raw):
-        errors.append(f"{path}: push_base_url and push_tokens_file go together (set both or neither)")
-    retention = site.get("retention", {})
-    values = [retention.get(k) for k in KEEP_KEYS]
-    if all(isinstance(v, int) and not isinstance(v, bool) for v in values) and not any(values):
-        errors.append(f"{path}.retention: at least one keep_* must be > 0 (all zero would keep nothing)")
-    if site.get("kind") == "static" and "database" in raw:
-        errors.append(f"{path}.database: a static site has no database")
-    updates = site.get("updates", {})
-    providers = updates.get("providers")
-    if isinstance(providers, list) and providers:
-        needed = {
-            "updates.rollback": updates.get("rollback"),
-            "updates.probe_slowdown_limit": updates.get("probe_slowdown_limit"),
-            "jobs.update_timeout_seconds": site.get("jobs", {}).get("update_timeout_seconds"),
-        }
-        needed |= {f"updates.{p}_policy": updates.get(f"{p}_policy") for p in ("apt", "wordpress") if p in providers}
-        for key, value in needed.items():
-            if value is None:
-                errors.append(f"{path}.{key}: is required when updates.providers is set (the plan's value)")
-        if not site.get("checks"):
-            errors.append(f"{path}.checks: updates need at least one page to probe (updates.providers is set)")
-        if "wordpress" in providers and site.get("kind") not in ("wordpress", "woocommerce"):
-            errors.append(f"{path}.updates.providers: wordpress applies to kind wordpress or woocommerce only")
+def _with_release_dir(site: Site, state_dir: Path) -> Site:
+    if site.updates.release_dir is not None:
+        return site
+    updates = dataclasses.replace(site.updates, release_dir=state_dir / "releases" / site.id)
+    return dataclasses.replace(site, updates=updates)
 
 
-def _check_array(data: Any, schema: Mapping[str, Field], path: str, errors: list[str]) -> list[dict[str, Any]]:
-    """An array of tables (`[[path]]`); each item validated like a table, errors name its index."""
-    if not isinstance(data, list):
-        errors.append(f"{path}: must be an array of tables ([[{path}]]), got {_show(data)}")
-        return []
-    return [_check_table(item, schema, f"{path}[{i}]", errors) for i, item in enumerate(data)]
+def _providers(raw: dict[str, Any]) -> list[Any]:
+    updates = raw.get("updates")
+    providers = updates.get("providers") if isinstance(updates, dict) else None
+    return providers if isinstance(providers, list) else []
 
 
-def _build_site(site_id: str, s: dict[str, Any], state_dir: Path) -> Site:
-    db = s.get("database")
-    up = s["updates"]
-    return Site(
-        id=site_id,
-        domain=s["domain"],
-        kind=s["kind"],
-        root=Path(s["root"]),
-        paths=tuple(Path(p) for p in s["paths"]),
-        exclude=tuple(s["exclude"]),
-        repository=s["repository"],
-        password_file=Path(s["password_file"]),
-        credentials_file=Path(s["credentials_file"]) if s["credentials_file"] else None,
-        push_base_url=s["push_base_url"],
-        push_tokens_file=Path(s["push_tokens_file"]) if s["push_tokens_file"] else None,
-        database=Database(db["name"], Path(db["socket"])) if db else None,
-        retention=Retention(**s["retention"]),
-        jobs=Jobs(**s["jobs"]),
-        updates=Updates(
-            providers=tuple(up["providers"]),
-            apt_policy=up["apt_policy"],
-            wordpress_policy=up["wordpress_policy"],
-            rollback=up["rollback"],
-            probe_slowdown_limit=None if up["probe_slowdown_limit"] is None else float(up["probe_slowdown_limit"]),
-            wordpress_feed=up["wordpress_feed"],
-            release_dir=Path(up["release_dir"]) if up["release_dir"] else state_dir / "releases" / site_id,
-            release_preserve=tuple(up["release_preserve"]),
-        ),
-        checks=tuple(HealthCheck(**c) for c in s["checks"]),
-    )
+def _keeps_nothing(raw: dict[str, Any]) -> bool:
+    retention = raw.get("retention")
+    if not isinstance(retention, dict):
+        return False
+    values = [retention.get(k.name, k.default) for k in keys_of(Retention)]  # a missing plan key: not an int
+    return all(isinstance(v, int) and not isinstance(v, bool) for v in values) and not any(values)
+
+
+@dataclass(frozen=True)
+class SiteRule:
+    """A rule between a site's keys: the key it names ("" for the site), the error, when a raw site table breaks it."""
+
+    key: str
+    message: str
+    broken: Callable[[dict[str, Any]], bool]
+
+
+# Each key's own rule is checked already; these skip values of the wrong type. The docs list them too.
+SITE_RULES = (
+    SiteRule(
+        "credentials_file",
+        "is required for an s3: repository",
+        lambda raw: str(raw.get("repository")).startswith("s3:") and "credentials_file" not in raw,
+    ),
+    SiteRule(
+        "",
+        "push_base_url and push_tokens_file go together (set both or neither)",
+        lambda raw: ("push_base_url" in raw) != ("push_tokens_file" in raw),
+    ),
+    SiteRule("retention", "at least one keep_* must be > 0 (all zero would keep nothing)", _keeps_nothing),
+    SiteRule(
+        "database", "a static site has no database", lambda raw: raw.get("kind") == "static" and "database" in raw
+    ),
+    SiteRule(
+        "checks",
+        "updates need at least one page to probe (updates.providers is set)",
+        lambda raw: bool(_providers(raw)) and raw.get("checks") == [],
+    ),
+    SiteRule(
+        "updates.providers",
+        "wordpress applies to kind wordpress or woocommerce only",
+        lambda raw: "wordpress" in _providers(raw) and raw.get("kind") not in ("wordpress", "woocommerce"),
+    ),
+)
+
+
+def _cross_checks(raw: dict[str, Any], path: str, errors: list[str]) -> None:
+    errors += [f"{path}{'.' if rule.key else ''}{rule.key}: {rule.message}" for rule in SITE_RULES if rule.broken(raw)]
 
 
 def required(value: T | None, key: str) -> T:
-    """An update setting that validation requires once updates.providers is set (no agent-side default)."""
+    """A setting the schema requires; kept for callers that guard an optional value (never None after `parse`)."""
     if value is None:
-        raise ConfigError([f"{key}: is required when updates.providers is set"])
+        raise ConfigError([f"{key}: is required"])
     return value
+
+
+def config_path(explicit: str | os.PathLike[str] | None = None) -> Path:
+    if explicit:
+        return Path(explicit)
+    return Path(os.environ.get(ENV_PATH) or DEFAULT_PATH)
 
 
 def load(path: str | os.PathLike[str] | None = None) -> Config:

@@ -23,6 +23,7 @@ from pulumi_command import local
 from infra.aws.bucket import BackupBucket
 from infra.aws.hosting import Hosting
 from infra.aws.server import inventory_entry
+from infra.converge_sources import converge_fingerprint
 from infra.kuma_provider import ClientMonitors
 from infra.plan import CarePlan
 from infra.spec import STACKS_DIR
@@ -99,8 +100,9 @@ class Onboarding(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=self, depends_on=[hosting]),
         )
         # The provider marks the tokens secret; say so here too, whatever it does.
-        tokens_json: pulumi.Output[str] = self.monitors.push_tokens.apply(lambda t: json.dumps(t, sort_keys=True))
-        push_tokens: pulumi.Output[str] = pulumi.Output.secret(tokens_json)
+        # A stack output too, so a by-hand `carestack configure` can hand the same tokens on.
+        self.push_tokens: pulumi.Output[dict[str, dict[str, str]]] = pulumi.Output.secret(self.monitors.push_tokens)
+        push_tokens: pulumi.Output[str] = self.push_tokens.apply(lambda t: json.dumps(t, sort_keys=True))
         self.hosts: pulumi.Output[dict[str, dict[str, str]]] = hosting.address.apply(
             lambda address: hosts_inventory(hosting.server, address)
         )
@@ -114,8 +116,9 @@ class Onboarding(pulumi.ComponentResource):
                 S3_SECRET_ACCESS_KEY_ENV: bucket.secret_access_key,
                 PUSH_TOKENS_ENV: push_tokens,
             },
-            # A changed plan, a new server or a new bucket runs Ansible again.
-            triggers=[plan_digest(plan), hosting.instance_id, bucket.name],
+            # A changed plan, a new server or bucket, or changed roles or agent (an upgraded
+            # carestack) runs Ansible again.
+            triggers=[plan_digest(plan), hosting.instance_id, bucket.name, converge_fingerprint()],
             add_previous_output_in_env=False,
             opts=pulumi.ResourceOptions(parent=self, depends_on=[hosting, bucket, self.monitors]),
         )

@@ -38,10 +38,20 @@ sys.path.insert(0, str(ROOT / "agent"))
 
 from carestack_agent import config as agent_config  # noqa: E402
 
-from infra.lab import s3 as lab_s3  # noqa: E402
+from infra.agent_config import dumps  # noqa: E402
+from lab import s3 as lab_s3  # noqa: E402
 
 RESTIC = shutil.which("restic") or "/usr/bin/restic"
 PASSWORD = "correct horse battery staple"
+# The values the controller renders from the plan (the agent has no defaults for them); a site's
+# `retention` and `jobs` below override these.
+PLAN_RETENTION = {f"keep_{k}": 0 for k in ("last", "hourly", "daily", "weekly", "monthly", "yearly")}
+PLAN_JOBS = {
+    "backup_timeout_seconds": 3600, "check_timeout_seconds": 3600, "prune_timeout_seconds": 3600,
+    "restore_timeout_seconds": 3600, "check_read_data_subsets": 1, "update_timeout_seconds": 3600,
+}  # fmt: skip
+PLAN_UPDATES = {"providers": [], "apt_policy": "security", "wordpress_policy": "minor", "rollback": True,
+                "probe_slowdown_limit": 3.0}  # fmt: skip
 
 
 def free_port() -> int:
@@ -330,15 +340,7 @@ class Site:
         return f"s3:{self.endpoint}/{self.bucket}/{self.id}"
 
     def render(self) -> str:
-        def val(v: Any) -> str:
-            if isinstance(v, bool):
-                return "true" if v else "false"
-            if isinstance(v, (int, float)):
-                return str(v)
-            if isinstance(v, (list, tuple)):
-                return "[" + ", ".join(val(x) for x in v) + "]"
-            return '"' + str(v).replace("\\", "\\\\").replace('"', '\\"') + '"'
-
+        """The site's agent.toml, written by the controller's TOML writer."""
         agent = {"host": "test-host", "state_dir": str(self.state_dir), "restic": RESTIC, "nice": 0,
                  "retries": 2, "retry_backoff_seconds": 0.5, "push_timeout_seconds": 2, **self.extra_agent}  # fmt: skip
         site: dict[str, Any] = {
@@ -350,24 +352,16 @@ class Site:
             "repository": self.repository,
             "password_file": str(self.dir / "secrets/restic-password"),
             "credentials_file": str(self.dir / "secrets/s3.env"),
+            "checks": [],
         }
         if self.push is not None:
             site["push_base_url"] = self.push.base_url
             site["push_tokens_file"] = str(self.dir / "secrets/push.env")
         site.update(self.extra_site)
-        lines = ["[agent]"] + [f"{k} = {val(v)}" for k, v in agent.items()]
-        lines += ["", f"[sites.{self.id}]"] + [f"{k} = {val(v)}" for k, v in site.items()]
         if self.db_name and self.mariadb:
-            lines += [
-                "",
-                f"[sites.{self.id}.database]",
-                f"name = {val(self.db_name)}",
-                f"socket = {val(str(self.mariadb.socket))}",
-            ]
-        lines += ["", f"[sites.{self.id}.retention]"] + [f"{k} = {v}" for k, v in self.retention.items()]
-        if self.jobs:
-            lines += ["", f"[sites.{self.id}.jobs]"] + [f"{k} = {v}" for k, v in self.jobs.items()]
-        return "\n".join(lines) + "\n"
+            site["database"] = {"name": self.db_name, "socket": str(self.mariadb.socket)}
+        site |= {"retention": PLAN_RETENTION | self.retention, "jobs": PLAN_JOBS | self.jobs, "updates": PLAN_UPDATES}
+        return dumps({"agent": agent, "sites": {self.id: site}})
 
     def write_config(self) -> Path:
         write_secret(self.dir / "secrets/restic-password", self.password + "\n")

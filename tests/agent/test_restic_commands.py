@@ -33,11 +33,13 @@ def test_a_backup_without_database_or_owner_has_no_such_tags() -> None:
 
 
 def test_forget_keeps_only_the_kinds_the_retention_keeps_in_restics_order() -> None:
-    keep = Retention(keep_yearly=2, keep_daily=7, keep_hourly=24, keep_last=3)
+    # no agent-side defaults
+    plan = {f"keep_{k}": 0 for k in ("last", "hourly", "daily", "weekly", "monthly", "yearly")}
+    keep = Retention(**plan | {"keep_yearly": 2, "keep_daily": 7, "keep_hourly": 24, "keep_last": 3})
     assert rc.keep_flags(keep) == [
         "--keep-last", "3", "--keep-hourly", "24", "--keep-daily", "7", "--keep-yearly", "2",
     ]  # fmt: skip
-    assert rc.forget_by_retention("bakery-www", Retention(keep_weekly=4)) == [
+    assert rc.forget_by_retention("bakery-www", Retention(**plan | {"keep_weekly": 4})) == [
         "forget", "--tag", "site:bakery-www", "--group-by", "", "--keep-weekly", "4",
     ]  # fmt: skip
     assert rc.forget_snapshot("ab12cd34") == ["forget", "ab12cd34"]

@@ -117,13 +117,31 @@ def test_assembled_agent_config_passes_the_agents_validator_and_holds_the_plans_
             assert str(got.password_file) == agent_config.password_file(c.plan.client.id)
 
 
-def test_sites_without_push_tokens_get_no_push_settings() -> None:
+def test_without_a_push_url_sites_get_no_push_settings() -> None:
     bakery = client("bakery", tokens=False)
-    data = assembled_config(host_vars(inventory([bakery], realization(bakery)), "shared-1"))
+    real = realization(bakery, push=None)
+    check_realization([bakery], real)
+    data = assembled_config(host_vars(inventory([bakery], real), "shared-1"))
     for site in data["sites"].values():
         assert "push_base_url" not in site and "push_tokens_file" not in site
-    files = secret_vars([bakery], realization(bakery))["carestack_secret_files"]
+    files = secret_vars([bakery], real)["carestack_secret_files"]
     assert not [path for path in files if path.endswith(".push.env")]
+
+
+def test_a_push_url_without_every_jobs_token_is_refused() -> None:
+    """An agent config without heartbeats would turn every push monitor down."""
+    studio = client("studio")
+    web, plans = studio.plan.sites
+    tokens = {web.id: {job.name: "tok" for job in web.jobs[1:]}}
+    partial = Client(studio.plan, ClientSecrets("pw", "id", "sk", tokens))
+    for given, missing in ((client("studio", tokens=False), [web, plans]), (partial, [web, plans])):
+        with pytest.raises(RealizationError) as caught:
+            check_realization([given], realization(given))
+        lines = str(caught.value).splitlines()
+        assert [line.split(" job(s)")[0] for line in lines] == [
+            f"CARESTACK_PUSH_TOKENS: no push token for {site.id}" for site in missing
+        ]
+    assert f"{web.id} job(s) {web.jobs[0].name} (client studio)" in str(caught.value)
 
 
 def test_secrets_are_only_in_the_secret_vars_and_each_has_its_file() -> None:

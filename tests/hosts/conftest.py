@@ -7,8 +7,10 @@ Two ways to run the same suite:
 
 Against real servers each host's name (the common role sets it to the plan's
 server name) selects the plans whose sites run there, from the given stack
-files or else every client stack in stacks/. Every expected value comes from
-those plans (`build_plan`), never from a literal here.
+files or else every client stack in stacks/; when the given stacks name a
+single server, the host is tested as that server whatever its name says.
+Every expected value comes from those plans (`build_plan`), never from a
+literal here.
 """
 
 from __future__ import annotations
@@ -89,13 +91,32 @@ def server(request: pytest.FixtureRequest) -> Iterator[Server]:
             ssh_identity_file=config.getoption("ssh_identity_file"),
             sudo=config.getoption("sudo"),
         )
-        name = host.check_output("hostname")
-        plans = [p for p in stack_plans(config.getoption("carestack_stack")) if p.hosting.server == name]
+        name, plans = expected_server(
+            request.param, host.check_output("hostname"), stack_plans(config.getoption("carestack_stack"))
+        )
     else:
         lab = request.getfixturevalue("lab")
         name = request.param
         host = testinfra.get_host(f"ssh://{name}", ssh_config=str(lab.ssh_config))
         plans = [lab.plan(c.id) for c in lab.clients if c.server == name]
-    if not plans:
-        pytest.skip(f"no client plan places sites on {name}")
+        if not plans:
+            pytest.fail(f"the lab places no client on {name}, which the example stacks name", pytrace=False)
     yield Server(host, name, tuple(plans))
+
+
+def expected_server(spec: str, hostname: str, plans: list[CarePlan]) -> tuple[str, list[CarePlan]]:
+    """The server of the plans a host must realize: the one its host name says, else the only server the
+    given stacks name. A name no plan knows is an error, never a reason to skip: a server that was
+    misnamed is exactly what `test_the_server_carries_the_plans_name` is there to catch."""
+    mine = [plan for plan in plans if plan.hosting.server == hostname]
+    if mine:
+        return hostname, mine
+    servers = sorted({plan.hosting.server for plan in plans})
+    if len(servers) == 1:
+        return servers[0], plans
+    pytest.fail(
+        f"{spec} says its host name is {hostname!r}, but no plan places sites on a server of that name "
+        f"(the plans name: {', '.join(servers) or 'none'}); pass --carestack-stack with the stack of the "
+        "client this server carries",
+        pytrace=False,
+    )

@@ -37,6 +37,7 @@ def test_the_agent_config_holds_the_plans_values(server: Server, agent_config: d
         assert got["jobs"]["backup_timeout_seconds"] == site.job("backup").timeout_seconds
         assert got["jobs"]["prune_timeout_seconds"] == site.job("prune").timeout_seconds
         assert got["jobs"]["check_timeout_seconds"] == site.job("check").timeout_seconds
+        assert got["jobs"]["restore_timeout_seconds"] == plan.backup.restore_timeout_seconds
         assert got["jobs"]["check_read_data_subsets"] == plan.backup.check_read_data_subsets
         assert got["jobs"]["update_timeout_seconds"] == site.job("update").timeout_seconds
         updates = plan.updates

@@ -33,6 +33,50 @@ def test_every_page_the_plan_checks_answers_with_its_keyword(server: Server) -> 
             assert check.keyword in body, (site.domain, check.path)
 
 
+def test_a_wordpress_page_whose_content_is_gone_fails_its_check(server: Server) -> None:
+    """The keyword is in the page's own content: with that gone, the page still answers with the site's
+    name, title and menu, and its check fails."""
+    pages = [
+        (plan, site, c) for plan, site in server.sites if site.kind in ("wordpress", "woocommerce") for c in site.checks
+    ]
+    if not pages:
+        pytest.skip(f"{server.name} carries no WordPress site")
+    for plan, site, check in pages:
+        assert site.database is not None
+        holders = wordpress_posts_containing(server, site.database, check.keyword)
+        assert holders, (site.domain, check.path, "no post holds the keyword")
+        saved = {post: post_content(server, site.database, post) for post in holders}
+        try:
+            for post in holders:
+                set_post_content(server, site.database, post, "")
+            status, body = fetch(server, site, check.path)
+            assert status == check.status and plan.client.name in body, (site.domain, check.path)
+            assert check.keyword not in body, (site.domain, check.path)
+        finally:
+            for post, content in saved.items():
+                set_post_content(server, site.database, post, content)
+        status, body = fetch(server, site, check.path)
+        assert status == check.status and check.keyword in body, f"{site.domain}{check.path} was not put back"
+
+
+def wordpress_posts_containing(server: Server, database: str, text: str) -> list[int]:
+    found = f"LOCATE(UNHEX('{text.encode().hex()}'), post_content) > 0"
+    query = f"SELECT ID FROM wp_posts WHERE post_status = 'publish' AND {found}"
+    return [int(line) for line in server.run_ok("mariadb -N %s -e %s", database, query).split()]
+
+
+def post_content(server: Server, database: str, post: int) -> str:
+    # HEX: the content comes back byte for byte, whatever it holds.
+    out = server.run_ok("mariadb -N %s -e %s", database, f"SELECT HEX(post_content) FROM wp_posts WHERE ID = {post}")
+    return bytes.fromhex(out.strip()).decode()
+
+
+def set_post_content(server: Server, database: str, post: int, content: str) -> None:
+    hexed = content.encode().hex()
+    value = f"UNHEX('{hexed}')" if hexed else "''"
+    server.run_ok("mariadb %s -e %s", database, f"UPDATE wp_posts SET post_content = {value} WHERE ID = {post}")
+
+
 def test_each_site_has_its_own_user_home_and_root(server: Server) -> None:
     for _, site in server.sites:
         user = server.host.user(site.linux_user)

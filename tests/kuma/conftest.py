@@ -1,6 +1,6 @@
 """A real Uptime Kuma for the monitor tests: one server per test session, on a free loopback port.
 
-The server is the npm package the lab uses (`infra.lab.kuma_server`; installed
+The server is the npm package the lab uses (`lab.kuma_server`; installed
 once into the machine's cache dir), started in a temporary state directory
 with a relay on 127.0.0.2 standing in for the lab bridge address. The alert
 receiver runs in a thread and records every notification Kuma sends.
@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from infra.kuma_client import KumaLogin, KumaSession, connect
-from infra.lab import alert_receiver, kuma_server
+from lab import alert_receiver, kuma_server
 from tests.kuma.support import free_port
 
 BRIDGE_STAND_IN = "127.0.0.2"
@@ -42,8 +42,7 @@ def kuma(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Kuma]:
     state_dir = tmp_path_factory.mktemp("kuma")
     server = kuma_server.start(state_dir, port=free_port(), bridge_host=BRIDGE_STAND_IN)
     try:
-        creds = kuma_server.ensure_admin(server, state_dir)
-        yield Kuma(server, state_dir, KumaLogin(creds.url, creds.username, creds.password))
+        yield Kuma(server, state_dir, kuma_server.ensure_admin(server, state_dir))
     finally:
         kuma_server.stop(state_dir)
 

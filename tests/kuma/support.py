@@ -18,9 +18,9 @@ import yaml
 
 from infra.kuma import KEY_TAG, MIN_INTERVAL_SECONDS, is_owned
 from infra.kuma_client import KumaSession
-from infra.lab.alert_receiver import Alert
 from infra.plan import CarePlan, MonitoringPlan, build_plan
 from infra.spec import STACKS_DIR, ClientSpec, carestack_config, parse_stack
+from lab.alert_receiver import Alert
 
 # Fields Kuma recomputes on every list (maintenance status), not state a sync sets.
 VOLATILE = {"maintenance"}

@@ -14,10 +14,10 @@ from typing import Any
 
 import pytest
 
-from infra.alerting import lab_alerting
 from infra.kuma import MIN_INTERVAL_SECONDS, desired_state, monitor_states, sync
 from infra.kuma_client import KumaSession, connect
-from infra.lab.alert_receiver import Alert
+from lab.alert_receiver import Alert
+from lab.services import lab_alerting
 from tests.kuma.conftest import Kuma, Receiver
 from tests.kuma.support import client_plan, fast_monitoring, first_alert, local_site, owned, wait_until
 

@@ -19,9 +19,8 @@ pytestmark = pytest.mark.kuma
 
 
 @pytest.fixture(autouse=True)
-def no_lab(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Whatever lab runs on this machine, these tests don't fall back on it."""
-    monkeypatch.setenv("CARESTACK_LAB_DIR", str(tmp_path / "no-lab"))
+def no_kuma_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Kuma comes from each test's own options, never from the caller's environment."""
     for name in ("CARESTACK_KUMA_URL", "CARESTACK_KUMA_USERNAME", "CARESTACK_KUMA_PASSWORD"):
         monkeypatch.delenv(name, raising=False)
 

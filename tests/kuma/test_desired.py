@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from infra.alerting import AlertingConfig, AlertingError, lab_alerting, load_alerting
+from infra.alerting import AlertingConfig, AlertingError, load_alerting
 from infra.kuma import KumaPlanError, desired_state, nothing_desired
+from lab.services import lab_alerting
 from tests.kuma.support import client_plan, write_yaml
 
 RECEIVER = "http://127.0.0.1:9099/alert"

@@ -24,13 +24,13 @@ from dataclasses import replace
 
 import pytest
 
-from infra.alerting import lab_alerting, recipients
+from infra.alerting import recipients
 from infra.kuma import MIN_INTERVAL_SECONDS, SyncResult, desired_state, monitor_states, nothing_desired, sync
-from infra.kuma_client import KumaLogin, connect
-from infra.lab.alert_receiver import Alert, read_alerts
-from infra.lab.kuma_server import read_credentials
-from infra.lab.state import LabClient, LabState
+from infra.kuma_client import connect
 from infra.plan import CarePlan
+from lab.alert_receiver import Alert, read_alerts
+from lab.services import lab_alerting
+from lab.state import LabClient, LabState
 from tests.kuma.support import fast_monitoring, first_alert, wait_until
 
 pytestmark = pytest.mark.lab
@@ -44,12 +44,6 @@ _AGENT_PUSH = 'py=$(sed -n "1s/^#!//p" "$(command -v carestack-agent)") && "$py"
     "ok = push(sys.argv[1], pathlib.Path(sys.argv[2]), 'backup', up=True, msg='backup done (lab test)')\n"
     "sys.exit(0 if ok else 1)\n"
 )
-
-
-def kuma_login(lab: LabState) -> KumaLogin:
-    assert lab.kuma_url is not None and lab.kuma_credentials_file is not None
-    creds = read_credentials(lab.kuma_credentials_file)
-    return KumaLogin(lab.kuma_url, creds.username, creds.password)
 
 
 def alerts(lab: LabState) -> list[Alert]:
@@ -78,7 +72,7 @@ def client_alone_on_its_server(lab: LabState) -> LabClient:
 def synced(lab: LabState, plan: CarePlan, addresses: Mapping[str, str]) -> Iterator[SyncResult]:
     """The test client's monitors in the lab's Kuma while the block runs; removed afterwards."""
     assert lab.alert_url is not None
-    login = kuma_login(lab)
+    login = lab.kuma_login()
     desired = desired_state(plan, lab_alerting(lab.alert_url), addresses)
     with connect(login) as session:
         result = sync(session, desired, report=None)
@@ -90,7 +84,7 @@ def synced(lab: LabState, plan: CarePlan, addresses: Mapping[str, str]) -> Itera
 
 
 def state_of(lab: LabState, client_id: str, monitor: str) -> str:
-    with connect(kuma_login(lab)) as session:
+    with connect(lab.kuma_login()) as session:
         return monitor_states(session, client_id)[monitor]
 
 

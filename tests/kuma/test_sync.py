@@ -9,7 +9,6 @@ from typing import Any
 import pytest
 from uptime_kuma_api import MonitorType
 
-from infra.alerting import lab_alerting
 from infra.kuma import (
     KEY_TAG,
     OWNER_TAG,
@@ -23,6 +22,7 @@ from infra.kuma import (
 )
 from infra.kuma_client import KumaError, KumaLogin, KumaSession, connect
 from infra.plan import CarePlan
+from lab.services import lab_alerting
 from tests.kuma.conftest import Kuma, Receiver
 from tests.kuma.support import client_plan, loopback, owned, snapshot
 

@@ -17,13 +17,18 @@ from typing import Any
 import pulumi
 import pytest
 import yaml
+from pulumi.runtime.mocks import MockMonitor
 
+from infra.aws.onboarding import PROJECT_ROOT
 from infra.program import ClientDeployment, PlatformDeployment, run, stack_file
 from infra.spec import ClientSpec, PlatformSpec, example_stacks, load_stack, stack_name
 
 PROJECT = "carestack"
 KUMA_URL = "https://status.agency.example"
 SSH_PUBLIC_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIMockKeyForTestsOnlyNotARealKey0000000000 ops@agency"
+# The operator's guide's example alerting file, and the secrets it names (set in the environment).
+ALERTING_FILE = PROJECT_ROOT / "docs" / "examples" / "agency-alerting.yaml"
+ALERTING_ENV = {"CARESTACK_SMTP_PASSWORD": "mock-smtp-password", "CARESTACK_SMS_TOKEN": "mock-sms-token"}
 # Documentation range (RFC 5737): addresses the mocks hand out, never contacted.
 MOCK_ADDRESSES = ipaddress.ip_network("203.0.113.0/24")
 
@@ -43,6 +48,12 @@ class Registration:
     inputs: dict[str, Any]
     state: dict[str, Any]
     resource_id: str
+    # As the engine receives them (RecordingMonitor): the resource's URN, its parent's, whether it is a
+    # custom resource, and the URNs it waits for (explicit depends_on and its inputs' resources).
+    urn: str = ""
+    parent: str = ""
+    custom: bool = False
+    dependencies: frozenset[str] = frozenset()
 
 
 @dataclass
@@ -52,6 +63,8 @@ class RecordingMocks(pulumi.runtime.Mocks):
     platform_outputs: dict[str, Any] = field(default_factory=dict)
     registrations: list[Registration] = field(default_factory=list)
     calls: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+    # Bumped to stand for a replaced server: the ids the mocks hand out change with it.
+    server_generation: int = 0
 
     def _address(self, name: str) -> str:
         taken = sum(1 for r in self.registrations if r.typ == "aws:ec2/eip:Eip")
@@ -65,7 +78,7 @@ class RecordingMocks(pulumi.runtime.Mocks):
             resource_id = inputs["bucket"]
             state["arn"] = f"arn:aws:s3:::{inputs['bucket']}"
         elif args.typ == "aws:ec2/instance:Instance":
-            resource_id = f"i-{args.name}"
+            resource_id = instance_id(args.name, self.server_generation)
         elif args.typ == "aws:ec2/eip:Eip":
             state["publicIp"] = self._address(args.name)
         elif args.typ == "aws:ec2/keyPair:KeyPair":
@@ -103,6 +116,52 @@ class RecordingMocks(pulumi.runtime.Mocks):
         assert len(found) == 1, f"expected one {typ}, got {[r.name for r in found]}"
         return found[0]
 
+    def custom_resources_under(self, urn: str) -> list[Registration]:
+        """Every custom resource whose parent chain reaches the component `urn`."""
+        parents = {r.urn: r.parent for r in self.registrations}
+
+        def under(candidate: str) -> bool:
+            while candidate:
+                candidate = parents.get(candidate, "")
+                if candidate == urn:
+                    return True
+            return False
+
+        return [r for r in self.registrations if r.custom and under(r.urn)]
+
+
+class RecordingMonitor(MockMonitor):
+    """The mock engine, also noting what each registration depends on (MockResourceArgs does not carry it)."""
+
+    def __init__(self, mocks: RecordingMocks) -> None:
+        super().__init__(mocks)
+        self.recording = mocks
+
+    def RegisterResource(self, request: Any) -> Any:
+        response = super().RegisterResource(request)
+        self._note(request, response.urn, bool(request.custom), frozenset(request.dependencies))
+        return response
+
+    def ReadResource(self, request: Any) -> Any:
+        """A resource read, not created (such as a StackReference)."""
+        response = super().ReadResource(request)
+        self._note(request, response.urn, True, frozenset())
+        return response
+
+    def _note(self, request: Any, urn: str, custom: bool, dependencies: frozenset[str]) -> None:
+        registration = next(
+            (r for r in reversed(self.recording.registrations) if (r.typ, r.name) == (request.type, request.name)),
+            None,
+        )
+        if registration is None:  # the stack itself: the mocks never see it
+            return
+        registration.urn, registration.parent = urn, request.parent
+        registration.custom, registration.dependencies = custom, dependencies
+
+
+def instance_id(name: str, generation: int = 0) -> str:
+    return f"i-{name}" if not generation else f"i-{name}-{generation}"
+
 
 def stack_region(path: Path) -> str:
     document = yaml.safe_load(path.read_text())
@@ -120,7 +179,11 @@ class Deployer:
         self.monkeypatch.delenv("AWS_REGION", raising=False)
         self.monkeypatch.delenv("AWS_DEFAULT_REGION", raising=False)
         self.monkeypatch.delenv("PULUMI_CONFIG", raising=False)
-        pulumi.runtime.set_mocks(self.mocks, project=PROJECT, stack=stack, preview=False)
+        for name, value in ALERTING_ENV.items():
+            self.monkeypatch.setenv(name, value)
+        pulumi.runtime.set_mocks(
+            self.mocks, project=PROJECT, stack=stack, preview=False, monitor=RecordingMonitor(self.mocks)
+        )
         pulumi.runtime.set_all_config(config, [f"{PROJECT}:kuma_password"])
 
     def settings(self, path: Path) -> dict[str, str]:
@@ -131,10 +194,12 @@ class Deployer:
             f"{PROJECT}:kuma_username": "carestack",
             f"{PROJECT}:kuma_password": "mock-kuma-password",
             f"{PROJECT}:ssh_public_key": SSH_PUBLIC_KEY,
+            f"{PROJECT}:kuma_alerting_file": str(ALERTING_FILE),
         }
 
-    def client(self, name: str) -> ClientDeployment:
-        path = stack_file(name)
+    def client(self, name: str, path: Path | None = None) -> ClientDeployment:
+        """The client stack `name`, from its stack file in stacks/ or from `path`."""
+        path = path or stack_file(name)
         self.configure(name, self.settings(path))
         built = run(path)
         assert isinstance(built, ClientDeployment)
@@ -156,12 +221,12 @@ def platform_stacks() -> list[str]:
     return [stack_name(p) for p in example_stacks() if isinstance(load_stack(p), PlatformSpec)]
 
 
-def mock_platform_outputs() -> dict[str, Any]:
+def mock_platform_outputs(server_generation: int = 0) -> dict[str, Any]:
     """The example platform stack's outputs, shaped as `build_platform` exports them."""
     spec = load_stack(stack_file(platform_stacks()[0]))
     assert isinstance(spec, PlatformSpec)
     hosts = {
-        host.name: {"address": str(MOCK_ADDRESSES[100 + i]), "instance_id": f"i-{host.name}"}
+        host.name: {"address": str(MOCK_ADDRESSES[100 + i]), "instance_id": instance_id(host.name, server_generation)}
         for i, host in enumerate(spec.stack.shared_hosts)
     }
     standby = spec.stack.standby

@@ -2,19 +2,23 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import shlex
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pulumi
 import pytest
+import yaml
 
+from infra import spec as spec_module
 from infra.aws.onboarding import PROJECT_ROOT
+from infra.converge_sources import converge_fingerprint
 from infra.plan import build_plan
 from infra.program import stack_file
-from infra.spec import ClientSpec, load_stack
+from infra.spec import CATALOG_PATH, ClientSpec, load_catalog, load_stack, merge
+from infra.units import parse_duration
 from tests.pulumi.harness import (
     DYNAMIC,
     KUMA_URL,
@@ -22,12 +26,12 @@ from tests.pulumi.harness import (
     RecordingMocks,
     client_stacks,
     is_secret,
+    mock_platform_outputs,
     registered,
     wire_secret,
 )
 
 CLIENTS = client_stacks()
-COMMAND = "command:local:Command"
 
 
 def expected_plan(client: str) -> dict[str, Any]:
@@ -37,23 +41,44 @@ def expected_plan(client: str) -> dict[str, Any]:
     return plan
 
 
+def written(client: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The client's stack settings and its tier as written: the stack file's YAML, and the catalog's
+    YAML for the tier with the stack's overrides merged in."""
+    config = yaml.safe_load(stack_file(client).read_text())["config"]
+    stack = {key.removeprefix("carestack:"): value for key, value in config.items() if key.startswith("carestack:")}
+    return stack, merge(load_catalog().raw[stack["tier"]], stack.get("overrides", {}))
+
+
 @pytest.mark.parametrize("client", CLIENTS)
 @pulumi.runtime.test
 def test_monitors_receive_the_plan(deploy: Deployer, mocks: RecordingMocks, client: str) -> Any:
     built = deploy.client(client)
-    plan = expected_plan(client)
+    stack, tier = written(client)
 
     def check(monitors: Any) -> None:
         assert monitors.typ == DYNAMIC
         received = json.loads(monitors.inputs["plan_json"])
-        assert received == plan
-        # the values the monitors are made of, as the plan has them
-        assert received["monitoring"]["interval_seconds"] == built.plan.monitoring.interval_seconds
-        assert received["monitoring"]["retries"] == built.plan.monitoring.retries
-        assert received["monitoring"]["maintenance"]["start"] == built.plan.monitoring.maintenance.start
-        for site, planned in zip(received["sites"], built.plan.sites, strict=True):
-            assert [j["push_interval_seconds"] for j in site["jobs"]] == [j.push_interval_seconds for j in planned.jobs]
-            assert [c["url"] for c in site["checks"]] == [c.url for c in planned.checks]
+        assert received == expected_plan(client)
+        # the values the monitors are made of, against the stack file and the catalog as written
+        monitoring, window = received["monitoring"], tier["updates"]["window"]
+        assert monitoring["interval_seconds"] == parse_duration(tier["monitoring"]["interval"])
+        assert monitoring["alert_within_seconds"] == parse_duration(tier["monitoring"]["alert_within"])
+        assert monitoring["channels"] == tier["monitoring"]["channels"]
+        assert monitoring["maintenance"] == {
+            "weekday": window["day"],
+            "start": window["at"],
+            "duration_minutes": parse_duration(window["duration"]) // 60,
+        }
+        assert [c["email"] for c in received["client"]["contacts"]] == [c.get("email") for c in stack["contacts"]]
+        assert len(received["sites"]) == len(stack["sites"])
+        for site, written_site in zip(received["sites"], stack["sites"], strict=True):
+            scheme = "https" if written_site.get("https", True) else "http"
+            assert site["domain"] == written_site["domain"]
+            assert [(c["url"], c["keyword"], c["status"]) for c in site["checks"]] == [
+                (f"{scheme}://{written_site['domain']}{c['path']}", c["keyword"], c.get("status", 200))
+                for c in written_site["checks"]
+            ]
+            assert [j["name"] for j in site["jobs"]] == ["backup", "prune", "check", "update"]
         # production checks the public URLs (check.url); only the lab passes server addresses
         assert monitors.inputs["site_addresses"] == {}
 
@@ -117,37 +142,89 @@ def test_secrets_reach_ansible_only_through_its_environment(
     ).apply(check)
 
 
+def ansible_triggers(client: str, monkeypatch: pytest.MonkeyPatch, path: Path, server_generation: int = 0) -> Any:
+    """The Ansible command's triggers when the program runs for the stack file at `path`, on fresh mocks."""
+    mocks = RecordingMocks(
+        platform_outputs=mock_platform_outputs(server_generation), server_generation=server_generation
+    )
+    deploy, seen = Deployer(mocks, monkeypatch), []
+
+    @pulumi.runtime.test
+    def program() -> Any:
+        built = deploy.client(client, path)
+        return registered(built.onboarding.ansible, mocks).apply(
+            lambda command: seen.append(command.inputs["triggers"])
+        )
+
+    program()
+    [triggers] = seen
+    return triggers
+
+
+def changed_stack(client: str, tmp_path: Path, change: Callable[[dict[str, Any]], None]) -> Path:
+    """A copy of the client's stack file with `change` applied to its `carestack:` settings."""
+    document = yaml.safe_load(stack_file(client).read_text())
+    change(document["config"])
+    path = tmp_path / f"Pulumi.{client}.yaml"
+    path.write_text(yaml.safe_dump(document, allow_unicode=True))
+    return path
+
+
 @pytest.mark.parametrize("client", CLIENTS)
-@pulumi.runtime.test
 def test_a_changed_plan_a_new_server_or_bucket_reruns_ansible(
-    deploy: Deployer, mocks: RecordingMocks, client: str
-) -> Any:
-    built = deploy.client(client)
-    document = json.dumps(expected_plan(client), sort_keys=True, ensure_ascii=False)
+    client: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    original = stack_file(client)
+    plan, server, bucket, sources = ansible_triggers(client, monkeypatch, original)
+    assert sources == converge_fingerprint()  # a change to the roles or the agent converges again
+    # Nothing changed: the same triggers, so `pulumi up` leaves the server alone.
+    assert ansible_triggers(client, monkeypatch, original) == [plan, server, bucket, sources]
 
-    def check(values: list[Any]) -> None:
-        command, instance_id, bucket = values
-        assert command.inputs["triggers"] == [hashlib.sha256(document.encode()).hexdigest(), instance_id, bucket]
+    def new_keyword(config: dict[str, Any]) -> None:
+        config["carestack:sites"][0]["checks"][0]["keyword"] += " and more"
 
-    return pulumi.Output.all(
-        registered(built.onboarding.ansible, mocks), built.hosting.instance_id, built.bucket.name
-    ).apply(check)
+    changed_plan, same_server, same_bucket, _ = ansible_triggers(
+        client, monkeypatch, changed_stack(client, tmp_path, new_keyword)
+    )
+    assert changed_plan != plan and (same_server, same_bucket) == (server, bucket)
+
+    # The server was replaced (a new instance): Ansible runs on the new one.
+    same_plan, new_server, same_bucket, _ = ansible_triggers(client, monkeypatch, original, server_generation=1)
+    assert new_server != server and (same_plan, same_bucket) == (plan, bucket)
+
+    # The agency's bucket prefix changed (a new bucket): Ansible points the agent at it.
+    document = yaml.safe_load(CATALOG_PATH.read_text())
+    document["agency"]["bucket_prefix"] = "agency2"
+    catalog = tmp_path / "tiers.yaml"
+    catalog.write_text(yaml.safe_dump(document, allow_unicode=True))
+    monkeypatch.setattr(spec_module, "load_catalog", lambda path=catalog: load_catalog(path))
+    _, same_server, new_bucket_name, _ = ansible_triggers(client, monkeypatch, original)
+    assert new_bucket_name == f"agency2-{client}-backups" != bucket and same_server == server
 
 
 @pytest.mark.parametrize("client", CLIENTS)
 @pulumi.runtime.test
 def test_ansible_waits_for_server_bucket_and_monitors(deploy: Deployer, mocks: RecordingMocks, client: str) -> Any:
-    """The command is registered only after everything it uses exists."""
+    """The command waits for every resource of the server and the bucket (policy, versioning, lock, ...)
+    and for the monitors, not only for those whose outputs its inputs happen to use."""
     built = deploy.client(client)
 
-    def check(_: Any) -> None:
-        order = [r.typ for r in mocks.registrations]
-        ansible = order.index(COMMAND)
-        for needed in (DYNAMIC, "aws:iam/accessKey:AccessKey", "aws:s3/bucketPolicy:BucketPolicy"):
-            assert order.index(needed) < ansible, needed
+    def check(values: list[Any]) -> None:
+        command, hosting, bucket, monitors = values
+        for component in (hosting, bucket):
+            parts = mocks.custom_resources_under(component)
+            assert parts, component
+            missing = [f"{r.typ} {r.name}" for r in parts if r.urn not in command.dependencies]
+            assert not missing, f"the Ansible command does not wait for {missing}"
+        assert monitors in command.dependencies
         if built.plan.hosting.mode == "dedicated":
-            assert order.index("aws:ec2/eip:Eip") < ansible
+            assert any(r.typ == "aws:ec2/eip:Eip" for r in mocks.custom_resources_under(hosting))
         else:
-            assert order.index("pulumi:pulumi:StackReference") < ansible
+            assert any(r.typ == "pulumi:pulumi:StackReference" for r in mocks.custom_resources_under(hosting))
 
-    return registered(built.onboarding.ansible, mocks).apply(check)
+    return pulumi.Output.all(
+        registered(built.onboarding.ansible, mocks),
+        built.hosting.urn,
+        built.bucket.urn,
+        built.onboarding.monitors.urn,
+    ).apply(check)

@@ -56,8 +56,10 @@ def write_stack(tmp_path: Path, example: str, change: Any) -> Path:
     return path
 
 
-def run_expecting_error(deploy: Deployer, path: Path, config: dict[str, str]) -> SpecError:
+def run_expecting_error(deploy: Deployer, path: Path, config: dict[str, str], unset: tuple[str, ...] = ()) -> SpecError:
     deploy.configure("broken", config)
+    for name in unset:
+        deploy.monkeypatch.delenv(name)
 
     @pulumi.runtime.test
     def program() -> Any:
@@ -83,17 +85,54 @@ def test_an_invalid_stack_declares_nothing(deploy: Deployer, mocks: RecordingMoc
     [
         ("aws:region", "aws:region: is required"),
         ("carestack:kuma_url", "carestack:kuma_url: is required"),
+        ("carestack:kuma_username", "carestack:kuma_username: is required"),
+        ("carestack:kuma_password", "carestack:kuma_password: is required"),
+        ("carestack:kuma_alerting_file", "carestack:kuma_alerting_file: is required: tier premium alerts by email"),
         ("carestack:ssh_public_key", "carestack:ssh_public_key: is required"),
+        ("CARESTACK_SMTP_PASSWORD", "carestack:kuma_alerting_file: "),
+        ("CARESTACK_SMS_TOKEN", "carestack:kuma_alerting_file: "),
     ],
 )
-def test_missing_deployment_settings_declare_nothing(
-    deploy: Deployer, mocks: RecordingMocks, missing: str, named: str
-) -> None:
-    path = stack_file("shop")  # a dedicated tier needs all three
+def test_a_missing_input_declares_nothing(deploy: Deployer, mocks: RecordingMocks, missing: str, named: str) -> None:
+    """Every input `pulumi up` needs, down to the secrets the alerting file names, is there before
+    the first resource: a missing one is named and nothing is created (a dedicated tier needs them all)."""
+    path = stack_file("shop")
     config = {k: v for k, v in deploy.settings(path).items() if k != missing}
-    error = run_expecting_error(deploy, path, config)
-    assert [p for p in error.problems if p.startswith(named)], error.problems
-    assert mocks.registrations == []
+    unset = (missing,) if missing.isupper() else ()
+    error = run_expecting_error(deploy, path, config, unset)
+    found = [p for p in error.problems if p.startswith(named)]
+    assert found, error.problems
+    if unset:  # the variable is named, and nothing else is wrong
+        assert len(error.problems) == 1 and missing in found[0]
+    assert mocks.registrations == [] and mocks.calls == []
+
+
+def test_a_bad_alerting_file_declares_nothing(deploy: Deployer, mocks: RecordingMocks, tmp_path: Path) -> None:
+    path = stack_file("studio")
+    broken = tmp_path / "alerting.yaml"
+    broken.write_text("email: {host: smtp.agency.example, port: 70000, from: alerts@agency.example}\n")
+    missing = tmp_path / "nowhere.yaml"
+    for alerting, expected in ((broken, "email.port"), (missing, "file not found")):
+        config = {**deploy.settings(path), "carestack:kuma_alerting_file": str(alerting)}
+        error = run_expecting_error(deploy, path, config)
+        assert [p for p in error.problems if p.startswith("carestack:kuma_alerting_file:") and expected in p]
+        assert mocks.registrations == []
+
+
+def test_webhook_only_alerting_needs_no_alerting_file(deploy: Deployer, mocks: RecordingMocks, tmp_path: Path) -> None:
+    def webhook_only(config: dict[str, Any]) -> None:
+        config["carestack:contacts"] = [{"name": "On call", "webhook": "https://hooks.agency.example/cs"}]
+        config["carestack:overrides"] = {"monitoring": {"channels": ["webhook"]}}
+
+    path = write_stack(tmp_path, "shop", webhook_only)
+    deploy.configure("shop", {k: v for k, v in deploy.settings(path).items() if "alerting" not in k})
+
+    @pulumi.runtime.test
+    def program() -> Any:
+        return run(path).outputs["bucket"]
+
+    program()
+    assert mocks.of_type("aws:s3/bucket:Bucket")
 
 
 def test_malformed_deployment_settings_are_named(deploy: Deployer, mocks: RecordingMocks) -> None:
@@ -111,4 +150,24 @@ def test_a_shared_client_must_name_its_platform(deploy: Deployer, mocks: Recordi
     path = write_stack(tmp_path, "bakery", lambda config: config.pop("carestack:platform_stack"))
     error = run_expecting_error(deploy, path, deploy.settings(stack_file("bakery")))
     assert [p for p in error.problems if p.startswith("carestack:platform_stack:")], error.problems
+    assert mocks.registrations == []
+
+
+@pytest.mark.parametrize("missing", ["aws:region", "carestack:ssh_public_key"])
+def test_the_platform_needs_its_region_and_key_and_nothing_of_kuma(
+    deploy: Deployer, mocks: RecordingMocks, missing: str
+) -> None:
+    path = stack_file("platform")
+    without_kuma = {k: v for k, v in deploy.settings(path).items() if "kuma" not in k}
+    deploy.configure("platform", without_kuma)
+
+    @pulumi.runtime.test
+    def program() -> Any:
+        return run(path).outputs["hosts"]
+
+    program()
+    assert mocks.of_type("aws:ec2/instance:Instance")
+    mocks.registrations.clear()
+    error = run_expecting_error(deploy, path, {k: v for k, v in without_kuma.items() if k != missing})
+    assert [p.split(": ")[0] for p in error.problems] == [missing]
     assert mocks.registrations == []

@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import json
+import tomllib
 from pathlib import Path
+from typing import Any
 
 import pytest
+import yaml
+from carestack_agent.config import parse as parse_agent_config
 
+from infra import agent_config
 from infra.cli import main as carestack
 from infra.plan import (
     DAYS_PER_MONTH,
@@ -19,10 +24,10 @@ from infra.plan import (
     check_retries,
     check_timeout,
     downtime_budget_minutes,
-    forget_args,
     retention_days,
 )
-from infra.spec import ClientSpec, example_stacks, load_stack
+from infra.plan_table import render
+from infra.spec import ClientSpec, carestack_config, example_stacks, load_catalog, load_stack, merge, parse_stack
 from infra.units import parse_duration
 
 STACKS = Path(__file__).resolve().parents[2] / "stacks"
@@ -56,15 +61,47 @@ def test_schedules_become_systemd_calendars() -> None:
     assert nightly.randomized_delay_seconds == 300
 
 
-def test_forget_args_skip_kinds_not_kept() -> None:
-    keep = {"hourly": 24, "daily": 7, "weekly": 4, "monthly": 0}
-    assert forget_args(keep) == ("--keep-hourly", "24", "--keep-daily", "7", "--keep-weekly", "4")
+def raw_tier(spec: ClientSpec) -> dict[str, Any]:
+    """The tier as written: the catalog's YAML (with `extends` applied) and the stack's overrides."""
+    return merge(load_catalog().raw[spec.tier_name], spec.stack.overrides)
+
+
+@pytest.mark.parametrize("name", ["studio", "shop", "bakery"])
+def test_the_plan_table_shows_the_retention_agent_toml_carries(name: str) -> None:
+    spec, plan = plan_of(name)
+    fragment = tomllib.loads(agent_config.client_fragment(plan, "http://s3.example", {}))
+    keep_row = next(line for line in render(plan).splitlines() if line.startswith("keep "))
+    for site in plan.sites:
+        retention = fragment["sites"][site.id]["retention"]
+        written = {f"keep_{kind}": count for kind, count in raw_tier(spec)["backup"]["keep"].items()}
+        assert {key: n for key, n in retention.items() if n} == {key: n for key, n in written.items() if n}
+        assert keep_row.endswith(f"[agent.toml: {', '.join(f'{k} = {v}' for k, v in retention.items())}]")
 
 
 def test_retention_horizon() -> None:
-    assert retention_days({"hourly": 48, "daily": 0, "weekly": 0, "monthly": 0}) == 2
-    assert retention_days({"hourly": 24, "daily": 7, "weekly": 4, "monthly": 0}) == 28
-    assert retention_days({"hourly": 48, "daily": 30, "weekly": 0, "monthly": 12}) == 372
+    hour, day = 3600, 86400
+    assert retention_days({"hourly": 48, "daily": 0, "weekly": 0, "monthly": 0}, hour) == 2
+    assert retention_days({"hourly": 24, "daily": 7, "weekly": 4, "monthly": 0}, hour) == 28
+    assert retention_days({"hourly": 48, "daily": 30, "weekly": 0, "monthly": 12}, hour) == 372
+    # `last` counts snapshots: as far back as that many backups reach.
+    assert retention_days({"last": 72, "daily": 2}, hour) == 3
+    assert retention_days({"last": 10, "daily": 7}, day) == 10
+    assert retention_days({"daily": 7, "yearly": 2}, day) == 732
+
+
+def test_keep_last_and_yearly_reach_agent_toml_and_the_agents_config() -> None:
+    document = yaml.safe_load((STACKS / "Pulumi.bakery.yaml").read_text())
+    document["config"]["carestack:overrides"] = {"backup": {"keep": {"last": 5, "yearly": 2}}}
+    spec = parse_stack("Pulumi.bakery.yaml", carestack_config("Pulumi.bakery.yaml", document))
+    assert isinstance(spec, ClientSpec)
+    plan = build_plan(spec)
+    assert plan.storage.retention_days == 2 * 366
+    fragment = agent_config.client_fragment(plan, "http://s3.example", {})
+    config = parse_agent_config({"agent": agent_config.agent_table("shared-1")["agent"], **tomllib.loads(fragment)})
+    site = config.site(plan.sites[0].id)
+    # the agent reads them as its keep_last and keep_yearly (which it hands to restic's forget)
+    assert (site.retention.keep_last, site.retention.keep_daily, site.retention.keep_yearly) == (5, 7, 2)
+    assert "the last 5, 7 daily, 2 yearly  [agent.toml: keep_last = 5, keep_hourly = 0" in render(plan)
 
 
 def test_retries_and_timeout() -> None:
@@ -77,28 +114,41 @@ def test_retries_and_timeout() -> None:
 
 @pytest.mark.parametrize("spec", client_specs(), ids=lambda s: s.tier_name)
 def test_plan_follows_its_tier(spec: ClientSpec) -> None:
-    plan, tier = build_plan(spec), spec.tier
+    """Each value against the tier as written in the catalog (and the stack's overrides), not the plan."""
+    plan, raw = build_plan(spec), raw_tier(spec)
+    backup, updates, monitoring, sla = raw["backup"], raw["updates"], raw["monitoring"], raw["sla"]
     assert plan.client.tier == spec.tier_name
-    assert plan.backup.keep == tier.backup.keep.model_dump()
-    assert plan.backup.forget_args == forget_args(plan.backup.keep)
-    assert plan.backup.rpo_minutes * 60 == plan.backup.schedule.period_seconds
-    assert plan.backup.timeout_seconds == tier.backup.timeout
-    assert plan.backup.check_read_data_subsets == tier.backup.check.read_data_cycle
-    assert plan.storage.object_lock_days * 86400 == tier.backup.object_lock
-    assert plan.storage.retention_days == retention_days(plan.backup.keep)
+    assert plan.client.tier_title == raw["title"]
+    assert {k: n for k, n in plan.backup.keep.items() if n} == {k: n for k, n in backup["keep"].items() if n}
+    assert plan.backup.rpo_minutes == {"hourly": 60, "daily": 24 * 60}[backup["every"]]
+    assert plan.backup.timeout_seconds == parse_duration(backup["timeout"])
+    # a restore moves a full backup back
+    assert plan.backup.restore_timeout_seconds == parse_duration(backup["timeout"])
+    assert plan.backup.check_read_data_subsets == backup["check"]["read_data_cycle"]
+    assert plan.backup.prune.on_calendar.startswith(f"{backup['prune']['day']} *-*-* {backup['prune']['at']}:00 ")
+    assert plan.storage.object_lock_days * 86400 == parse_duration(backup["object_lock"])
+    assert plan.storage.retention_days == retention_days(backup["keep"], plan.backup.schedule.period_seconds)
     # Deleted versions outlive both the oldest kept snapshot and the lock.
     assert plan.storage.noncurrent_version_days == (
         max(plan.storage.retention_days, plan.storage.object_lock_days) + NONCURRENT_MARGIN_DAYS
     )
-    assert plan.monitoring.interval_seconds == tier.monitoring.interval
+    assert plan.monitoring.interval_seconds == parse_duration(monitoring["interval"])
+    assert plan.monitoring.alert_within_seconds == parse_duration(monitoring["alert_within"])
+    assert list(plan.monitoring.channels) == monitoring["channels"]
     # Kuma alerts after the first failure and every retry: the promise holds.
     mon = plan.monitoring
     assert mon.interval_seconds * (mon.retries + 1) + mon.timeout_seconds <= mon.alert_within_seconds
-    assert plan.sla.uptime_target_percent == tier.sla.uptime_target
-    assert plan.sla.downtime_budget_minutes_per_month == downtime_budget_minutes(tier.sla.uptime_target, DAYS_PER_MONTH)
-    assert plan.updates.window.duration_minutes * 60 == tier.updates.window.duration
-    assert plan.updates.schedule.on_calendar.startswith(f"{tier.updates.window.day} *-*-* {tier.updates.window.at}:00")
-    assert plan.hosting.mode == tier.hosting.mode
+    assert plan.sla.uptime_target_percent == sla["uptime_target"]
+    assert plan.sla.downtime_budget_minutes_per_month == downtime_budget_minutes(sla["uptime_target"], DAYS_PER_MONTH)
+    assert [s.name for s in plan.sla.severities] == list(sla["severities"])
+    assert (plan.sla.failover is None) == (sla["failover"] is None)
+    assert plan.updates.window.duration_minutes * 60 == parse_duration(updates["window"]["duration"])
+    window = updates["window"]
+    assert plan.updates.schedule.on_calendar.startswith(f"{window['day']} *-*-* {window['at']}:00")
+    assert (plan.updates.apt_policy, plan.updates.wordpress_policy) == (updates["apt"], updates["wordpress"])
+    assert plan.updates.rollback is updates["rollback"]
+    assert plan.updates.probe_slowdown_limit == updates["probe_slowdown_limit"]
+    assert plan.hosting.mode == raw["hosting"]["mode"]
     for site in plan.sites:
         assert [job.name for job in site.jobs] == ["backup", "prune", "check", "update"]
         for job in site.jobs:
@@ -108,7 +158,8 @@ def test_plan_follows_its_tier(spec: ClientSpec) -> None:
             )
             assert job.schedule.on_calendar.endswith(f" {spec.stack.timezone}")
         assert site.job("backup").schedule == plan.backup.schedule
-        assert site.job("update").timeout_seconds == plan.updates.timeout_seconds
+        assert site.job("update").timeout_seconds == parse_duration(updates["window"]["duration"])
+        assert set(site.providers) <= set(updates["providers"])
 
 
 def test_standard_client_with_override() -> None:

@@ -96,6 +96,37 @@ def test_all_errors_at_once() -> None:
     assert any(p.startswith("carestack:timezone: expected an IANA time zone") for p in problems)
 
 
+def test_empty_lists_name_the_key_and_what_an_entry_is() -> None:
+    config = studio_config()
+    config["sites"] = []
+    config["overrides"] = {"monitoring": {"channels": []}}
+    assert sorted(problems_of(config)) == [
+        "carestack:overrides.monitoring.channels: needs at least 1 entry, got none; entries from: email, sms, webhook",
+        "carestack:sites: needs at least 1 entry, got none; each entry a mapping with keys: domain, name, kind, "
+        "https, checks",
+    ]
+
+
+def test_keep_last_and_yearly_are_retention_policies() -> None:
+    config = studio_config()
+    config["overrides"] = {"backup": {"keep": {"last": 10, "hourly": 0, "daily": 0, "weekly": 0, "yearly": 3}}}
+    spec = parse_stack("Pulumi.test.yaml", config)
+    assert isinstance(spec, ClientSpec)
+    assert (spec.tier.backup.keep.last, spec.tier.backup.keep.yearly) == (10, 3)
+    config["overrides"] = {"backup": {"keep": {"last": -1}}}
+    assert problems_of(config) == ["carestack:overrides.backup.keep.last: Input should be greater than or equal to 0"]
+
+
+def test_a_keep_that_keeps_nothing_names_every_policy() -> None:
+    config = studio_config()
+    config["overrides"] = {"backup": {"keep": {"hourly": 0, "daily": 0, "weekly": 0}}}
+    [problem] = problems_of(config)
+    assert problem.endswith(
+        "backup.keep: keeps no snapshot at all; "
+        "set at least one of last, hourly, daily, weekly, monthly, yearly above 0"
+    )
+
+
 def test_duplicate_domain() -> None:
     config = studio_config()
     config["sites"][1]["domain"] = config["sites"][0]["domain"].upper()

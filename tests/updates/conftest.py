@@ -34,8 +34,8 @@ from typing import Any
 import pytest
 
 from infra import agent_config
-from infra.lab.state import LabState
 from infra.plan import SitePlan
+from lab.state import LabState
 from tests.updates import artifacts
 
 CLIENT = "studio"
@@ -333,17 +333,40 @@ def _restore(ctx: UpdatesLab) -> None:
     """The lab's sites and server as before the tests: their files and databases back, test packages gone.
 
     A failed test may have left an update interrupted (dpkg cut short): any agent verb finishes it first.
+    Every step runs even when one fails, and then the failures are raised: a put-back that did not
+    happen would otherwise change the shared lab for every later test.
     """
     server = ctx.server
+    failed: list[str] = []
+
+    def step(command: str) -> None:
+        done = server.run(command)
+        if done.returncode != 0:
+            failed.append(f"{command!r} exited {done.returncode}:\n{done.stdout}{done.stderr}")
+
     for site in (ctx.web, ctx.plans):
-        server.run(f"carestack-agent --config {TEST_CONFIG} init {site.id}")
+        step(f"carestack-agent --config {TEST_CONFIG} init {site.id}")
         original = f"{TEST_ROOT}/original-{site.id}"
-        server.run(f"test -d {original} && rm -rf {site.root} && mv {original} {site.root} && "
-                   f"mariadb {site.database} < {original}.sql")  # fmt: skip
+        step(
+            f"test -d {original} && rm -rf {site.root} && mv {original} {site.root} && "
+            f"mariadb {site.database} < {original}.sql"
+        )
     packages = " ".join(PACKAGES)
-    server.run(f"dpkg --configure -a; apt-mark unhold {artifacts.HELD}; apt-get purge -y -q {packages} || "
-               f"dpkg --purge --force-remove-reinstreq {packages}")  # fmt: skip
+    step("dpkg --configure -a")
+    step(f"apt-mark unhold {artifacts.HELD}")
+    step(f"apt-get purge -y -q {packages} || dpkg --purge --force-remove-reinstreq {packages}")
     dirs = " ".join(ctx.release_dir.values())
     state = agent_config.STATE_DIR
-    server.run(f"rm -rf {TEST_ROOT} {TEST_CONFIG} {dirs} {state}/apt/lists {state}/apt/rollback "
-               f"{state}/updates/*.failed.json")  # fmt: skip
+    step(f"rm -rf {TEST_ROOT} {TEST_CONFIG} {dirs} {state}/apt/lists {state}/apt/rollback "
+         f"{state}/updates/*.failed.json")  # fmt: skip
+    listed = server.run(f"dpkg-query -W -f '${{Package}} ${{db:Status-Abbrev}}\\n' {packages}").stdout.splitlines()
+    left = [line for line in listed if len(line.split()) == 2 and line.split()[1][1] != "n"]
+    if left:
+        failed.append(f"test packages still on the server: {left}")
+    for site in (ctx.web, ctx.plans):
+        if not ctx.healthy(site):
+            failed.append(f"{site.id} does not answer its pages after the put-back: {ctx.pages(site)}")
+    if failed:
+        raise AssertionError(
+            f"putting {server.name} back failed; later tests would see a changed lab:\n" + "\n".join(failed)
+        )

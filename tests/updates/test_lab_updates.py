@@ -1,4 +1,4 @@
-"""Updates with automatic rollback on the lab's real sites (issue 7).
+"""Updates with automatic rollback on the lab's real sites.
 
 On the studio client's server: its WordPress site (apt and wordpress
 providers) and its PHP site (apt and release providers). Good updates apply
@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from infra.kuma_client import KumaLogin, connect
+from infra.kuma_client import connect
 from infra.plan import SitePlan
 from tests.updates import artifacts
 from tests.updates.conftest import KILL_STEPS, TEST_CONFIG, TEST_ROOT, UpdatesLab
@@ -31,9 +31,7 @@ TOOLS_1_1 = f"{artifacts.TOOLS}_1.1"
 def kuma_update_beat(updates: UpdatesLab, site: SitePlan) -> dict[str, Any]:
     """The newest heartbeat of the site's update push monitor, read back from the lab's Kuma."""
     lab = updates.server.lab
-    assert lab.kuma_url is not None and lab.kuma_credentials_file is not None
-    saved = json.loads(lab.kuma_credentials_file.read_text())
-    with connect(KumaLogin(lab.kuma_url, saved["username"], saved["password"])) as session:
+    with connect(lab.kuma_login()) as session:
         monitor = next(m for m in session.monitors() if m["name"] == f"{site.id} · update job")
         beats = session.api.get_monitor_beats(int(monitor["id"]), 1)
     beat: dict[str, Any] = beats[-1]

@@ -204,14 +204,26 @@ domain = "plans.example"
 kind = "php"
 root = "{root}"
 paths = ["{root}"]
+exclude = []
 repository = "{state}/repo"
 password_file = "{state}/pw"
 [sites.s-plans.retention]
+keep_last = 0
+keep_hourly = 0
 keep_daily = 1
+keep_weekly = 0
+keep_monthly = 0
+keep_yearly = 0
 [sites.s-plans.jobs]
+backup_timeout_seconds = 3600
+check_timeout_seconds = 3600
+prune_timeout_seconds = 3600
+restore_timeout_seconds = 3600
+check_read_data_subsets = 1
 update_timeout_seconds = 7200
 [sites.s-plans.updates]
 providers = {providers}
+apt_policy = "security"
 wordpress_policy = "minor"
 rollback = true
 probe_slowdown_limit = 3.0
@@ -219,6 +231,7 @@ probe_slowdown_limit = 3.0
 [[sites.s-plans.checks]]
 path = "/"
 keyword = "Plan"
+status = 200
 """
 
 
@@ -232,17 +245,18 @@ def _context(config):  # type: ignore[no-untyped-def]
 
 
 def test_update_settings_are_validated_with_their_key_paths(tmp_path: Path) -> None:
-    text = _config_text(tmp_path, tmp_path / "root", '["apt", "snap"]', 'apt_policy = "daily"')
+    text = _config_text(tmp_path, tmp_path / "root", '["apt", "snap"]').replace('"security"', '"daily"')
     with pytest.raises(ConfigError) as e:
-        parse(tomllib.loads(text.replace('keyword = "Plan"', 'keyword = "Plan"\nstatus = 99')))
+        parse(tomllib.loads(text.replace("status = 200", "status = 99")))
     assert sorted(e.value.errors) == [
         "sites.s-plans.checks[0].status: must be an integer between 100 and 599, got 99",
         'sites.s-plans.updates.apt_policy: must be one of security, all, none, got "daily"',
         "sites.s-plans.updates.providers: must be a list of distinct values from apt, wordpress, release, got list",
     ]
-    no_checks = _config_text(tmp_path, tmp_path / "root", '["wordpress"]').split("[[sites")[0]
+    no_checks = tomllib.loads(_config_text(tmp_path, tmp_path / "root", '["wordpress"]'))
+    no_checks["sites"]["s-plans"]["checks"] = []
     with pytest.raises(ConfigError) as e:
-        parse(tomllib.loads(no_checks))
+        parse(no_checks)
     assert e.value.errors == [
         "sites.s-plans.checks: updates need at least one page to probe (updates.providers is set)",
         "sites.s-plans.updates.providers: wordpress applies to kind wordpress or woocommerce only",
@@ -250,22 +264,21 @@ def test_update_settings_are_validated_with_their_key_paths(tmp_path: Path) -> N
 
 
 def test_the_plans_update_settings_have_no_agent_side_defaults(tmp_path: Path) -> None:
-    """One source for the policy: a config that lists providers names every setting they need."""
-    bare = "\n".join(
-        line
-        for line in _config_text(tmp_path, tmp_path / "root", '["apt", "wordpress"]').splitlines()
-        if not line.startswith(("update_timeout_seconds", "wordpress_policy", "rollback", "probe_slowdown_limit"))
-    ).replace('kind = "php"', 'kind = "wordpress"')
-    with pytest.raises(ConfigError) as e:
-        parse(tomllib.loads(bare))
-    needed = "is required when updates.providers is set (the plan's value)"
-    assert sorted(e.value.errors) == sorted(
-        f"sites.s-plans.{key}: {needed}"
-        for key in ("updates.rollback", "updates.probe_slowdown_limit", "jobs.update_timeout_seconds",
-                    "updates.apt_policy", "updates.wordpress_policy")
-    )  # fmt: skip
-    without_providers = parse(tomllib.loads(bare.replace('["apt", "wordpress"]', "[]")))
-    assert without_providers.site("s-plans").updates.apt_policy is None
+    """One source for the policy: a config names every setting, whether or not the site lists providers."""
+    keys = ("update_timeout_seconds", "apt_policy", "wordpress_policy", "rollback", "probe_slowdown_limit")
+    for providers in ('["apt", "wordpress"]', "[]"):
+        bare = "\n".join(
+            line
+            for line in _config_text(tmp_path, tmp_path / "root", providers).splitlines()
+            if not line.startswith(keys)
+        ).replace('kind = "php"', 'kind = "wordpress"')
+        with pytest.raises(ConfigError) as e:
+            parse(tomllib.loads(bare))
+        assert sorted(e.value.errors) == sorted(
+            f"sites.s-plans.{key}: is required"
+            for key in ("updates.rollback", "updates.probe_slowdown_limit", "jobs.update_timeout_seconds",
+                        "updates.apt_policy", "updates.wordpress_policy")
+        )  # fmt: skip
 
 
 def test_the_rendered_agent_config_carries_the_plans_update_settings_and_checks() -> None:
@@ -280,6 +293,7 @@ def test_the_rendered_agent_config_carries_the_plans_update_settings_and_checks(
         assert got.updates.rollback == plan.updates.rollback
         assert got.updates.probe_slowdown_limit == plan.updates.probe_slowdown_limit
         assert got.jobs.update_timeout_seconds == site.job("update").timeout_seconds
+        assert got.jobs.restore_timeout_seconds == plan.backup.restore_timeout_seconds
         assert [(c.path, c.keyword, c.status) for c in got.checks] == [
             (c.path, c.keyword, c.status) for c in site.checks
         ]

@@ -3,7 +3,8 @@
 //   1. its own copy of Debian's WordPress in ROOT (links resolved), if it has none;
 //   2. its keys and salts (ROOT/wp-salts.php, 0600), generated once, never printed;
 //   3. the install finished through WordPress's own functions (no browser, no wp-cli);
-//   4. the site title, pretty permalinks and a page for every check the plan names.
+//   4. the site title, pretty permalinks and a page for every check the plan names, its keyword in the
+//      page's content (placeholders until the client's own pages replace them).
 //
 //   php wp-setup.php ROOT < site.json        # as the site's user; ROOT/wp-config.php exists
 //
@@ -14,6 +15,10 @@
 const SOURCE = '/usr/share/wordpress';
 // Written last by the copy, so an interrupted copy is redone.
 const COPIED_MARKER = 'wp-includes/version.php';
+// Post meta on the pages carestack writes: the content it wrote, so an edited page is never touched.
+const PLACEHOLDER_MARKER = '_carestack_placeholder';
+// The sticky post that carries the front page's keyword while the front page lists posts.
+const FRONT_POST = 'welcome';
 const SALTS = ['AUTH_KEY', 'SECURE_AUTH_KEY', 'LOGGED_IN_KEY', 'NONCE_KEY',
                'AUTH_SALT', 'SECURE_AUTH_SALT', 'LOGGED_IN_SALT', 'NONCE_SALT'];
 
@@ -122,7 +127,7 @@ function configure(array $site): array
         $changed[] = 'permalinks';
     }
     foreach ($site['checks'] as $check) {
-        $changed = array_merge($changed, ensure_page($check['path'], $check['keyword'], $site['title']));
+        $changed = array_merge($changed, ensure_page($check['path'], $check['keyword']));
     }
     if ($changed) {
         flush_rewrite_rules(false);  // the rules live in the database; nginx needs no .htaccess
@@ -130,45 +135,94 @@ function configure(array $site): array
     return $changed;
 }
 
-/** The page at $path shows $keyword; pages are created only where none exist. */
-function ensure_page(string $path, string $keyword, string $title): array
+/**
+ * The page at $path shows $keyword in its content (never in its title, which the theme's menu and
+ * <title> repeat on every page). Pages are created only where none exist; an existing page is changed
+ * only while it is still carestack's placeholder (see is_placeholder).
+ */
+function ensure_page(string $path, string $keyword): array
 {
     $slugs = array_values(array_filter(explode('/', trim($path, '/')), 'strlen'));
     if (!$slugs) {
-        // The front page: every theme prints the site title in <title>.
-        if (str_contains($title, $keyword) || get_option('show_on_front') === 'page') {
-            return [];
-        }
-        $id = create_page('home', $keyword, 0);
-        update_option('show_on_front', 'page');
-        update_option('page_on_front', $id);
-        return ['front page'];
+        return ensure_front_page($keyword);
     }
     $changed = [];
     $parent = 0;
     foreach ($slugs as $i => $slug) {
         $path = implode('/', array_slice($slugs, 0, $i + 1));
+        $title = ucfirst(str_replace('-', ' ', $slug));
+        $content = $i === count($slugs) - 1 ? $keyword : $title;
         $page = get_page_by_path($path);
         if ($page === null) {
-            $page = get_post(create_page($slug, $i === count($slugs) - 1 ? $keyword : ucfirst($slug), $parent));
+            $page = get_post(create_page($slug, $title, $content, $parent));
             $changed[] = "page /$path/";
+        } elseif ($content === $keyword) {
+            $changed = array_merge($changed, fill_placeholder($page, $title, $keyword, "/$path/"));
         }
         $parent = $page->ID;
     }
     return $changed;
 }
 
-function create_page(string $slug, string $heading, int $parent): int
+/**
+ * The front page shows $keyword: a page set as the front page holds it, else (the front page lists the
+ * latest posts) a sticky post does. A static front page of our own would make WordPress redirect a
+ * plain-HTTP request for "/" to the site's https:// address.
+ */
+function ensure_front_page(string $keyword): array
+{
+    if (get_option('show_on_front') === 'page') {
+        return fill_placeholder(get_post((int) get_option('page_on_front')), 'Home', $keyword, '/');
+    }
+    $found = get_posts(['name' => FRONT_POST, 'post_type' => 'post', 'post_status' => 'any', 'numberposts' => 1]);
+    if ($found) {
+        return fill_placeholder($found[0], 'Welcome', $keyword, '/');
+    }
+    $id = create_page(FRONT_POST, 'Welcome', $keyword, 0, 'post');
+    stick_post($id);
+    return ['front page post'];
+}
+
+function placeholder_content(string $text): string
+{
+    return '<!-- wp:paragraph --><p>' . esc_html($text) . '</p><!-- /wp:paragraph -->';
+}
+
+/** A page carestack wrote and nobody has edited since: its content is still one placeholder paragraph. */
+function is_placeholder(WP_Post $page): bool
+{
+    // Placeholders carry their marker; older ones repeated their title as their only paragraph.
+    $written = get_post_meta($page->ID, PLACEHOLDER_MARKER, true);
+    return ($written !== '' && $written === $page->post_content)
+        || $page->post_content === placeholder_content($page->post_title);
+}
+
+function fill_placeholder(?WP_Post $page, string $title, string $keyword, string $path): array
+{
+    if ($page === null || !is_placeholder($page) || $page->post_content === placeholder_content($keyword)) {
+        return [];
+    }
+    $result = wp_update_post(
+        ['ID' => $page->ID, 'post_title' => $title, 'post_content' => placeholder_content($keyword)],
+        true
+    );
+    is_wp_error($result) && fail("cannot update page $path: " . $result->get_error_message());
+    update_post_meta($page->ID, PLACEHOLDER_MARKER, placeholder_content($keyword));
+    return ["page $path"];
+}
+
+function create_page(string $slug, string $title, string $content, int $parent, string $type = 'page'): int
 {
     $id = wp_insert_post([
-        'post_type' => 'page',
+        'post_type' => $type,
         'post_status' => 'publish',
         'post_name' => $slug,
-        'post_title' => $heading,
-        'post_content' => '<!-- wp:paragraph --><p>' . esc_html($heading) . '</p><!-- /wp:paragraph -->',
+        'post_title' => $title,
+        'post_content' => placeholder_content($content),
         'post_parent' => $parent,
     ], true);
     is_wp_error($id) && fail("cannot create page $slug: " . $id->get_error_message());
+    update_post_meta($id, PLACEHOLDER_MARKER, placeholder_content($content));
     return $id;
 }
 
