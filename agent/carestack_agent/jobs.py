@@ -62,6 +62,9 @@ class Context:
     journal: Journal
     figures: dict[str, Any] = field(default_factory=dict)
     unclean: bool = True  # the site's previous job did not succeed: restic may have left a stale lock
+    # The job succeeded, yet its Kuma monitor must stay down: an earlier update was rolled back and nobody
+    # has dealt with it (the message says so). Kuma notifies only when a monitor changes state.
+    monitor_down: bool = False
     _unlocked: bool = False
 
     def retry(self, attempt: Callable[[], T], what: str) -> T:
@@ -216,17 +219,18 @@ def run_job(
             ok, code, message = False, exitcodes.FAILED, f"{message}; {e}"
         (log.info if ok else log.error)("%s %s: %s", job, site.id, message)
         if push:
+            up = ok and not ctx.monitor_down
             pushed = kuma.push(
                 site.push_base_url,
                 site.push_tokens_file,
                 job,
-                up=ok,
+                up=up,
                 msg=message if ok else f"{job} failed: {message}",
                 ping_ms=int(duration * 1000),
                 timeout=config.agent.push_timeout_seconds,
             )
             if pushed:
-                log.info("%s %s: heartbeat pushed (%s)", job, site.id, "up" if ok else "down")
+                log.info("%s %s: heartbeat pushed (%s)", job, site.id, "up" if up else "down")
         return JobResult(job, site.id, ok, message, code, ctx.run_id, duration, dict(ctx.figures))
     finally:
         lock.release()

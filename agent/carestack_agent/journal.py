@@ -76,7 +76,7 @@ class Journal:
                         yield record
 
     def last_results(self) -> dict[tuple[str, str], dict[str, Any]]:
-        """Per (site, job): the last start and the last end."""
+        """Per (site, job): the last start, end, busy and step (an update's) records."""
         out: dict[tuple[str, str], dict[str, Any]] = {}
         for rec in self.entries():
             site, job, event = rec.get("site"), rec.get("job"), rec.get("event")
@@ -89,4 +89,6 @@ class Journal:
                 slot["last_end"] = rec
             elif event == "busy":
                 slot["last_busy"] = rec
+            elif event == "step":
+                slot["last_step"] = rec
         return out

@@ -369,7 +369,8 @@ class Site:
         write_secret(self.dir / "secrets/s3.env", self.creds.env_text())
         if self.push is not None:
             write_secret(
-                self.dir / "secrets/push.env", "BACKUP=tok-backup-123\nCHECK=tok-check-456\nPRUNE=tok-prune-789\n"
+                self.dir / "secrets/push.env",
+                "BACKUP=tok-backup-123\nCHECK=tok-check-456\nPRUNE=tok-prune-789\nUPDATE=tok-update-012\n",
             )
         self.config_path.write_text(self.render())
         return self.config_path
