@@ -1,6 +1,8 @@
 """Run on a lab server: start `carestack-agent update SITE`, SIGKILL it once it reaches a step.
 
     python3 kill_at_step.py CONFIG SITE STEP [DELAY] [--systemd] [--instead COMMAND]
+    python3 kill_at_step.py CONFIG SITE rollback-swap
+
 
 The agent waits for the site's lock (a timer's backup may hold it). Watches
 the agent's journal (the same file `status` reads) for the run's `step` event
@@ -14,6 +16,11 @@ config comes from the unit, CONFIG is not used) and kills the unit's agent,
 so the unit fails the way a crash makes it fail. The unit's run does not wait
 for the site's lock: if a timer's job holds it, the unit is started again. --instead runs COMMAND (a
 shell line) at the step rather than killing, and lets the run finish.
+
+`rollback-swap` kills the agent inside its rollback, after the files were
+swapped back and while its RENAME TABLE waits (the caller holds a lock on a
+live table): the agent is killed, then the waiting statement, as if it had
+never been sent. The database is still the broken version's.
 """
 
 from __future__ import annotations
@@ -28,6 +35,31 @@ import time
 
 JOURNAL = "/var/lib/carestack/journal.jsonl"
 TIMEOUT = 300
+PENDING_RENAMES = "SELECT ID FROM information_schema.PROCESSLIST WHERE INFO LIKE 'RENAME TABLE%'"
+
+
+def pending_renames() -> list[str]:
+    out = subprocess.run(["mariadb", "-N", "-e", PENDING_RENAMES], capture_output=True, text=True, check=True)
+    return out.stdout.split()
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def kill_in_the_swap(pid: int, deadline: float) -> list[str]:
+    """SIGKILL the agent once its RENAME TABLE waits, then that statement; the threads killed."""
+    while alive(pid) and time.monotonic() < deadline and not pending_renames():
+        time.sleep(0.05)
+    os.kill(pid, signal.SIGKILL)
+    threads = pending_renames()
+    for thread in threads:
+        subprocess.run(["mariadb", "-e", f"KILL {thread}"], check=True)
+    return threads
 
 
 def main() -> int:
@@ -40,6 +72,10 @@ def main() -> int:
     parser.add_argument("--instead")
     args = parser.parse_args()
     site, step = args.site, args.step
+    in_swap = step == "rollback-swap"
+    if in_swap:
+        step = "rollback"
+    renames: list[str] = []
     offset = os.path.getsize(JOURNAL) if os.path.exists(JOURNAL) else 0
     agent: subprocess.Popen[bytes] | None = None
     unit = f"carestack-update@{site}.service"
@@ -77,6 +113,10 @@ def main() -> int:
                     continue
                 steps.append(record["step"])
                 if record["step"] == step:
+                    if in_swap:
+                        renames = kill_in_the_swap(pid, deadline)
+                        killed = True
+                        break
                     time.sleep(args.delay)
                     if args.instead:
                         subprocess.run(args.instead, shell=True, check=True)
@@ -90,7 +130,8 @@ def main() -> int:
     returncode = agent.wait() if agent is not None else None
     if args.systemd and killed:
         returncode = -signal.SIGKILL
-    print(json.dumps({"run_id": run_id, "steps": steps, "killed": killed, "returncode": returncode}))
+    print(json.dumps({"run_id": run_id, "steps": steps, "killed": killed, "returncode": returncode,
+                      "renames_killed": renames}))  # fmt: skip
     return 0
 
 

@@ -8,7 +8,9 @@ told so (EIO on the last read, restic exits 3) and the snapshot it may still
 have written is forgotten at once; the job fails.
 
 Tags: site:<id>, reason:<scheduled|pre-update|manual>, db:<name> (when there is
-a database); host via --host. `prune` is not run here: it has its own timer.
+a database), owner:<uid>:<gid>; host via --host. The snapshot is tagged
+`incomplete` until everything in it succeeded, then `complete` (completion.py).
+`prune` is not run here: it has its own timer.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from ..jobs import Context, JobFailed, JobResult, Settle, human_bytes, run_job
 from ..proc import Watchdog, terminate
 from ..restic import ResticResult, endpoint_name
 from ..streamfs import StreamFile, clear_stale_mount
+from . import completion
 from .common import dump_dir
 
 log = logging.getLogger("carestack_agent.backup")
@@ -182,7 +185,12 @@ def do_backup(ctx: Context, reason: str) -> str:
         what = (
             f"; snapshot {snap} discarded"
             if discarded
-            else (f"; snapshot {snap} could NOT be discarded" if snap else "")
+            else (
+                f"; snapshot {snap} could NOT be discarded (it stays tagged incomplete: never restored or"
+                " counted by retention, and the next backup forgets it)"
+                if snap
+                else ""
+            )
         )
         if ctx.figures.get("dump_cut_by_stall"):  # the repository's fault, not the database's
             raise JobFailed(f"{failure}{what}", exitcodes.UNAVAILABLE)
@@ -193,9 +201,14 @@ def do_backup(ctx: Context, reason: str) -> str:
         unread = [str(e.get("item", "?")) for e in result.errors][:3]
         raise JobFailed(
             f"snapshot {snap} is incomplete: {len(result.errors)} file(s) could not be read, e.g. {', '.join(unread)}"
+            " (it stays tagged incomplete: never restored or counted, and the next backup forgets it)"
         )
+    assert snap is not None
+    snap, found = completion.mark_complete(ctx, snap)  # the tag gives the snapshot a new id
+    ctx.figures["snapshot_id"] = snap
     forget_args = restic_commands.forget_by_retention(site.id, site.retention)
     try:
+        completion.settle_others(ctx, found)
         ctx.retry(lambda: restic.run(forget_args, ctx.deadline, what="forget"), "forget")
     except Exception as e:
         raise JobFailed(f"snapshot {snap} saved, but forget failed: {getattr(e, 'message', e)}") from e

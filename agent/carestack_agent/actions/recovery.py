@@ -38,6 +38,7 @@ from ..journal import Journal
 from ..providers.base import Offer
 from ..providers.failed import FailedVersions
 from ..providers.registry import make_provider
+from .restore import finish_interrupted_restore
 from .rollback import roll_back
 
 log = logging.getLogger("carestack_agent.recovery")
@@ -116,6 +117,7 @@ def finish_interrupted(ctx: Context) -> None:
     """Settle the site's interrupted update, if any, before the current job's own work."""
     if not ctx.unclean:
         return
+    finish_interrupted_restore(ctx)  # a plain restore killed while swapping: redone first
     run = find_interrupted(ctx.journal, ctx.site.id, ctx.run_id)
     if run is None:
         return

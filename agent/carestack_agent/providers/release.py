@@ -219,10 +219,11 @@ class ReleaseProvider:
             shutil.copy2(source, target, follow_symlinks=False)
 
     def rollback(self, offer: Offer) -> str | None:
+        fsops.clear_leftovers(self.root, "release")  # a run killed while unpacking or right after its exchange
         return None  # the pre-update snapshot holds the previous release and its record
 
     def finish(self, offer: Offer) -> None:
-        pass
+        fsops.clear_leftovers(self.root, "release")  # the old tree, if the run died before removing it
 
     def close(self) -> None:
         pass
