@@ -14,7 +14,7 @@ demo: setup
 lint:
 	$(VENV)/ruff check .
 	$(VENV)/ruff format --check .
-	$(VENV)/mypy agent infra
+	$(VENV)/mypy agent infra lab
 	cd ansible && ../$(VENV)/yamllint -s .
 	cd ansible && PATH=$(CURDIR)/$(VENV):$$PATH ../$(VENV)/ansible-lint --profile production
 

@@ -1,6 +1,6 @@
 """Figures of the agent's backups: carestack-agent backups vs plain restic, restore, memory, site latency.
 
-Real parts only: restic, a moto S3 server with IAM enforcement (infra/lab/s3.py),
+Real parts only: restic, a moto S3 server with IAM enforcement (lab/s3.py),
 a private mariadbd, the agent's CLI as systemd runs it. Prints a table of
 medians; asserts nothing about time.
 
@@ -45,7 +45,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "agent"))
 
-from infra.lab import s3 as lab_s3  # noqa: E402
+from lab import s3 as lab_s3  # noqa: E402
 from tests.agent.conftest import MariaDB, start_mariadb, stop_mariadb, write_secret  # noqa: E402
 
 PASSWORD = "bench password"

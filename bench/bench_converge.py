@@ -30,15 +30,15 @@ sys.path.insert(0, str(ROOT))
 
 from infra.ansible_vars import Client, ClientSecrets, HostAccess, Realization  # noqa: E402
 from infra.configure import ANSIBLE_DIR, ConvergeResult, converge  # noqa: E402
-from infra.lab import s3  # noqa: E402
-from infra.lab.config import LabConfig, load_config  # noqa: E402
-from infra.lab.down import lab_down  # noqa: E402
-from infra.lab.onboard import sync_monitors  # noqa: E402
-from infra.lab.placement import PlacedClient  # noqa: E402
-from infra.lab.state import LabState  # noqa: E402
-from infra.lab.up import lab_up  # noqa: E402
 from infra.plan import build_plan  # noqa: E402
 from infra.spec import STACKS_DIR, ClientSpec, load_stack  # noqa: E402
+from lab import s3  # noqa: E402
+from lab.config import LabConfig, load_config  # noqa: E402
+from lab.down import lab_down  # noqa: E402
+from lab.onboard import sync_monitors  # noqa: E402
+from lab.placement import PlacedClient  # noqa: E402
+from lab.state import LabState  # noqa: E402
+from lab.up import lab_up  # noqa: E402
 
 CLIENT_STACKS = ("Pulumi.bakery.yaml", "Pulumi.studio.yaml")  # both on shared-1: three sites
 PLATFORM_STACK = STACKS_DIR / "Pulumi.platform.yaml"

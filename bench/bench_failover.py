@@ -20,11 +20,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from infra.lab import servers  # noqa: E402
-from infra.lab.config import load_config  # noqa: E402
-from infra.lab.failover import FailoverReport, failover  # noqa: E402
-from infra.lab.state import LabState  # noqa: E402
-from infra.lab.up import lab_up  # noqa: E402
+from lab import servers  # noqa: E402
+from lab.config import load_config  # noqa: E402
+from lab.failover import FailoverReport, failover  # noqa: E402
+from lab.state import LabState  # noqa: E402
+from lab.up import lab_up  # noqa: E402
 
 
 def row(name: str, reports: list[FailoverReport], pick: str) -> str:

@@ -41,8 +41,8 @@ from uptime_kuma_api import MonitorType, UptimeKumaApi
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from infra.alerting import lab_alerting  # noqa: E402
-from infra.kuma import (  # noqa: E402
+from infra.kuma_client import KumaLogin, connect  # noqa: E402
+from infra.monitors import (  # noqa: E402
     KEY_TAG,
     OWNER_TAG,
     TAG_COLOR,
@@ -52,10 +52,10 @@ from infra.kuma import (  # noqa: E402
     status_page_slug,
     sync,
 )
-from infra.kuma_client import KumaLogin, connect  # noqa: E402
-from infra.lab import alert_receiver, kuma_server  # noqa: E402
 from infra.plan import CarePlan, build_plan  # noqa: E402
 from infra.spec import STACKS_DIR, ClientSpec, carestack_config, parse_stack  # noqa: E402
+from lab import alert_receiver, kuma_server  # noqa: E402
+from lab.services import lab_alerting  # noqa: E402
 
 KEYWORD = "Bench site"
 MONITORS_PER_SITE = 5  # one page and four agent jobs
@@ -119,8 +119,7 @@ def fresh_kuma() -> Iterator[tuple[kuma_server.KumaServer, KumaLogin]]:
     with tempfile.TemporaryDirectory(prefix="bench-kuma-") as tmp:
         server = kuma_server.start(Path(tmp), port=free_port())
         try:
-            creds = kuma_server.ensure_admin(server, Path(tmp))
-            yield server, KumaLogin(creds.url, creds.username, creds.password)
+            yield server, kuma_server.ensure_admin(server, Path(tmp))
         finally:
             kuma_server.stop(Path(tmp))
 

@@ -24,10 +24,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from infra.lab import hosts, procs  # noqa: E402
-from infra.lab.config import LabConfig  # noqa: E402
-from infra.lab.footprint import lab_processes  # noqa: E402
-from infra.lab.state import LabState  # noqa: E402
+from lab import hosts, procs  # noqa: E402
+from lab.config import LabConfig  # noqa: E402
+from lab.footprint import lab_processes  # noqa: E402
+from lab.state import LabState  # noqa: E402
 
 CARESTACK = str(Path(sys.executable).with_name("carestack"))
 

@@ -31,7 +31,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from infra.lab.state import LabState  # noqa: E402
+from lab.state import LabState  # noqa: E402
 from tests.updates import artifacts  # noqa: E402
 from tests.updates.conftest import UpdatesLab, updates_lab  # noqa: E402
 

@@ -89,6 +89,7 @@ def site_table(plan: CarePlan, site: SitePlan, s3_endpoint: str, push_base_url: 
         "restore_timeout_seconds": plan.backup.restore_timeout_seconds,
         "check_read_data_subsets": plan.backup.check_read_data_subsets,
         "update_timeout_seconds": site.job("update").timeout_seconds,
+        "repository_stall_seconds": plan.backup.stall_seconds,
         "scan_timeout_seconds": site.job("scan").timeout_seconds,
     }
     table["updates"] = {

@@ -17,9 +17,20 @@ e-mail or an SMS: that is this small config, one YAML file per agency.
       settings: {smseagleUrl: "https://sms.agency.example", smseagleRecipientType: smseagle-to}
       secret_env: {smseagleToken: CARESTACK_SMS_TOKEN}
 
-The contact's own webhook needs no agency settings. In the lab every channel
-is a webhook to the lab's alert receiver (`lab_alerting(url)`), tagged with
-the channel and contact it stands for.
+    agency:                       # the agency's own on-call: hears of every alert, and alone of job heartbeats
+      name: Agency on-call
+      email: oncall@agency.example
+      phone: "+4930555000"
+      webhook: https://chat.agency.example/hooks/carestack
+
+The contact's own webhook needs no agency settings. Who hears of what is the
+CarePlan's alert routing; this file says how to reach them. A client's
+contacts get plain-language messages (custom e-mail subject and body, custom
+webhook body, where the Kuma version supports them; an SMS gateway sends
+Kuma's own text); the agency gets Kuma's full technical detail. With `receiver_url: URL`
+instead, every channel is a webhook to that one receiver, tagged with the
+channel and recipient it stands for (the lab's alert receiver uses this); the
+agency is `agency`.
 """
 
 from __future__ import annotations
@@ -34,6 +45,25 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from uptime_kuma_api import NotificationType, notification_provider_options
 
 from infra.plan import ContactPlan
+
+CHANNELS = ("email", "sms", "webhook")
+AGENCY_ROLE = "agency"
+LAB_AGENCY = "agency"  # the name the lab's receiver records for the agency's on-call
+# What a client's contact reads, in plain words: Liquid templates that Kuma renders per alert
+# (1.23, 2.x and 2.0.0-dev.0 render `{{NAME}}` and `{{STATUS}}` in an e-mail subject; the
+# webhook body and the e-mail body are full Liquid; Kuma without custom e-mail bodies sends its own).
+_PLAIN_SENTENCE = (
+    "{%- if heartbeatJSON.status == 0 -%}"
+    "{%- assign what = ' does not answer as it should. We have been alerted and are looking into it.' -%}"
+    "{%- else -%}{%- assign what = ' answers again as it should.' -%}{%- endif -%}"
+)
+PLAIN_WEBHOOK_BODY = (
+    _PLAIN_SENTENCE + '{"msg": {{ "Your website check " | append: monitorJSON.name | append: what | json }}, '
+    '"monitor": {"name": {{ monitorJSON.name | json }}}, '
+    '"heartbeat": {"status": {{ heartbeatJSON.status | json }}, "time": {{ heartbeatJSON.localDateTime | json }}}}'
+)
+PLAIN_EMAIL_SUBJECT = "Your website check {{NAME}}: {{STATUS}}"
+PLAIN_EMAIL_BODY = _PLAIN_SENTENCE + "Your website check {{ monitorJSON.name }}{{ what }}"
 
 
 class AlertingError(ValueError):
@@ -75,15 +105,25 @@ class SmsGateway(_Strict):
         return self
 
 
+class AgencyOnCall(_Strict):
+    name: str = Field(default="Agency on-call", min_length=1)
+    email: str | None = None
+    phone: str | None = None
+    webhook: str | None = None
+
+    @model_validator(mode="after")
+    def _reachable(self) -> AgencyOnCall:
+        if not (self.email or self.phone or self.webhook):
+            raise ValueError("give at least one of email, phone, webhook: where the agency hears of alerts")
+        return self
+
+
 class AlertingConfig(_Strict):
     email: SmtpSettings | None = None
     sms: SmsGateway | None = None
-    # The lab: every channel becomes a webhook to this URL (the alert receiver).
+    agency: AgencyOnCall | None = None
+    # Every channel becomes a webhook to this URL (a test receiver such as the lab's).
     receiver_url: str | None = None
-
-
-def lab_alerting(receiver_url: str) -> AlertingConfig:
-    return AlertingConfig(receiver_url=receiver_url)
 
 
 def load_alerting(path: Path) -> AlertingConfig:
@@ -111,6 +151,16 @@ def _secret(env: str, field: str) -> str:
     return value
 
 
+def agency_contact(config: AlertingConfig) -> ContactPlan | None:
+    """The agency's on-call as an alert recipient (in the lab the receiver stands in); None if not configured."""
+    if config.agency is not None:
+        agency = config.agency
+        return ContactPlan(agency.name, AGENCY_ROLE, agency.email, agency.phone, agency.webhook)
+    if config.receiver_url:
+        return ContactPlan(LAB_AGENCY, AGENCY_ROLE, None, None, config.receiver_url)
+    return None
+
+
 def _address(channel: str, contact: ContactPlan) -> str | None:
     return {"email": contact.email, "sms": contact.phone, "webhook": contact.webhook}[channel]
 
@@ -120,16 +170,32 @@ def recipients(channels: tuple[str, ...], contacts: tuple[ContactPlan, ...]) -> 
     return [(channel, contact) for channel in channels for contact in contacts if _address(channel, contact)]
 
 
-def provider_config(config: AlertingConfig, client_id: str, channel: str, contact: ContactPlan) -> dict[str, Any]:
-    """The Kuma notification fields (without name) that deliver `channel` alerts to `contact`."""
+def _webhook(url: str, plain: bool) -> dict[str, Any]:
+    if plain:
+        return {
+            "type": "webhook",
+            "webhookURL": url,
+            "webhookContentType": "custom",
+            "webhookCustomBody": PLAIN_WEBHOOK_BODY,
+        }
+    return {"type": "webhook", "webhookURL": url, "webhookContentType": "json"}
+
+
+def provider_config(
+    config: AlertingConfig, client_id: str, channel: str, contact: ContactPlan, *, plain: bool = False
+) -> dict[str, Any]:
+    """The Kuma notification fields (without name) that deliver `channel` alerts to `contact`.
+
+    `plain`: the recipient is the client's, who reads plain words rather than Kuma's technical detail.
+    """
     address = _address(channel, contact)
     if address is None:
         raise AlertingError(f"contact {contact.name!r} has no {channel} address")
     if config.receiver_url:
         query = urlencode({"client": client_id, "channel": channel, "to": contact.name})
-        return {"type": "webhook", "webhookURL": f"{config.receiver_url}?{query}", "webhookContentType": "json"}
+        return _webhook(f"{config.receiver_url}?{query}", plain)
     if channel == "webhook":
-        return {"type": "webhook", "webhookURL": address, "webhookContentType": "json"}
+        return _webhook(address, plain)
     if channel == "email":
         if config.email is None:
             raise AlertingError("the tier alerts by email but the alerting config has no email (SMTP) section")
@@ -146,6 +212,8 @@ def provider_config(config: AlertingConfig, client_id: str, channel: str, contac
             fields["smtpUsername"] = smtp.username
         if smtp.password_env:
             fields["smtpPassword"] = _secret(smtp.password_env, "email.password")
+        if plain:
+            fields.update(customSubject=PLAIN_EMAIL_SUBJECT, customBody=PLAIN_EMAIL_BODY)
         return fields
     if config.sms is None:
         raise AlertingError("the tier alerts by sms but the alerting config has no sms (gateway) section")

@@ -1,85 +1,38 @@
-"""The `carestack` command: one verb per module, argparse only."""
+"""The `carestack` command's production verbs: argparse only, one command module per verb group.
+
+To add a command: write a module with `register(verbs)` (`infra.command`) and
+list its `register` in `COMMANDS`. The installed `carestack` is
+`lab.cli:main`: these commands plus the lab's (`carestack lab ...`); this module
+alone (`python -m infra.cli`) never loads the lab.
+"""
 
 from __future__ import annotations
 
 import argparse
-import json
 import sys
-from collections.abc import Callable
-from pathlib import Path
+from collections.abc import Sequence
 
-from infra import configure, monitors_cli, sla_doc_cli
-from infra.lab import cli as lab_cli
-from infra.plan import build_plan
-from infra.plan_table import render
-from infra.production_warnings import catalog_warnings, stack_warnings
-from infra.spec import ClientSpec, SpecError, load_catalog, load_stack
+from infra import configure, monitors_cli, sla_doc_cli, stack_cli
+from infra.command import Command, Register
 
-
-def _validate(args: argparse.Namespace) -> int:
-    """Errors fail; values that cannot be meant for production are warnings (the examples use them)."""
-    try:
-        catalog = load_catalog()
-    except SpecError as exc:
-        print(exc, file=sys.stderr)
-        return 1
-    for warning in catalog_warnings(catalog):
-        print(f"{catalog.source}: warning: {warning}", file=sys.stderr)
-    failed = 0
-    for path in args.stacks:
-        try:
-            spec = load_stack(path, catalog)
-        except SpecError as exc:
-            print(exc, file=sys.stderr)
-            failed += 1
-            continue
-        kind = f"client on tier {spec.tier_name}" if isinstance(spec, ClientSpec) else "platform"
-        warnings = stack_warnings(spec)
-        for warning in warnings:
-            print(f"{path}: warning: {warning}", file=sys.stderr)
-        print(f"{path}: ok ({kind})" + (f", {len(warnings)} warning(s)" if warnings else ""))
-    return 1 if failed else 0
+COMMANDS: tuple[Register, ...] = (
+    stack_cli.register,
+    configure.register,
+    monitors_cli.register,
+    sla_doc_cli.register,
+)
 
 
-def _plan(args: argparse.Namespace) -> int:
-    try:
-        spec = load_stack(args.stack)
-    except SpecError as exc:
-        print(exc, file=sys.stderr)
-        return 1
-    if not isinstance(spec, ClientSpec):
-        print(f"{args.stack}: a platform stack has no care plan; give a client stack", file=sys.stderr)
-        return 2
-    plan = build_plan(spec)
-    print(json.dumps(plan.to_dict(), indent=2, ensure_ascii=False) if args.json else render(plan))
-    return 0
-
-
-Command = Callable[[argparse.Namespace], int]
-
-
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(commands: Sequence[Register] = COMMANDS) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="carestack", description="Website care stacks from SLA tiers.")
     verbs = parser.add_subparsers(dest="verb", required=True)
-
-    validate = verbs.add_parser("validate", help="check stack files and report every error")
-    validate.add_argument("stacks", nargs="+", type=Path, metavar="STACK_FILE")
-    validate.set_defaults(run=_validate)
-
-    plan = verbs.add_parser("plan", help="print the care plan a client stack resolves to")
-    plan.add_argument("stack", type=Path, metavar="STACK_FILE")
-    plan.add_argument("--json", action="store_true", help="machine-readable output")
-    plan.set_defaults(run=_plan)
-
-    lab_cli.register(verbs)
-    configure.register(verbs)
-    monitors_cli.register(verbs)
-    sla_doc_cli.register(verbs)
+    for register in commands:
+        register(verbs)
     return parser
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+def main(argv: list[str] | None = None, commands: Sequence[Register] = COMMANDS) -> int:
+    args = build_parser(commands).parse_args(argv)
     run: Command = args.run
     return run(args)
 

@@ -44,6 +44,7 @@ from infra.ansible_vars import (
     inventory,
     secret_vars,
 )
+from infra.command import Verbs
 from infra.plan import build_plan
 from infra.spec import ClientSpec, SpecError, load_stack
 
@@ -256,7 +257,7 @@ def _public_keys(path: Path) -> list[str]:
     return keys
 
 
-def register(verbs: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+def register(verbs: Verbs) -> None:
     parser = verbs.add_parser(
         "configure",
         help="converge a client's servers with Ansible (secrets from CARESTACK_* environment variables)",

@@ -4,15 +4,18 @@ Built on `uptime-kuma-api` (its socket.io client, login and list readers),
 with deliberate departures where the library's way is slow or blind
 (what they save is measured in bench/README.md, "Monitor sync"):
 
-- Creating monitors: Kuma's `add` handler rebuilds and broadcasts the whole
-  monitor list before it answers, and the library's `add_monitor` adds version
-  look-ups on top, so creating N monitors that way costs N list rebuilds.
-  `import_monitors` sends them in one `uploadBackup` call ("keep" mode: nothing
-  existing is touched), which stores each monitor with its tags and
+- Creating monitors: on 1.23 and 2.0.0-dev.0 Kuma's `add` handler rebuilds and
+  broadcasts the whole monitor list before it answers, and the library's
+  `add_monitor` adds version look-ups on top, so creating N monitors that way
+  costs N list rebuilds. There `create_monitors` sends them in one
+  `uploadBackup` call ("keep" mode: nothing existing is touched), which stores each monitor with its tags and
   notifications and rebuilds the list once. The import copies a fixed list of
   fields (server/server.js, uploadBackup): `parent` is not among them, and
   `expiryNotification` is left to its column default (true); the sync edits
-  the latter afterwards where it must be false.
+  the latter afterwards where it must be false. 2.x stable has no
+  `uploadBackup` but an `add` that sends only the new monitor: there each
+  monitor is one pipelined `add`, then its two tags (`infra.kuma_versions`).
+- The server's version is read at login; an unsupported one is refused.
 - Edits and deletes are pipelined: every request is sent before the first
   answer is awaited, so round trips overlap.
 - A status page's sections and monitors are read from Kuma's public status
@@ -36,10 +39,13 @@ import urllib.request
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from enum import Enum
+from pathlib import Path
 from typing import Any
 
 import socketio.exceptions  # type: ignore[import-untyped]
 from uptime_kuma_api import UptimeKumaApi, UptimeKumaException
+
+from infra.kuma_versions import KumaVersion, UnsupportedKumaVersion, kuma_version
 
 # Backup format version the import parses; tags and retry intervals need 1.7.0 or newer.
 _IMPORT_FORMAT_VERSION = "1.23.0"
@@ -47,6 +53,11 @@ _IMPORT_FORMAT_VERSION = "1.23.0"
 _NO_STATUS_PAGE = "No slug?"
 # Requests in flight at once when pipelining; Kuma handles them concurrently.
 _PIPELINE_DEPTH = 16
+# Kuma 2.x answers some refusals with a translation key instead of the sentence 1.23 sends.
+_REASONS = {
+    "authIncorrectCreds": "Incorrect username or password.",
+    "authUserInactiveOrDeleted": "The user is inactive or deleted.",
+}
 _TOKENS: dict[tuple[str, str, str], str] = {}
 _TOKENS_LOCK = threading.Lock()
 
@@ -64,6 +75,21 @@ class KumaLogin:
     def __repr__(self) -> str:  # never print the password
         return f"KumaLogin(url={self.url!r}, username={self.username!r}, password=***)"
 
+    def to_json(self) -> str:
+        """The credentials file's content (`read_login` reads it back); write it with `infra.secret_file`."""
+        return json.dumps({"url": self.url, "username": self.username, "password": self.password})
+
+
+def read_login(path: Path) -> KumaLogin:
+    """Kuma's URL and login from a credentials file: JSON {url, username, password}."""
+    try:
+        data = json.loads(Path(path).read_text())
+        return KumaLogin(str(data["url"]), str(data["username"]), str(data["password"]))
+    except FileNotFoundError:
+        raise KumaError(f"{path}: no such credentials file") from None
+    except (ValueError, KeyError, TypeError) as exc:
+        raise KumaError(f"{path}: expected JSON with url, username and password ({exc})") from None
+
 
 def _plain(value: Any) -> Any:
     """The library parses some fields into Enums; Kuma wants the plain values back."""
@@ -73,10 +99,11 @@ def _plain(value: Any) -> Any:
 class KumaSession:
     """A logged-in connection; `writes` counts every change request sent."""
 
-    def __init__(self, api: UptimeKumaApi, login: KumaLogin, timeout: float) -> None:
+    def __init__(self, api: UptimeKumaApi, login: KumaLogin, timeout: float, version: KumaVersion) -> None:
         self.api = api
         self.login = login
         self.timeout = timeout
+        self.version = version
         self.writes = 0
 
     # -- reading -----------------------------------------------------------------------
@@ -139,17 +166,45 @@ class KumaSession:
 
     # -- writing -----------------------------------------------------------------------
 
-    def import_monitors(self, monitors: Sequence[dict[str, Any]]) -> None:
-        """Create monitors (with their `tags` and `notificationIDList`) in one request."""
+    def create_monitors(self, monitors: Sequence[dict[str, Any]]) -> None:
+        """Create monitors (records with their `tags` and `notificationIDList`) the fastest way the version has."""
         if not monitors:
             return
-        backup = {
-            "version": _IMPORT_FORMAT_VERSION,
-            "notificationList": [],
-            "proxyList": [],
-            "monitorList": list(monitors),
-        }
-        self._write("uploadBackup", json.dumps(backup), "keep")
+        if self.version.bulk_import:
+            backup = {
+                "version": _IMPORT_FORMAT_VERSION,
+                "notificationList": [],
+                "proxyList": [],
+                "monitorList": list(monitors),
+            }
+            self._write("uploadBackup", json.dumps(backup), "keep")
+            return
+        tag_ids = self._tag_ids({str(t["name"]): str(t["color"]) for m in monitors for t in m.get("tags") or []})
+        added = self._pipeline(
+            "add",
+            [
+                ({**{k: _plain(v) for k, v in m.items() if k != "tags"}, "conditions": m.get("conditions", [])},)
+                for m in monitors
+            ],
+        )
+        self._pipeline(
+            "addMonitorTag",
+            [
+                (tag_ids[str(t["name"])], int(answer["monitorID"]), str(t["value"]))
+                for m, answer in zip(monitors, added, strict=True)
+                for t in m.get("tags") or []
+            ],
+        )
+        # `add` on 2.x sends each new monitor alone, which the list reader does not follow: ask for the list.
+        self.refresh_monitors()
+
+    def _tag_ids(self, wanted: dict[str, str]) -> dict[str, int]:
+        """The ids of the named tags, created (with their colour) where missing."""
+        have = {str(t["name"]): int(t["id"]) for t in self._call("getTags").get("tags") or []}
+        for name, color in wanted.items():
+            if name not in have:
+                have[name] = int(self._write("addTag", {"name": name, "color": color})["tag"]["id"])
+        return have
 
     def edit_monitors(self, monitors: Sequence[dict[str, Any]]) -> None:
         """Save full monitor records (as read, with changed fields), pipelined."""
@@ -223,23 +278,28 @@ class KumaSession:
         self.writes += 1
         return self._call(event, *args)
 
-    def _pipeline(self, event: str, calls: Sequence[tuple[Any, ...]]) -> None:
-        """Send `event` once per argument tuple, at most _PIPELINE_DEPTH unanswered at a time."""
+    def _pipeline(self, event: str, calls: Sequence[tuple[Any, ...]]) -> list[Any]:
+        """Send `event` once per argument tuple, at most _PIPELINE_DEPTH unanswered at a time; the answers in order."""
         slots = threading.Semaphore(_PIPELINE_DEPTH)
         failures: list[str] = []
         pending = threading.Semaphore(0)
+        answers: list[Any] = [None] * len(calls)
 
-        def answered(answer: Any = None, *_: Any) -> None:
-            if isinstance(answer, dict) and answer.get("ok") is False:
-                failures.append(str(answer.get("msg")))
-            slots.release()
-            pending.release()
+        def answered_as(index: int) -> Callable[..., None]:
+            def answered(answer: Any = None, *_: Any) -> None:
+                answers[index] = answer
+                if isinstance(answer, dict) and answer.get("ok") is False:
+                    failures.append(str(answer.get("msg")))
+                slots.release()
+                pending.release()
 
-        for args in calls:
+            return answered
+
+        for index, args in enumerate(calls):
             if not slots.acquire(timeout=self.timeout):
                 raise KumaError(f"Uptime Kuma at {self.login.url} stopped answering {event}")
             self.writes += 1
-            self.api.sio.emit(event, args[0] if len(args) == 1 else args, callback=answered)
+            self.api.sio.emit(event, args[0] if len(args) == 1 else args, callback=answered_as(index))
         for _ in calls:
             if not pending.acquire(timeout=self.timeout):
                 raise KumaError(f"Uptime Kuma at {self.login.url} did not answer every {event} in time")
@@ -247,6 +307,24 @@ class KumaSession:
             raise KumaError(
                 f"Uptime Kuma refused {len(failures)} {event} request(s): {'; '.join(sorted(set(failures)))}"
             )
+        return answers
+
+
+def need_setup(api: UptimeKumaApi, url: str, timeout: float = 30.0) -> bool:
+    """Whether the Kuma behind `api` still needs its first user; also waits until it listens to requests.
+
+    Kuma 2.x attaches its request handlers to a new connection only after a database read, and a
+    request sent before that is dropped without an answer: this asks again until one comes.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return bool(api.sio.call("needSetup", timeout=2))
+        except socketio.exceptions.TimeoutError:
+            if time.monotonic() > deadline:
+                raise KumaError(f"Uptime Kuma at {url} accepted the connection but answered no request") from None
+        except socketio.exceptions.SocketIOError as exc:
+            raise KumaError(f"lost the connection to Uptime Kuma at {url}: {exc}") from None
 
 
 def _login(api: UptimeKumaApi, login: KumaLogin) -> None:
@@ -263,7 +341,8 @@ def _login(api: UptimeKumaApi, login: KumaLogin) -> None:
     try:
         answer = api.login(login.username, login.password)
     except UptimeKumaException as exc:
-        raise KumaError(f"Uptime Kuma at {login.url} refused the login of {login.username!r}: {exc}") from None
+        reason = _REASONS.get(str(exc), str(exc))
+        raise KumaError(f"Uptime Kuma at {login.url} refused the login of {login.username!r}: {reason}") from None
     if not answer.get("token"):
         raise KumaError(
             f"Uptime Kuma at {login.url} wants a second factor for {login.username!r}; use an account without 2FA"
@@ -283,7 +362,12 @@ def connect(login: KumaLogin, *, timeout: float = 120.0, connect_timeout: float 
         raise KumaError(f"cannot reach Uptime Kuma at {login.url} (is it running, is the URL right?)") from None
     try:
         api.timeout = timeout  # lists of many monitors take seconds to build
+        need_setup(api, login.url, connect_timeout)
         _login(api, login)
-        yield KumaSession(api, login, timeout)
+        try:
+            version = kuma_version(api.version, login.url)
+        except UnsupportedKumaVersion as exc:
+            raise KumaError(str(exc)) from None
+        yield KumaSession(api, login, timeout, version)
     finally:
         api.disconnect()

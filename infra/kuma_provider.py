@@ -1,4 +1,4 @@
-"""`pulumi up` syncs a client's monitors: a Pulumi dynamic provider around `infra.kuma.sync`.
+"""`pulumi up` syncs a client's monitors: a Pulumi dynamic provider around `infra.monitors.sync`.
 
     monitors = ClientMonitors("studio-monitors", plan_json=json.dumps(plan.to_dict()), site_addresses={})
     monitors.push_tokens   # Output (secret): {site id: {job: token}} for the agent's configuration
@@ -7,8 +7,8 @@ Stack configuration, read in `configure`:
     carestack:kuma_url             the agency's Uptime Kuma
     carestack:kuma_username
     carestack:kuma_password        (secret)
-    carestack:kuma_alerting_file   optional: the agency's alerting YAML (`infra.alerting`);
-                                   needed when a tier alerts by e-mail or SMS
+    carestack:kuma_alerting_file   the agency's alerting YAML (`infra.alerting`): its on-call
+                                   (job heartbeats go there) and, if a tier mails or texts, SMTP / SMS
 
 create/update run a sync of the client's desired state; delete removes every
 monitor, notification, maintenance window and the status page carestack owns
@@ -39,8 +39,8 @@ from pulumi.dynamic import (
 )
 
 from infra.alerting import AlertingConfig, load_alerting
-from infra.kuma import DesiredState, SyncResult, desired_state, nothing_desired, sync
 from infra.kuma_client import KumaLogin, connect
+from infra.monitors import DesiredState, SyncResult, desired_state, nothing_desired, sync
 from infra.plan import CarePlan
 
 INPUTS = ("plan_json", "site_addresses")

@@ -1,13 +1,11 @@
 """`carestack monitors sync STACK_FILE [--dry-run]`: the client's monitors in Uptime Kuma.
 
-Where Kuma is and how alerts go out, first match wins:
+Every input is explicit, first match wins:
 - Kuma: --credentials FILE (JSON: url, username, password), else the
   environment (CARESTACK_KUMA_URL, CARESTACK_KUMA_USERNAME,
-  CARESTACK_KUMA_PASSWORD), else the running lab; --kuma-url overrides the URL.
-- Alerts: --alerting FILE (the agency's SMTP/SMS settings, `infra.alerting`),
-  else the lab's alert receiver.
-- Site addresses: --site-address SITE_ID=URL, else (in the lab) the address of
-  the lab server the client's sites run on; otherwise each page's public URL.
+  CARESTACK_KUMA_PASSWORD); --kuma-url overrides the URL.
+- Alerts: --alerting FILE (the agency's SMTP/SMS settings, `infra.alerting`).
+- Site addresses: --site-address SITE_ID=URL, else each page's public URL.
 
 Push tokens are never printed: --push-tokens-out FILE writes them (0600) as
 {site id: {job: token}} for the agent's configuration.
@@ -21,13 +19,12 @@ import os
 import sys
 from pathlib import Path
 
-from infra.alerting import AlertingConfig, AlertingError, lab_alerting, load_alerting
-from infra.kuma import KumaPlanError, desired_state, sync
-from infra.kuma_client import KumaError, KumaLogin, connect
-from infra.lab.errors import LabError
-from infra.lab.kuma_server import read_credentials
-from infra.lab.state import LabState, write_secret
-from infra.plan import CarePlan, build_plan
+from infra.alerting import AlertingConfig, AlertingError, load_alerting
+from infra.command import Verbs
+from infra.kuma_client import KumaError, KumaLogin, connect, read_login
+from infra.monitors import KumaPlanError, desired_state, sync
+from infra.plan import build_plan
+from infra.secret_file import write_secret
 from infra.spec import ClientSpec, SpecError, load_stack
 
 ENV_URL, ENV_USER, ENV_PASSWORD = "CARESTACK_KUMA_URL", "CARESTACK_KUMA_USERNAME", "CARESTACK_KUMA_PASSWORD"
@@ -37,49 +34,27 @@ class _UsageError(Exception):
     pass
 
 
-def _lab() -> LabState | None:
-    try:
-        return LabState.load()
-    except LabError:
-        return None
-
-
-def _login(args: argparse.Namespace, lab: LabState | None) -> KumaLogin:
+def _login(args: argparse.Namespace) -> KumaLogin:
     if args.credentials:
-        creds = read_credentials(args.credentials)
-        login = KumaLogin(creds.url, creds.username, creds.password)
+        login = read_login(args.credentials)
     elif os.environ.get(ENV_URL) or os.environ.get(ENV_PASSWORD):
         missing = [name for name in (ENV_URL, ENV_USER, ENV_PASSWORD) if not os.environ.get(name)]
         if missing:
             raise _UsageError(f"set {', '.join(missing)} as well (or give --credentials FILE)")
         login = KumaLogin(os.environ[ENV_URL], os.environ[ENV_USER], os.environ[ENV_PASSWORD])
-    elif lab is not None and lab.kuma_credentials_file is not None:
-        creds = read_credentials(lab.kuma_credentials_file)
-        login = KumaLogin(lab.kuma_url or creds.url, creds.username, creds.password)
     else:
-        raise _UsageError(
-            f"where is Uptime Kuma? give --credentials FILE, set {ENV_URL}/{ENV_USER}/{ENV_PASSWORD}, "
-            "or start the lab (carestack lab up)"
-        )
+        raise _UsageError(f"where is Uptime Kuma? give --credentials FILE or set {ENV_URL}/{ENV_USER}/{ENV_PASSWORD}")
     return KumaLogin(args.kuma_url, login.username, login.password) if args.kuma_url else login
 
 
-def _alerting(args: argparse.Namespace, lab: LabState | None) -> AlertingConfig:
+def _alerting(args: argparse.Namespace) -> AlertingConfig:
     if args.alerting:
         return load_alerting(args.alerting)
-    if lab is not None and lab.alert_url:
-        return lab_alerting(lab.alert_url)
-    raise _UsageError("how do alerts go out? give --alerting FILE (the agency's SMTP/SMS settings) or start the lab")
+    raise _UsageError("how do alerts go out? give --alerting FILE (the agency's SMTP/SMS settings)")
 
 
-def _site_addresses(args: argparse.Namespace, plan: CarePlan, lab: LabState | None) -> dict[str, str]:
+def _site_addresses(args: argparse.Namespace) -> dict[str, str]:
     addresses: dict[str, str] = {}
-    if lab is not None and not args.alerting:  # lab mode: the sites answer on their lab server
-        try:
-            server = lab.host(lab.client(plan.client.id).server)
-            addresses = {site.id: f"http://{server.address}" for site in plan.sites}
-        except KeyError:
-            pass  # the client is not in the lab: its public URLs
     for item in args.site_address:
         site_id, sep, url = item.partition("=")
         if not sep:
@@ -96,11 +71,10 @@ def _sync(args: argparse.Namespace) -> int:
         if not isinstance(spec, ClientSpec):
             raise _UsageError(f"{args.stack}: a platform stack has no monitors; give a client stack")
         plan = build_plan(spec)
-        lab = _lab() if not (args.credentials and args.alerting) else None
-        desired = desired_state(plan, _alerting(args, lab), _site_addresses(args, plan, lab))
-        with connect(_login(args, lab)) as session:
+        desired = desired_state(plan, _alerting(args), _site_addresses(args))
+        with connect(_login(args)) as session:
             result = sync(session, desired, dry_run=args.dry_run)
-    except (SpecError, _UsageError, AlertingError, KumaPlanError, KumaError, LabError) as exc:
+    except (SpecError, _UsageError, AlertingError, KumaPlanError, KumaError) as exc:
         print(f"carestack monitors sync: {exc}", file=sys.stderr)
         return 1
     if args.push_tokens_out:
@@ -108,7 +82,7 @@ def _sync(args: argparse.Namespace) -> int:
     return 0
 
 
-def register(verbs: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+def register(verbs: Verbs) -> None:
     monitors = verbs.add_parser("monitors", help="the clients' monitors in Uptime Kuma")
     actions = monitors.add_subparsers(dest="action", required=True)
     sync_cmd = actions.add_parser("sync", help="reconcile Kuma with a client's care plan and print the changes")

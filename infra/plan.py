@@ -15,12 +15,13 @@ CarePlan
            noncurrent_version_days, abort_multipart_days
   backup: schedule, rpo_minutes, keep{last,hourly,daily,weekly,monthly,yearly},
           prune (schedule), check (schedule), check_read_data_subsets, timeout_seconds,
-          restore_timeout_seconds
+          restore_timeout_seconds, stall_seconds (no repository progress for this long fails a job)
   updates: schedule, window{weekday, start, duration_minutes}, apt_policy,
            wordpress_policy, rollback, probe_slowdown_limit, timeout_seconds
   security: scan (schedule), scan_timeout_seconds
   monitoring: interval_seconds, retries, retry_interval_seconds, timeout_seconds,
               alert_within_seconds, channels, cert_expiry_days, maintenance (the update window)
+  alerts: site_checks, job_heartbeats (each: client_channels, agency): who hears of a monitor's down/up
   sites[]: id, name, domain, kind, https, url, root, linux_user, database (or None),
            providers, checks[path, keyword, status, url], jobs[name, schedule, timeout_seconds,
            push_grace_seconds, push_interval_seconds]
@@ -67,6 +68,9 @@ MAX_RETRIES = 3
 # Kuma's default request timeout is 80 % of the interval; never wait longer than this.
 MAX_CHECK_TIMEOUT_SECONDS = 48
 SITES_ROOT = "/srv/www"
+# Bounds of the repository stall limit (see repository_stall_seconds).
+MIN_STALL_SECONDS = 60
+MAX_STALL_SECONDS = 300
 
 _PERIOD = {"hourly": 3600, "daily": 86400, "weekly": 7 * 86400, "monthly": 31 * 86400}
 
@@ -127,6 +131,7 @@ class BackupPlan:
     check_read_data_subsets: int
     timeout_seconds: int
     restore_timeout_seconds: int
+    stall_seconds: int
 
 
 @dataclass(frozen=True)
@@ -163,6 +168,29 @@ class MonitoringPlan:
     channels: tuple[str, ...]
     cert_expiry_days: int
     maintenance: UpdateWindowPlan
+
+
+@dataclass(frozen=True)
+class AlertRoute:
+    """Who hears that one kind of monitor went down or came back up."""
+
+    client_channels: tuple[str, ...]  # the tier's channels to the client's contacts; empty: the client is not told
+    agency: bool  # the agency's own on-call addresses (the agency's alerting file)
+
+
+@dataclass(frozen=True)
+class AlertRoutingPlan:
+    site_checks: AlertRoute  # a page of a site stops answering as it should, or answers again
+    job_heartbeats: AlertRoute  # an agent job (backup, update, check, prune, ...) failed or stopped reporting
+
+
+def alert_routing_plan(monitoring: MonitoringPlan) -> AlertRoutingPlan:
+    """The client's contacts hear what their tier promises about their sites (down and up, by the
+    tier's channels); the agency hears of everything, and it alone of its own jobs' heartbeats."""
+    return AlertRoutingPlan(
+        site_checks=AlertRoute(client_channels=monitoring.channels, agency=True),
+        job_heartbeats=AlertRoute(client_channels=(), agency=True),
+    )
 
 
 @dataclass(frozen=True)
@@ -253,6 +281,7 @@ class CarePlan:
     monitoring: MonitoringPlan
     sites: tuple[SitePlan, ...]
     sla: SlaPlan
+    alerts: AlertRoutingPlan
     security: SecurityPlan
 
     def to_dict(self) -> dict[str, Any]:
@@ -328,6 +357,14 @@ def retention_days(keep: dict[str, int], backup_period_seconds: int) -> int:
     return math.ceil(max(count * spans[kind] for kind, count in keep.items()))
 
 
+def repository_stall_seconds(backup_period_seconds: int) -> int:
+    """How long a restic command may go without progress (nothing read, nothing acknowledged by S3)
+    before the agent stops it and names the stalled endpoint: a 60th of the backup period, so a stall is
+    reported long before the next backup is due, never under a minute (S3 clients ride out shorter
+    hiccups themselves) and never over MAX_STALL_SECONDS (a silent hang is worth an alert by then)."""
+    return max(MIN_STALL_SECONDS, min(MAX_STALL_SECONDS, backup_period_seconds // 60))
+
+
 def downtime_budget_minutes(uptime_target_percent: float, days: float) -> float:
     return round((1 - uptime_target_percent / 100) * days * 24 * 60, 2)
 
@@ -388,6 +425,7 @@ def backup_plan(spec: ClientSpec) -> BackupPlan:
         # A restore (also an update's rollback) moves the bytes of a full backup back: the first backup,
         # a full one, must finish within the backup timeout, so the restore gets the same bound.
         restore_timeout_seconds=backup.timeout,
+        stall_seconds=repository_stall_seconds(every.period_seconds),
     )
 
 
@@ -526,6 +564,7 @@ def build_plan(spec: ClientSpec) -> CarePlan:
     backup = backup_plan(spec)
     updates = update_plan(spec)
     security = security_plan(spec)
+    monitoring = monitoring_plan(spec)
     sites = site_plans(spec, storage, site_jobs(backup, updates, security))
     return CarePlan(
         client=client_plan(spec),
@@ -533,8 +572,9 @@ def build_plan(spec: ClientSpec) -> CarePlan:
         storage=storage,
         backup=backup,
         updates=updates,
-        monitoring=monitoring_plan(spec),
+        monitoring=monitoring,
         sites=sites,
         sla=sla_plan(spec),
+        alerts=alert_routing_plan(monitoring),
         security=security,
     )

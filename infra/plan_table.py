@@ -3,12 +3,21 @@
 from __future__ import annotations
 
 from infra import agent_config
-from infra.plan import CarePlan, Schedule
+from infra.plan import AlertRoute, CarePlan, Schedule
 from infra.units import format_duration
 
 
 def _when(schedule: Schedule) -> str:
     return f"{schedule.on_calendar} (+ up to {format_duration(schedule.randomized_delay_seconds)})"
+
+
+def _route(route: AlertRoute) -> str:
+    told = []
+    if route.client_channels:
+        told.append(f"the client's contacts by {', '.join(route.client_channels)} (plain words)")
+    if route.agency:
+        told.append("the agency's on-call")
+    return " and ".join(told) + (" only" if len(told) == 1 else "") if told else "nobody"
 
 
 def _agent_retention(plan: CarePlan) -> str:
@@ -36,6 +45,7 @@ def _rows(plan: CarePlan) -> list[tuple[str, str]]:
         ("prune", _when(b.prune)),
         ("integrity check", f"{_when(b.check)}, all data read every {b.check_read_data_subsets} checks"),
         ("job timeout", format_duration(b.timeout_seconds)),
+        ("repository stall", f"a job whose repository makes no progress for {format_duration(b.stall_seconds)} fails"),
         (
             "security scan",
             f"{_when(plan.security.scan)}, timeout {format_duration(plan.security.scan_timeout_seconds)}",
@@ -55,8 +65,10 @@ def _rows(plan: CarePlan) -> list[tuple[str, str]]:
         (
             "site checks",
             f"every {format_duration(m.interval_seconds)}, timeout {m.timeout_seconds} s, "
-            f"{m.retries} retries, alert within {format_duration(m.alert_within_seconds)} by {', '.join(m.channels)}",
+            f"{m.retries} retries, alert within {format_duration(m.alert_within_seconds)}",
         ),
+        ("alerts: site down/up", _route(plan.alerts.site_checks)),
+        ("alerts: job heartbeats", _route(plan.alerts.job_heartbeats)),
         (
             "uptime target",
             f"{s.uptime_target_percent} % = {s.downtime_budget_minutes_per_month} min/month, "

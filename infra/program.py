@@ -11,9 +11,10 @@ Deployment settings (Pulumi config, not part of the care plan):
   carestack:kuma_url       the agency's Uptime Kuma (clients); the agent pushes to
                            <kuma_url>/api/push/<token>; the monitors provider reads it with
                            carestack:kuma_username and the secret carestack:kuma_password
-  carestack:kuma_alerting_file  the agency's alerting file (`infra.alerting`), needed when
-                           the tier mails or texts a contact; the environment variables it
-                           names must be set where `pulumi up` runs
+  carestack:kuma_alerting_file  the agency's alerting file (`infra.alerting`): its on-call (job
+                           heartbeats and site alerts go there) and, when the tier mails or
+                           texts a contact, SMTP / SMS; the environment variables it names
+                           must be set where `pulumi up` runs
 
 Every one of them is checked here, before the first resource: a stack that
 lacks one fails with its name instead of half-way, after the bucket and the
@@ -30,7 +31,7 @@ from typing import Any
 import pulumi
 import pulumi_aws as aws
 
-from infra.alerting import AlertingError, load_alerting, provider_config, recipients
+from infra.alerting import AlertingError, load_alerting
 from infra.aws.bucket import BackupBucket
 from infra.aws.hosting import (
     SHARED_HOSTS_OUTPUT,
@@ -41,6 +42,7 @@ from infra.aws.hosting import (
     SharedPlacement,
 )
 from infra.aws.onboarding import Onboarding
+from infra.monitors.desired import routed_notifications
 from infra.plan import CarePlan, build_plan
 from infra.spec import NAMESPACE, STACKS_DIR, ClientSpec, PlatformSpec, SpecError, StackSpec, load_stack
 
@@ -128,31 +130,22 @@ def read_deployment(spec: StackSpec) -> Deployment:
 
 def alerting_problems(plan: CarePlan, alerting_file: str | None) -> list[str]:
     """What the monitors provider would fail on when it builds the client's notifications:
-    a missing alerting file, a bad one, or an environment variable it names that is not set."""
+    a missing alerting file, a bad one, a recipient the plan routes alerts to that it cannot reach,
+    or an environment variable it names that is not set."""
     key = f"{NAMESPACE}:kuma_alerting_file"
-    wanted = recipients(plan.monitoring.channels, plan.client.contacts)
-    agency_channels = sorted({channel for channel, _ in wanted if channel != "webhook"})
     if not alerting_file:
-        if not agency_channels:
-            return []
         return [
-            f"{key}: is required: tier {plan.client.tier} alerts by {' and '.join(agency_channels)}, which goes "
-            f"out through the agency's SMTP server or SMS gateway (pulumi config set {key} agency-alerting.yaml; "
-            "see docs/alerting.md)"
+            f"{key}: is required: the plan sends job heartbeats and site alerts to the agency's on-call, which "
+            f"the alerting file names (its agency section), with the SMTP server or SMS gateway a tier that mails "
+            f"or texts needs (pulumi config set {key} agency-alerting.yaml; see docs/alerting.md)"
         ]
     try:
         config = load_alerting(Path(alerting_file))
     except AlertingError as exc:
         return [f"{key}: {exc}"]
     problems: list[str] = []
-    for channel, contact in wanted:
-        try:
-            provider_config(config, plan.client.id, channel, contact)
-        except AlertingError as exc:
-            problem = f"{key}: {alerting_file}: {exc}"
-            if problem not in problems:
-                problems.append(problem)
-    return problems
+    routed_notifications(plan, config, problems)
+    return [f"{key}: {alerting_file}: {problem}" for problem in problems]
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from infra.command import Verbs
 from infra.plan import build_plan
 from infra.sla_doc import LANGUAGES, SlaDocError, build_document, check_language
 from infra.sla_doc_render import FORMATS, check_format, render
@@ -44,7 +45,7 @@ def _run(args: argparse.Namespace) -> int:
     return 0
 
 
-def register(verbs: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+def register(verbs: Verbs) -> None:
     parser = verbs.add_parser(
         "sla-doc",
         help="write the client-facing SLA text of a client stack",

@@ -472,7 +472,7 @@ class DeploymentSettings(Strict):
     kuma_password: str | None = None
     """Client stacks, required, secret (pulumi config set --secret): that user's password."""
     kuma_alerting_file: str | None = None
-    """The agency's alerting file (docs/alerting.md); required when the tier alerts by email or sms."""
+    """Client stacks, required: the agency's alerting file (docs/alerting.md), its on-call and SMTP / SMS."""
     ssh_public_key: str | None = None
     """Dedicated tiers and the platform, required: the agency's OpenSSH public key; Ansible logs in with it."""
 

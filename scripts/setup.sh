@@ -13,12 +13,17 @@ fi
 APT_PACKAGES=(
   # the lab: servers, their network, their apt proxy
   systemd-container debootstrap iproute2 iptables apt-cacher-ng openssh-client
-  # the agent's real parts, used by its tests on this machine
-  restic mariadb-server mariadb-client python3-pexpect
+  # the agent's real parts, used by its tests on this machine; `restic mount` (a live lock
+  # holder in the robustness tests) needs fusermount from fuse3
+  restic mariadb-server mariadb-client python3-pexpect fuse3
+  # modprobe (the lab loads overlayfs when the kernel has it as a module)
+  kmod
   # the security scan's pattern check, and a real WordPress (with the lab's theme) its tests scan
   yara wordpress wordpress-theme-twentytwentythree
   # Uptime Kuma from npm: its sqlite binding is compiled here (no prebuilt download)
   build-essential
+  # a real headless browser: the SLA document (and reports) are printed and looked at in it
+  chromium
   # tooling
   python3-venv ca-certificates curl git make rsync zip unzip
 )
@@ -42,7 +47,7 @@ fi
 stamp=.venv/.carestack-installed
 if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ] || [ agent/pyproject.toml -nt "$stamp" ]; then
   .venv/bin/pip install -q --upgrade pip
-  .venv/bin/pip install -q -e ".[dev]" -e ./agent
+  .venv/bin/pip install -q -e ".[dev,lab]" -e ./agent
   touch "$stamp"
 fi
 

@@ -16,12 +16,12 @@ from collections.abc import Iterator
 
 import pytest
 
-from infra.lab.config import load_config
-from infra.lab.down import lab_down
-from infra.lab.errors import LabError
-from infra.lab.state import LabState
-from infra.lab.status import summary
-from infra.lab.up import lab_up
+from lab.config import load_config
+from lab.down import lab_down
+from lab.errors import LabError
+from lab.state import LabState
+from lab.status import summary
+from lab.up import lab_up
 
 KEEP_ENV = "CARESTACK_LAB_KEEP"
 

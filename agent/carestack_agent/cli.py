@@ -21,6 +21,7 @@ from .actions import status as status_action
 from .actions import update as update_action
 from .config import ConfigError, load
 from .jobs import JobResult
+from .providers.failed import FailedVersions, UnknownComponent
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -51,7 +52,13 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--no-files", action="store_true", help="database only")
     r.add_argument("--no-database", action="store_true", help="files only")
     u = site_verb("update", "the plan's updates: snapshot, apply, probe, roll back if the site breaks")
-    u.add_argument("--retry-failed", action="store_true", help="offer versions again that were rolled back before")
+    what = u.add_mutually_exclusive_group()
+    what.add_argument("--retry", action="append", default=[], metavar="COMPONENT",
+                      help="forget the versions of COMPONENT that broke the site (a package, plugin or theme "
+                           "name, or `release`) so they are offered again; repeatable")  # fmt: skip
+    what.add_argument("--acknowledge", action="store_true",
+                      help="mark the open rollbacks as dealt with (runs no update); versions stay held")  # fmt: skip
+    site_verb("settle", "finish what a crashed or killed job left (run by the job units' OnFailure= and at boot)")
     sc = site_verb("scan", "security scan: file integrity, core, known-bad patterns, database, host, versions")
     sc.add_argument("--accept", action="store_true", help="take the current state as the known-good baseline")
     s = sub.add_parser("status", help="last result of each job per site")
@@ -63,6 +70,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _report(result: JobResult) -> int:
     stream = sys.stdout if result.ok else sys.stderr
+    recovered = result.figures.get("finished_update")
+    if recovered:  # what this run settled first, and how that ended
+        print(f"{result.job} {result.site}: first {recovery.describe(recovered)}", file=stream)
+    for note in result.figures.get("held", []) if result.job == "update" else []:
+        print(f"{result.job} {result.site}: {note}", file=stream)
     print(f"{result.job} {result.site}: {'ok' if result.ok else 'FAILED'}: {result.message}", file=stream)
     return result.exit_code
 
@@ -90,11 +102,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         data = status_action.collect(config)
         print(json.dumps(data, indent=2) if args.json else status_action.render(data))
         return exitcodes.OK if status_action.healthy(data) else exitcodes.FAILED
-    try:
-        config.site(args.site)
-    except ConfigError as e:
-        print(e.errors[0], file=sys.stderr)
-        return exitcodes.CONFIG
+    if args.site not in config.sites:  # a mistyped name is a usage error, not a broken configuration
+        known = ", ".join(sorted(config.sites)) or "none"
+        print(f"{args.site}: no such site in {config.path} (sites: {known})", file=sys.stderr)
+        return exitcodes.USAGE
     # Every job on a site first settles an update an earlier run left half-done (crash, kill, failed rollback).
     settle = recovery.finish_interrupted
     if args.verb == "backup":
@@ -104,11 +115,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.verb == "check":
         return _report(check_action.check(config, args.site, wait=args.wait, settle=settle))
     if args.verb == "update":
-        retry = update_action.UpdateOptions(retry_failed=args.retry_failed)
-        updated = update_action.update(config, args.site, retry, wait=args.wait, settle=settle)
+        failed = FailedVersions(config.agent.state_dir, args.site)
+        try:  # before anything runs: every name must mean one remembered component
+            for component in args.retry:
+                failed.match(component)
+        except UnknownComponent as e:
+            print(e, file=sys.stderr)
+            return exitcodes.USAGE
+        asked = update_action.UpdateOptions(retry=tuple(args.retry), acknowledge=args.acknowledge)
+        updated = update_action.update(config, args.site, asked, wait=args.wait, settle=settle)
         if updated.ok and updated.figures.get("changes"):  # the updated site is scanned, then the new baseline
             _report(scan_action.scan(config, args.site, after_update=True, wait=True, settle=settle))
         return _report(updated)
+    if args.verb == "settle":
+        return _report(recovery.settle(config, args.site, wait=args.wait))
     if args.verb == "scan":
         return _report(scan_action.scan(config, args.site, accept=args.accept, wait=args.wait, settle=settle))
     if args.verb == "init":

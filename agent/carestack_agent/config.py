@@ -194,6 +194,13 @@ class Jobs:
     update_timeout_seconds: int = key(
         integer(1), "an update's deadline: the plan's update window", plan=True, example=7200
     )
+    repository_stall_seconds: int = key(
+        integer(1),
+        "a restic command that makes no progress this long is stopped and the job fails naming the "
+        "repository's endpoint (the plan's limit, from the backup period)",
+        plan=True,
+        example=60,
+    )
     scan_timeout_seconds: int = key(integer(1), "a security scan's deadline", plan=True, example=3600)
 
 

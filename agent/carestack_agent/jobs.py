@@ -22,7 +22,7 @@ from . import exitcodes, restic_commands
 from .config import Config, Site
 from .hooks import kuma
 from .hooks.mariadb import DatabaseError
-from .journal import Journal
+from .journal import Journal, JournalError
 from .lock import LockBusy, SiteLock
 from .proc import Deadline
 from .restic import Restic, ResticError, with_retries
@@ -37,6 +37,7 @@ RESTIC_EXIT = {
     "auth": exitcodes.AUTH,
     "not_initialized": exitcodes.NOT_INITIALIZED,
     "timeout": exitcodes.TIMEOUT,
+    "stalled": exitcodes.UNAVAILABLE,
     "transient": exitcodes.UNAVAILABLE,
     "failed": exitcodes.FAILED,
 }
@@ -61,12 +62,26 @@ class Context:
     journal: Journal
     figures: dict[str, Any] = field(default_factory=dict)
     unclean: bool = True  # the site's previous job did not succeed: restic may have left a stale lock
+    # The job succeeded, yet its Kuma monitor must stay down: an earlier update was rolled back and nobody
+    # has dealt with it (the message says so). Kuma notifies only when a monitor changes state.
+    monitor_down: bool = False
     _unlocked: bool = False
 
     def retry(self, attempt: Callable[[], T], what: str) -> T:
         """`attempt` with retries of transient errors; a lock conflict first removes stale locks."""
         return with_retries(
-            attempt, settings=self.config.agent, deadline=self.deadline, what=what, on_locked=self.unlock_stale
+            attempt,
+            settings=self.config.agent,
+            deadline=self.deadline,
+            what=what,
+            on_locked=self.unlock_stale,
+            on_retry=self.note_retry,
+        )
+
+    def note_retry(self, what: str, wait: float, error: ResticError) -> None:
+        """Each retry goes into the run's figures (journal `end`): what failed, why, the wait before the next."""
+        self.figures.setdefault("retries", []).append(
+            {"what": what, "wait_seconds": round(wait, 3), "error": self.restic.redact(error.message)}
         )
 
     def note(self, event: str, **fields: Any) -> None:
@@ -86,6 +101,7 @@ class Context:
             settings=self.config.agent,
             deadline=self.deadline,
             what="unlock",
+            on_retry=self.note_retry,
         )
         self._unlocked = True
 
@@ -158,8 +174,11 @@ def run_job(
     try:
         ctx.unclean = not clean_marker.exists()
         clean_marker.unlink(missing_ok=True)  # a crash from here on leaves the site "unclean"
-        ctx.journal.append({**base, "event": "start", "pid": os.getpid()})
         started = time.monotonic()
+        try:
+            ctx.journal.append({**base, "event": "start", "pid": os.getpid()})
+        except JournalError as e:  # nothing runs that the journal cannot account for
+            return _unjournaled(config, ctx, f"{e}; the job did not run")
         log.info("%s %s: started (run %s)", job, site.id, ctx.run_id)
         try:
             if settle is not None:  # e.g. an update interrupted on this site is rolled back before anything else
@@ -183,33 +202,46 @@ def run_job(
         if ok:
             clean_marker.parent.mkdir(parents=True, exist_ok=True)
             clean_marker.touch()
-        ctx.journal.append(
-            {
-                **base,
-                "event": "end",
-                "result": "ok" if ok else "failed",
-                "exit_code": code,
-                "message": message,
-                "duration": round(duration, 3),
-                "figures": ctx.figures,
-            }
-        )
+        try:
+            ctx.journal.append(
+                {
+                    **base,
+                    "event": "end",
+                    "result": "ok" if ok else "failed",
+                    "exit_code": code,
+                    "message": message,
+                    "duration": round(duration, 3),
+                    "figures": ctx.figures,
+                }
+            )
+        except JournalError as e:  # `status` will show the run as interrupted: say why, and do not count it clean
+            clean_marker.unlink(missing_ok=True)
+            ok, code, message = False, exitcodes.FAILED, f"{message}; {e}"
         (log.info if ok else log.error)("%s %s: %s", job, site.id, message)
         if push:
+            up = ok and not ctx.monitor_down
             pushed = kuma.push(
                 site.push_base_url,
                 site.push_tokens_file,
                 job,
-                up=ok,
+                up=up,
                 msg=message if ok else f"{job} failed: {message}",
                 ping_ms=int(duration * 1000),
                 timeout=config.agent.push_timeout_seconds,
             )
             if pushed:
-                log.info("%s %s: heartbeat pushed (%s)", job, site.id, "up" if ok else "down")
+                log.info("%s %s: heartbeat pushed (%s)", job, site.id, "up" if up else "down")
         return JobResult(job, site.id, ok, message, code, ctx.run_id, duration, dict(ctx.figures))
     finally:
         lock.release()
+
+
+def _unjournaled(config: Config, ctx: Context, message: str) -> JobResult:
+    """A job refused because its `start` could not be journaled: said on stderr and to Kuma."""
+    log.error("%s %s: %s", ctx.job, ctx.site.id, message)
+    kuma.push(ctx.site.push_base_url, ctx.site.push_tokens_file, ctx.job, up=False, msg=f"{ctx.job} failed: {message}",
+              ping_ms=0, timeout=config.agent.push_timeout_seconds)  # fmt: skip
+    return JobResult(ctx.job, ctx.site.id, False, message, exitcodes.FAILED, ctx.run_id)
 
 
 def human_bytes(n: float) -> str:

@@ -11,6 +11,7 @@ were built without them.
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import json
 import os
@@ -21,6 +22,10 @@ from typing import Any
 
 JOURNAL = "journal.jsonl"
 ROTATE_BYTES = 8 * 1024 * 1024
+
+
+class JournalError(OSError):
+    """The journal could not take a line (disk full, read-only): nothing of the line was kept."""
 
 
 def now_iso() -> str:
@@ -43,8 +48,16 @@ class Journal:
                 os.close(fd)
                 fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
                 fcntl.flock(fd, fcntl.LOCK_EX)
-            os.write(fd, line)
-            os.fsync(fd)
+            size = os.fstat(fd).st_size
+            try:
+                view = memoryview(line)
+                while view:  # a full disk may take part of the line: write on until it refuses
+                    view = view[os.write(fd, view) :]
+                os.fsync(fd)
+            except OSError as e:
+                with contextlib.suppress(OSError):  # no torn line for the next writer to glue onto
+                    os.ftruncate(fd, size)
+                raise JournalError(f"journal {self.path}: cannot append a line ({e.strerror})") from e
         finally:
             os.close(fd)
         return record
@@ -63,7 +76,7 @@ class Journal:
                         yield record
 
     def last_results(self) -> dict[tuple[str, str], dict[str, Any]]:
-        """Per (site, job): the last start and the last end."""
+        """Per (site, job): the last start, end, busy and step (an update's) records."""
         out: dict[tuple[str, str], dict[str, Any]] = {}
         for rec in self.entries():
             site, job, event = rec.get("site"), rec.get("job"), rec.get("event")
@@ -76,4 +89,6 @@ class Journal:
                 slot["last_end"] = rec
             elif event == "busy":
                 slot["last_busy"] = rec
+            elif event == "step":
+                slot["last_step"] = rec
         return out

@@ -49,8 +49,11 @@ class SiteLock:
                     os.close(fd)
                     raise LockBusy(self.site, holder) from None
                 time.sleep(0.2)
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, json.dumps({"pid": os.getpid(), "job": self.job, "since": now_iso()}).encode(), 0)
+        try:  # who holds it, for the busy message only: a full disk must not stop the job here
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, json.dumps({"pid": os.getpid(), "job": self.job, "since": now_iso()}).encode(), 0)
+        except OSError:
+            pass
         self._fd = fd
 
     @staticmethod

@@ -15,17 +15,28 @@ Error classes decide what happens next:
   lock held by a live process is respected until the deadline
 - not_initialized: no repository at the location -> `carestack-agent init SITE`
 - timeout: the watchdog killed restic at the job's deadline
+- stalled: restic made no progress for the site's `repository_stall_seconds`
+  (an S3 endpoint that accepts connections and then answers nothing hangs
+  restic 0.14 for good): restic is stopped and the endpoint named, no retry
 - failed: anything else
+
+Progress is what restic reads (`rchar` of /proc/<pid>/io: file contents, the
+dump, S3's answers) and, for a backup, the figures of its `--json` status
+lines. Writes do not count: restic writes status lines while it waits, and a
+stalled S3 still accepts bytes into its socket buffers.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
 import re
+import signal
 import socket
 import subprocess
+import threading
 import time
 import urllib.parse
 from collections.abc import Callable, Sequence
@@ -34,7 +45,7 @@ from typing import Any, TypeVar
 
 from . import restic_commands
 from .config import AgentSettings, Site
-from .proc import Deadline, TailReader, Watchdog, spawn
+from .proc import KILL_GRACE_SECONDS, Deadline, TailReader, Watchdog, kill_group, spawn
 from .secrets import check_private, s3_environment
 
 log = logging.getLogger("carestack_agent.restic")
@@ -62,6 +73,8 @@ TRANSIENT = re.compile(
 )
 BACKEND_RETRY = re.compile(r"returned error, retrying after")
 LOCKED = re.compile(r"repository is already locked|unable to create lock in backend")
+# A pause in progress this share of the stall limit or longer is reported even when restic recovered.
+STALL_NOTICE_SHARE = 0.25
 
 
 class ResticError(Exception):
@@ -69,6 +82,77 @@ class ResticError(Exception):
         super().__init__(message)
         self.kind = kind
         self.message = message
+
+
+@dataclass(frozen=True)
+class Pause:
+    """A stretch without progress: when it began (time.monotonic()) and how long it lasted."""
+
+    began: float
+    seconds: float
+
+
+class ProgressWatch:
+    """Stops a restic process that makes no progress for `limit` seconds; keeps the pauses it saw.
+
+    A pause of at least `limit * STALL_NOTICE_SHARE` is recorded even when
+    progress resumed, so a job that rode out a stall can say so.
+    """
+
+    def __init__(self, proc: subprocess.Popen[bytes], limit: float) -> None:
+        self.proc = proc
+        self.limit = limit
+        self.notice = limit * STALL_NOTICE_SHARE
+        self.pauses: list[Pause] = []
+        self.fired = False
+        self.status: tuple[Any, ...] = ()  # the last status line's figures (set by the stdout reader)
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="stall-watch", daemon=True)
+
+    def __enter__(self) -> ProgressWatch:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._done.set()
+        self._thread.join()
+
+    def note_status(self, msg: dict[str, Any]) -> None:
+        self.status = (msg.get("files_done"), msg.get("bytes_done"), msg.get("total_bytes"))
+
+    def _read_bytes(self) -> int | None:
+        try:
+            with open(f"/proc/{self.proc.pid}/io", encoding="ascii") as f:
+                for line in f:
+                    if line.startswith("rchar:"):
+                        return int(line.split()[1])
+        except (OSError, ValueError):
+            pass
+        return None
+
+    def _run(self) -> None:
+        if self._read_bytes() is None:  # no /proc io for this process (not root, or gone): nothing to watch
+            log.debug("restic (pid %d): progress not observable, no stall limit", self.proc.pid)
+            return
+        tick = min(1.0, self.limit / 20)
+        last = (self._read_bytes(), self.status)
+        since = time.monotonic()
+        while not self._done.wait(tick):
+            now = time.monotonic()
+            current = (self._read_bytes(), self.status)
+            if current != last:
+                if now - since >= self.notice:
+                    self.pauses.append(Pause(since, now - since))
+                last, since = current, now
+            elif now - since >= self.limit:
+                self.fired = True
+                self.pauses.append(Pause(since, now - since))
+                kill_group(self.proc, signal.SIGINT)  # restic tries to remove its lock (S3 may not answer)
+                if self._done.wait(KILL_GRACE_SECONDS):
+                    return
+                if self.proc.poll() is None:
+                    kill_group(self.proc, signal.SIGKILL)
+                return
 
 
 @dataclass
@@ -81,6 +165,8 @@ class ResticResult:
     last_backend_error: str | None = None
     timed_out: bool = False
     duration: float = 0.0
+    stalled: bool = False  # stopped because it made no progress for the stall limit
+    pauses: list[Pause] = field(default_factory=list)  # pauses in progress worth reporting (the fatal one too)
 
     @property
     def snapshot_id(self) -> str | None:
@@ -160,11 +246,15 @@ class Restic:
         result = ResticResult(returncode=0)
 
         def on_stderr(line: str) -> None:
+            if line.startswith('{"message_type":"error"') and len(result.errors) < 100:
+                with contextlib.suppress(ValueError):  # restic 0.14 prints --json errors on stderr
+                    result.errors.append(json.loads(line))
             if BACKEND_RETRY.search(line) or TRANSIENT.search(line):
                 result.last_backend_error = line
 
         stderr = TailReader(proc.stderr, on_line=on_stderr)
-        with Watchdog(deadline, [proc]) as dog:
+        watch = ProgressWatch(proc, self.site.jobs.repository_stall_seconds)
+        with Watchdog(deadline, [proc]) as dog, watch:
             assert proc.stdout is not None
             for raw in proc.stdout:
                 line = raw.strip()
@@ -176,7 +266,9 @@ class Restic:
                     continue
                 if isinstance(msg, dict) and "message_type" in msg:
                     kind = msg["message_type"]
-                    if kind == "summary":
+                    if kind == "status":
+                        watch.note_status(msg)
+                    elif kind == "summary":
                         result.summary = msg
                     elif kind == "error" and len(result.errors) < 100:
                         result.errors.append(msg)
@@ -184,12 +276,18 @@ class Restic:
                 result.documents.append(msg)
             result.returncode = proc.wait()
             result.timed_out = dog.fired
+        result.stalled = watch.fired and not result.timed_out
+        result.pauses = list(watch.pauses)
         result.stderr = [self.redact(x) for x in stderr.join(timeout=5)]
         if result.last_backend_error:
             result.last_backend_error = self.redact(result.last_backend_error)
         result.duration = time.monotonic() - started
         log.debug("restic %s: exit %s after %.2fs%s", args[0], result.returncode, result.duration,
-                  " (watchdog)" if result.timed_out else "")  # fmt: skip
+                  " (watchdog)" if result.timed_out else " (stalled)" if result.stalled else "")  # fmt: skip
+        for pause in result.pauses:
+            fatal = result.stalled and pause is result.pauses[-1]
+            log.warning("restic %s: %s made no progress for %.0f s%s", args[0], endpoint_name(self.site.repository),
+                        pause.seconds, "" if fatal else " (then recovered)")  # fmt: skip
         if result.returncode != 0:
             for tail in result.stderr[-5:]:
                 log.debug("restic %s: stderr: %s", args[0], tail)
@@ -208,6 +306,8 @@ class Restic:
             else:
                 why = ""
             return ResticError("timeout", f"restic {what} killed by the watchdog at the job's deadline{why}")
+        if result.stalled:
+            return ResticError("stalled", stall_message(self.site, what, result.pauses[-1].seconds))
         for pattern, message in AUTH_PATTERNS:
             if pattern.search(text):
                 return ResticError("auth", f"restic {what}: {message}")
@@ -228,11 +328,41 @@ class Restic:
             )
         return ResticError("failed", f"restic {what} failed (exit {result.returncode}): {_short(detail)}")
 
+    def stall_note(self, result: ResticResult, figures: dict[str, Any]) -> str:
+        """ "; S3 endpoint ... stalled 1x (longest 14 s) and recovered" for a command that rode out pauses, else "".
+
+        The job's figures get `stalls` and `longest_stall_seconds` either way.
+        """
+        seconds = [p.seconds for p in result.pauses]
+        figures["stalls"] = len(seconds)
+        figures["longest_stall_seconds"] = round(max(seconds), 1) if seconds else 0
+        if not seconds:
+            return ""
+        where = endpoint_name(self.site.repository)
+        return f"; {where} stalled {len(seconds)}x (longest {max(seconds):.0f} s) and recovered"
+
     def snapshots(self, deadline: Deadline) -> list[dict[str, Any]]:
         """The site's snapshots, as restic's JSON objects."""
         result = self.run(restic_commands.snapshots(self.site.id), deadline, what="snapshots")
         docs = result.documents[-1] if result.documents else []
         return [s for s in docs if isinstance(s, dict)] if isinstance(docs, list) else []
+
+
+def endpoint_name(repository: str) -> str:
+    """What a message calls the repository's endpoint: "S3 endpoint host:port (bucket b)" or the local path."""
+    if not repository.startswith("s3:"):
+        return f"repository {repository}"
+    parts = urllib.parse.urlsplit(repository[3:])
+    bucket = parts.path.strip("/").split("/", 1)[0]
+    where = f"{parts.hostname}:{parts.port}" if parts.port else str(parts.hostname)  # never user:password@
+    return f"S3 endpoint {where}" + (f" (bucket {bucket})" if bucket else "")
+
+
+def stall_message(site: Site, what: str, seconds: float) -> str:
+    return (
+        f"restic {what}: {endpoint_name(site.repository)} stalled: no progress for {seconds:.0f} s "
+        f"(limit {site.jobs.repository_stall_seconds} s), restic stopped"
+    )
 
 
 def probe_endpoint(repository: str, timeout: float = 2.0) -> str | None:
@@ -278,8 +408,12 @@ def with_retries(
     what: str,
     sleep: Callable[[float], None] = time.sleep,
     on_locked: Callable[[], object] | None = None,
+    on_retry: Callable[[str, float, ResticError], object] | None = None,
 ) -> T:
-    """Run `attempt`, retrying transient (and locked) ResticErrors with exponential backoff inside the deadline."""
+    """Run `attempt`, retrying transient (and locked) ResticErrors with exponential backoff inside the deadline.
+
+    `on_retry(what, wait, error)` hears each retry before its wait (the job's figures record them).
+    """
     delay = settings.retry_backoff_seconds
     unlocked = False
     for n in range(settings.retries + 1):
@@ -296,6 +430,8 @@ def with_retries(
             if wait <= 0:
                 raise
             log.warning("%s: %s; retry %d/%d in %.1fs", what, e.message, n + 1, settings.retries, wait)
+            if on_retry is not None:
+                on_retry(what, wait, e)
             sleep(wait)
             delay *= 2
     raise AssertionError("unreachable")

@@ -13,6 +13,12 @@ from pathlib import Path
 
 from .config import KEEP_KEYS, Retention
 
+# A backup's snapshot is written tagged INCOMPLETE; only once everything in it
+# succeeded (files, every dump, restic's exit) is the tag swapped for COMPLETE.
+# Restores and retention look at complete snapshots only (see snapshots.py).
+COMPLETE = "complete"
+INCOMPLETE = "incomplete"
+
 
 def site_tag(site_id: str) -> str:
     """The tag every snapshot of a site carries; forget, snapshots and restores select by it."""
@@ -29,8 +35,9 @@ def backup(
     owner_tag: str | None = None,
     exclude: Iterable[str] = (),
 ) -> list[str]:
-    """A backup of the paths, tagged with the site, the reason, the database and the files' owner."""
-    args = ["backup", "--host", host, "--tag", site_tag(site_id), "--tag", f"reason:{reason}"]
+    """A backup of the paths, tagged with the site, the reason, the database and the files' owner; incomplete
+    until `mark_complete`."""
+    args = ["backup", "--host", host, "--tag", site_tag(site_id), "--tag", f"reason:{reason}", "--tag", INCOMPLETE]
     if database is not None:
         args += ["--tag", f"db:{database}"]
     if owner_tag is not None:
@@ -51,8 +58,32 @@ def keep_flags(retention: Retention) -> list[str]:
 
 
 def forget_by_retention(site_id: str, retention: Retention) -> list[str]:
-    """Forget the site's snapshots the retention does not keep (all hosts and paths in one group)."""
-    return ["forget", "--tag", site_tag(site_id), "--group-by", "", *keep_flags(retention)]
+    """Forget the site's complete snapshots the retention does not keep (all hosts and paths in one group).
+
+    Only complete snapshots are counted (and forgotten) here: an incomplete one
+    never takes the place of a good one; `forget_incomplete` removes those.
+    """
+    return ["forget", "--tag", f"{site_tag(site_id)},{COMPLETE}", "--group-by", "", *keep_flags(retention)]
+
+
+def forget_incomplete(site_id: str) -> list[str]:
+    """Forget every incomplete snapshot of the site (keep-tag with a tag they lack: none is kept)."""
+    return ["forget", "--tag", f"{site_tag(site_id)},{INCOMPLETE}", "--group-by", "", "--keep-tag", COMPLETE]
+
+
+def mark_complete(snapshot_id: str) -> list[str]:
+    """Swap the snapshot's incomplete tag for complete (restic writes it anew under another id)."""
+    return ["tag", "--remove", INCOMPLETE, "--add", COMPLETE, snapshot_id]
+
+
+def mark(snapshot_ids: Sequence[str], *, complete: bool) -> list[str]:
+    """Tag snapshots made before the complete tag existed as complete or incomplete (new ids)."""
+    return ["tag", "--add", COMPLETE if complete else INCOMPLETE, *snapshot_ids]
+
+
+def ls(snapshot_id: str, dirs: Sequence[Path]) -> list[str]:
+    """The nodes of a snapshot at the given paths and directly below them (JSON lines)."""
+    return ["ls", snapshot_id, *[str(d) for d in dirs]]
 
 
 def forget_snapshot(snapshot_id: str) -> list[str]:

@@ -8,7 +8,7 @@ Choices that are not tier numbers:
 - SSE-S3 (AES256) rather than aws:kms: the data is already encrypted by restic
   before it leaves the server, and a KMS key would need kms:* grants the shared
   restic policy (and the lab's S3) don't have.
-- Object lock in COMPLIANCE mode, as in the lab (see `infra.lab.s3`): a locked
+- Object lock in COMPLIANCE mode, as in the lab (see `lab.s3`): a locked
   backup survives even the agency's own stolen admin keys.
 - Deletes only add delete markers (versioning); noncurrent versions expire after
   `plan.storage.noncurrent_version_days`, which the plan makes outlive the

@@ -39,7 +39,7 @@ sys.path.insert(0, str(ROOT / "agent"))
 from carestack_agent import config as agent_config  # noqa: E402
 
 from infra.agent_config import dumps  # noqa: E402
-from infra.lab import s3 as lab_s3  # noqa: E402
+from lab import s3 as lab_s3  # noqa: E402
 
 RESTIC = shutil.which("restic") or "/usr/bin/restic"
 PASSWORD = "correct horse battery staple"
@@ -49,6 +49,7 @@ PLAN_RETENTION = {f"keep_{k}": 0 for k in ("last", "hourly", "daily", "weekly", 
 PLAN_JOBS = {
     "backup_timeout_seconds": 3600, "check_timeout_seconds": 3600, "prune_timeout_seconds": 3600,
     "restore_timeout_seconds": 3600, "check_read_data_subsets": 1, "update_timeout_seconds": 3600,
+    "repository_stall_seconds": 300,
     "scan_timeout_seconds": 3600,
 }  # fmt: skip
 PLAN_UPDATES = {"providers": [], "apt_policy": "security", "wordpress_policy": "minor", "rollback": True,
@@ -369,7 +370,8 @@ class Site:
         write_secret(self.dir / "secrets/s3.env", self.creds.env_text())
         if self.push is not None:
             write_secret(
-                self.dir / "secrets/push.env", "BACKUP=tok-backup-123\nCHECK=tok-check-456\nPRUNE=tok-prune-789\n"
+                self.dir / "secrets/push.env",
+                "BACKUP=tok-backup-123\nCHECK=tok-check-456\nPRUNE=tok-prune-789\nUPDATE=tok-update-012\n",
             )
         self.config_path.write_text(self.render())
         return self.config_path

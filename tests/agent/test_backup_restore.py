@@ -58,7 +58,7 @@ def test_two_snapshots_restore_files_and_rows_as_they_were(
     snaps = json.loads(site.restic("snapshots", "--json").stdout)
     assert len(snaps) == 2
     for s, reason in zip(sorted(snaps, key=lambda s: s["time"]), ("scheduled", "manual"), strict=True):
-        assert set(s["tags"]) == {f"site:{site.id}", f"reason:{reason}", f"db:{site.db_name}", "owner:0:0"}
+        assert set(s["tags"]) == {f"site:{site.id}", f"reason:{reason}", f"db:{site.db_name}", "owner:0:0", "complete"}
         assert s["hostname"] == "test-host"
         assert str(site.root) in s["paths"] and len(s["paths"]) == 2
     listing = site.restic("ls", snap_1).stdout

@@ -55,6 +55,7 @@ prune_timeout_seconds = 1800
 restore_timeout_seconds = 5400
 check_read_data_subsets = 4
 update_timeout_seconds = 7200
+repository_stall_seconds = 60
 scan_timeout_seconds = 3600
 
 [sites.bakery-www.updates]
@@ -71,6 +72,7 @@ PLAN_KEYS = {
     *(f"sites.bakery-www.retention.keep_{k}" for k in ("last", "hourly", "daily", "weekly", "monthly", "yearly")),
     *(f"sites.bakery-www.jobs.{j}_timeout_seconds" for j in ("backup", "check", "prune", "restore", "update", "scan")),
     "sites.bakery-www.jobs.check_read_data_subsets",
+    "sites.bakery-www.jobs.repository_stall_seconds",
     *(f"sites.bakery-www.updates.{k}" for k in ("providers", "apt_policy", "wordpress_policy", "rollback")),
     "sites.bakery-www.updates.probe_slowdown_limit",
 }
@@ -137,7 +139,7 @@ def test_a_missing_table_of_plan_values_names_each_key_it_lacks() -> None:
         f"sites.bakery-www.jobs.{k}: is required"
         for k in ("backup_timeout_seconds", "check_timeout_seconds", "prune_timeout_seconds",
                   "restore_timeout_seconds", "check_read_data_subsets", "update_timeout_seconds",
-                  "scan_timeout_seconds")
+                  "repository_stall_seconds", "scan_timeout_seconds")
     ]  # fmt: skip
 
 

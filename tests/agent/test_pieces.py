@@ -15,7 +15,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from carestack_agent.actions.restore import RestoreOptions, choose_snapshot, parse_time, split_paths
+from carestack_agent import snapshots
+from carestack_agent.actions.restore import RestoreOptions, candidates, choose_snapshot, parse_time, split_paths
 from carestack_agent.config import parse
 from carestack_agent.hooks import kuma
 from carestack_agent.jobs import JobFailed
@@ -186,10 +187,35 @@ def test_choose_snapshot_by_id_before_time_or_latest() -> None:
     assert choose_snapshot(snaps, RestoreOptions())["id"].startswith("c")
     assert choose_snapshot(snaps, RestoreOptions(snapshot="bbbb"))["id"].startswith("b")
     assert choose_snapshot(snaps, RestoreOptions(before=parse_time("2024-01-02T12:00:00+00:00")))["id"].startswith("b")
-    with pytest.raises(JobFailed, match="no snapshot of this site taken before"):
+    with pytest.raises(JobFailed, match="no complete snapshot of this site taken before"):
         choose_snapshot(snaps, RestoreOptions(before=parse_time("2023-12-31T00:00:00+00:00")))
     with pytest.raises(JobFailed, match="not found"):
         choose_snapshot(snaps, RestoreOptions(snapshot="dddd"))
+
+
+def test_only_complete_or_pre_tag_snapshots_are_candidates_and_a_named_incomplete_one_is_refused() -> None:
+    done, failed = _snap("a", "2024-01-01T10:00:00Z"), _snap("c", "2024-01-03T10:00:00Z")
+    old = _snap("b", "2024-01-02T10:00:00Z")
+    done["tags"] += ["complete"]
+    failed["tags"] += ["incomplete"]
+    assert [s["id"][0] for s in candidates([done, failed, old], RestoreOptions())] == ["b", "a"]
+    with pytest.raises(JobFailed, match=r"snapshot cccccccc is incomplete .*: not restored; nothing was changed"):
+        candidates([done, failed], RestoreOptions(snapshot="ccc"))
+    with pytest.raises(JobFailed, match=r"no complete snapshot of this site in the repository \(1 incomplete\)"):
+        candidates([failed], RestoreOptions())
+
+
+def test_a_snapshots_parts_and_what_its_listing_lacks() -> None:
+    snap = {"tags": ["site:shop", "db:shop_db"], "paths": ["/srv/www/shop", "/var/lib/carestack/dump/shop"]}
+    parts = snapshots.parts_of(snap)
+    assert parts.dump_file == Path("/var/lib/carestack/dump/shop/shop_db.sql")
+    listed = {Path("/srv/www/shop"), Path("/var/lib/carestack/dump/shop")}
+    assert snapshots.missing_parts(parts, listed) == ["the database dump /var/lib/carestack/dump/shop/shop_db.sql"]
+    assert snapshots.missing_parts(parts, listed, database=False) == []
+    assert snapshots.missing_parts(parts, {Path("/var/lib/carestack/dump/shop/shop_db.sql")}) == ["files /srv/www/shop"]
+    rewritten = {"id": "f" * 64, "short_id": "ffffffff", "original": "1" * 64, "tags": ["complete"]}
+    assert snapshots.find_rewritten([snap, rewritten], "11111111") is rewritten
+    assert snapshots.is_legacy(snap) and snapshots.is_complete(rewritten) and not snapshots.is_legacy(rewritten)
 
 
 def test_split_paths_finds_the_dump_mount() -> None:

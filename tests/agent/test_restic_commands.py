@@ -21,7 +21,8 @@ def test_a_backup_tags_site_reason_database_and_owner_and_lists_excludes_before_
     )
     assert args == [
         "backup", "--host", "shared-1",
-        "--tag", "site:bakery-www", "--tag", "reason:pre-update", "--tag", "db:bakery_www", "--tag", "owner:1001:1001",
+        "--tag", "site:bakery-www", "--tag", "reason:pre-update", "--tag", "incomplete",
+        "--tag", "db:bakery_www", "--tag", "owner:1001:1001",
         "--exclude", "*.log", "--exclude", "cache/",
         "/srv/www/bakery-www", "/var/lib/carestack/dump/bakery-www",
     ]  # fmt: skip
@@ -29,7 +30,9 @@ def test_a_backup_tags_site_reason_database_and_owner_and_lists_excludes_before_
 
 def test_a_backup_without_database_or_owner_has_no_such_tags() -> None:
     args = rc.backup(host="h", site_id="s", reason="scheduled", paths=[Path("/srv/s")])
-    assert args == ["backup", "--host", "h", "--tag", "site:s", "--tag", "reason:scheduled", "/srv/s"]
+    assert args == [
+        "backup", "--host", "h", "--tag", "site:s", "--tag", "reason:scheduled", "--tag", "incomplete", "/srv/s",
+    ]  # fmt: skip
 
 
 def test_forget_keeps_only_the_kinds_the_retention_keeps_in_restics_order() -> None:
@@ -40,8 +43,14 @@ def test_forget_keeps_only_the_kinds_the_retention_keeps_in_restics_order() -> N
         "--keep-last", "3", "--keep-hourly", "24", "--keep-daily", "7", "--keep-yearly", "2",
     ]  # fmt: skip
     assert rc.forget_by_retention("bakery-www", Retention(**plan | {"keep_weekly": 4})) == [
-        "forget", "--tag", "site:bakery-www", "--group-by", "", "--keep-weekly", "4",
+        "forget", "--tag", "site:bakery-www,complete", "--group-by", "", "--keep-weekly", "4",
     ]  # fmt: skip
+    # incomplete snapshots: all of them (none carries the tag kept), never counted by the keep rules above
+    assert rc.forget_incomplete("s") == [
+        "forget", "--tag", "site:s,incomplete", "--group-by", "", "--keep-tag", "complete",
+    ]  # fmt: skip
+    assert rc.mark_complete("ab12") == ["tag", "--remove", "incomplete", "--add", "complete", "ab12"]
+    assert rc.mark(["a", "b"], complete=False) == ["tag", "--add", "incomplete", "a", "b"]
     assert rc.forget_snapshot("ab12cd34") == ["forget", "ab12cd34"]
 
 
@@ -62,6 +71,7 @@ def test_restore_snapshots_and_dump_select_what_they_name() -> None:
     ]  # fmt: skip
     assert rc.restore("ab12", Path("/tmp/t")) == ["restore", "ab12", "--target", "/tmp/t"]
     assert rc.snapshots("bakery-www") == ["snapshots", "--tag", "site:bakery-www"]
+    assert rc.ls("ab12", [Path("/srv/x"), Path("/d/x")]) == ["ls", "ab12", "/srv/x", "/d/x"]
     assert rc.dump("ab12", "/var/lib/carestack/dump/s/db.sql") == ["dump", "ab12", "/var/lib/carestack/dump/s/db.sql"]
 
 

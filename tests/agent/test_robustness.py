@@ -171,7 +171,8 @@ def test_s3_down_mid_run_fails_clearly_pushes_down_and_next_run_succeeds(make_si
     assert push.requests[-1].startswith("/api/push/tok-backup-123?status=down&msg=backup+failed")
 
     proxy.start()  # S3 is back
-    ok = backup(cfg, site.id)
+    site.jobs = {}  # the plan's deadline: the short one was there to cut the first run
+    ok = backup(site.config(), site.id)
     assert ok.ok, ok.message
     assert push.requests[-1].startswith("/api/push/tok-backup-123?status=up")
     assert "no errors were found" in site.restic("check").stdout
@@ -187,6 +188,14 @@ def test_s3_unreachable_at_start_is_retried_with_backoff(make_site, s3: S3) -> N
     result = backup(cfg, site.id)
     assert result.ok, result.message
     proxy.stop()
+    retries = result.figures["retries"]
+    # the job's first restic command (unlock: the site has no successful job yet) met the outage
+    assert [r["what"] for r in retries] == ["unlock"] * len(retries)
+    assert 2 <= len(retries) <= 3  # 0.5 s, 1 s (1.5 s so far), maybe 2 s more on a slow start
+    assert [r["wait_seconds"] for r in retries] == [0.5 * 2**i for i in range(len(retries))]  # doubling backoff
+    assert all("repository unreachable or busy" in r["error"] and "connection refused" in r["error"] for r in retries)
+    end = [e for e in Journal(site.state_dir).entries() if e.get("event") == "end"][-1]
+    assert end["figures"]["retries"] == retries  # the journal keeps the attempts with the result
 
 
 def test_wrong_password_or_keys_fail_fast_with_a_clear_error_and_no_secret(make_site) -> None:

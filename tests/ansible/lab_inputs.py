@@ -10,9 +10,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from infra.ansible_vars import Client, ClientSecrets, Realization
-from infra.lab.onboard import realization, sync_monitors
-from infra.lab.placement import PlacedClient
-from infra.lab.state import LabState
+from lab.onboard import realization, sync_monitors
+from lab.placement import PlacedClient
+from lab.state import LabState
 
 
 def lab_clients(lab: LabState, servers: Sequence[str]) -> list[Client]:

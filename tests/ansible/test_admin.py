@@ -7,7 +7,7 @@ import subprocess
 import pytest
 
 from infra.ansible_vars import ADMIN_USER
-from infra.lab.state import LabState
+from lab.state import LabState
 
 pytestmark = pytest.mark.lab
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 import pytest
 
 from infra.configure import converge
-from infra.lab.state import LabState
+from lab.state import LabState
 from tests.ansible.lab_inputs import lab_clients, lab_realization, secret_values
 
 pytestmark = pytest.mark.lab

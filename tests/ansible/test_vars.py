@@ -113,6 +113,7 @@ def test_assembled_agent_config_passes_the_agents_validator_and_holds_the_plans_
             assert {f"keep_{k}": v for k, v in c.plan.backup.keep.items()}.items() <= vars(got.retention).items()
             assert got.jobs.backup_timeout_seconds == site.job("backup").timeout_seconds
             assert got.jobs.check_read_data_subsets == c.plan.backup.check_read_data_subsets
+            assert got.jobs.repository_stall_seconds == c.plan.backup.stall_seconds
             assert got.push_base_url == PUSH
             assert str(got.password_file) == agent_config.password_file(c.plan.client.id)
 

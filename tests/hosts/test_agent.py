@@ -86,6 +86,19 @@ def test_scheduled_jobs_run_the_agents_verb_at_low_priority(server: Server) -> N
             assert int(shown.split("CPUWeight=")[1].split()[0]) < 100, shown
 
 
+def test_a_failed_job_and_every_boot_start_the_sites_settle_run(server: Server) -> None:
+    """A crashed or killed job is settled at once (OnFailure=), a run a power loss cut short after the boot."""
+    for _, site in server.sites:
+        settle = f"carestack-settle@{site.id}.service"
+        for job in site.jobs:
+            shown = server.run_ok("systemctl show -p OnFailure %s", f"carestack-{job.name}@{site.id}.service")
+            assert shown.strip() == f"OnFailure={settle}", shown
+        assert f"carestack-agent settle {site.id} " in server.run_ok("systemctl show -p ExecStart %s", settle)
+        timer = f"carestack-settle@{site.id}.timer"
+        assert "\nOnBootSec=" in server.run_ok("systemctl cat %s", timer)
+        assert "UnitFileState=enabled" in server.run_ok("systemctl show -p UnitFileState %s", timer)
+
+
 def test_each_sites_repository_is_initialized(server: Server) -> None:
     for _, site in server.sites:
         assert "already initialized" in server.run_ok("carestack-agent init %s", site.id)

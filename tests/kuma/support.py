@@ -8,7 +8,7 @@ import datetime
 import socket
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import replace
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -16,9 +16,8 @@ from typing import Any
 
 import yaml
 
-from infra.kuma import KEY_TAG, MIN_INTERVAL_SECONDS, is_owned
 from infra.kuma_client import KumaSession
-from infra.lab.alert_receiver import Alert
+from infra.monitors import KEY_TAG, MIN_INTERVAL_SECONDS, is_owned
 from infra.plan import CarePlan, MonitoringPlan, build_plan
 from infra.spec import STACKS_DIR, ClientSpec, carestack_config, parse_stack
 
@@ -65,16 +64,28 @@ def fast_monitoring(monitoring: MonitoringPlan, timeout_seconds: int = 5) -> Mon
     )
 
 
-def first_alert(alerts: Iterable[Alert], client_id: str, monitor: str, status: str, after: float) -> Alert | None:
-    """The first notification about `monitor` of the client with `status` received at or after `after`."""
-    return next(
-        (
-            a
-            for a in alerts
-            if (a.client, a.monitor, a.status) == (client_id, monitor, status) and a.received_at >= after
-        ),
-        None,
-    )
+def add_by_hand(session: KumaSession, **fields: Any) -> int:
+    """A monitor someone made in Kuma's own UI, not through carestack (raw `add`, as the UI sends it); its id."""
+    record: dict[str, Any] = {
+        "method": "GET",
+        "maxredirects": 10,
+        "accepted_statuscodes": ["200-299"],
+        "notificationIDList": {},
+        "retryInterval": 60,
+        "maxretries": 0,
+        "resendInterval": 0,
+        "timeout": 48,
+        "upsideDown": False,
+        "ignoreTls": False,
+        "expiryNotification": False,
+        "invertKeyword": False,
+        **fields,
+    }
+    if session.version.conditions:
+        record["conditions"] = []
+    answer = session.api.sio.call("add", record, timeout=60)
+    assert answer["ok"], answer
+    return int(answer["monitorID"])
 
 
 def loopback(plan: CarePlan) -> dict[str, str]:

@@ -19,9 +19,8 @@ pytestmark = pytest.mark.kuma
 
 
 @pytest.fixture(autouse=True)
-def no_lab(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Whatever lab runs on this machine, these tests don't fall back on it."""
-    monkeypatch.setenv("CARESTACK_LAB_DIR", str(tmp_path / "no-lab"))
+def no_kuma_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Kuma comes from each test's own options, never from the caller's environment."""
     for name in ("CARESTACK_KUMA_URL", "CARESTACK_KUMA_USERNAME", "CARESTACK_KUMA_PASSWORD"):
         monkeypatch.delenv(name, raising=False)
 
@@ -50,8 +49,9 @@ def test_sync_prints_changes_and_writes_tokens_to_a_private_file(
     assert main([*args, "--dry-run"]) == 0
     planned = capsys.readouterr().out
     assert "+ monitor cli-web · /projects/: keyword, every 60s" in planned
-    summary = planned.rstrip().splitlines()[-1]  # 12 monitors, 3 notifications, the window, the status page
-    assert summary.startswith("cli: would create 17, update ") and summary.endswith(", delete 0")
+    # 12 monitors, 4 notifications (3 to the client's contacts, 1 to the agency), the window, the status page
+    summary = planned.rstrip().splitlines()[-1]
+    assert summary.startswith("cli: would create 18, update ") and summary.endswith(", delete 0")
     assert "+ status page carestack-cli: 2 sections, 12 monitors" in planned
 
     assert main([*args, "--push-tokens-out", str(tokens_file)]) == 0

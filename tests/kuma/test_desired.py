@@ -8,8 +8,15 @@ from pathlib import Path
 
 import pytest
 
-from infra.alerting import AlertingConfig, AlertingError, lab_alerting, load_alerting
-from infra.kuma import KumaPlanError, desired_state, nothing_desired
+from infra.alerting import (
+    PLAIN_EMAIL_BODY,
+    PLAIN_EMAIL_SUBJECT,
+    AlertingConfig,
+    AlertingError,
+    load_alerting,
+)
+from infra.monitors import KumaPlanError, desired_state, nothing_desired
+from lab.services import lab_alerting
 from tests.kuma.support import client_plan, write_yaml
 
 RECEIVER = "http://127.0.0.1:9099/alert"
@@ -123,6 +130,7 @@ def test_agency_channels_become_kuma_providers(tmp_path: Path, monkeypatch: pyte
                     "settings": {"smseagleUrl": "https://sms.agency.example", "smseagleRecipientType": "smseagle-to"},
                     "secret_env": {"smseagleToken": "TEST_SMS_TOKEN"},
                 },
+                "agency": {"email": "oncall@agency.example", "webhook": "https://chat.agency.example/hook"},
             },
         )
     )
@@ -137,11 +145,19 @@ def test_agency_channels_become_kuma_providers(tmp_path: Path, monkeypatch: pyte
     erik, on_call = plan.client.contacts
     email = notifications[f"carestack studio · email · {erik.name}"]
     assert (email["type"], email["smtpTo"], email["smtpPassword"]) == ("smtp", erik.email, "smtp-secret")
+    assert email["customSubject"] == PLAIN_EMAIL_SUBJECT and email["customBody"] == PLAIN_EMAIL_BODY
     sms = notifications[f"carestack studio · sms · {erik.name}"]
     assert (sms["type"], sms["smseagleRecipient"], sms["smseagleToken"]) == ("SMSEagle", erik.phone, "sms-secret")
     hook = notifications[f"carestack studio · webhook · {on_call.name}"]
-    assert (hook["type"], hook["webhookURL"]) == ("webhook", on_call.webhook)
-    assert len(notifications) == 3  # no e-mail for the on-call contact, no webhook for Erik
+    assert (hook["type"], hook["webhookURL"], hook["webhookContentType"]) == ("webhook", on_call.webhook, "custom")
+    agency_mail = notifications["carestack studio · agency · email"]
+    assert (agency_mail["smtpTo"], "customSubject" in agency_mail) == ("oncall@agency.example", False)
+    agency_hook = notifications["carestack studio · agency · webhook"]
+    assert (agency_hook["webhookURL"], agency_hook["webhookContentType"]) == (
+        "https://chat.agency.example/hook",
+        "json",
+    )
+    assert len(notifications) == 5  # no e-mail for the on-call contact, no webhook for Erik, no SMS for the agency
     assert all(fields["isDefault"] is False for fields in notifications.values())
 
 
@@ -152,7 +168,40 @@ def test_the_lab_sends_every_channel_to_the_receiver() -> None:
         f"{RECEIVER}?client=studio&channel=email&to=Erik+Lindqvist",
         f"{RECEIVER}?client=studio&channel=sms&to=Erik+Lindqvist",
         f"{RECEIVER}?client=studio&channel=webhook&to=Studio+on-call",
+        f"{RECEIVER}?client=studio&channel=webhook&to=agency",
     }
+
+
+def test_job_heartbeats_alert_the_agency_only_and_site_checks_the_clients_contacts_too() -> None:
+    plan = client_plan("studio", "studio")
+    desired = desired_state(plan, lab_alerting(RECEIVER))
+    agency = {"carestack studio · agency · webhook"}
+    contacts = {
+        "carestack studio · email · Erik Lindqvist",
+        "carestack studio · sms · Erik Lindqvist",
+        "carestack studio · webhook · Studio on-call",
+    }
+    pushes = [m for m in desired.monitors if m.job]
+    pages = [m for m in desired.monitors if not m.job]
+    assert len(pushes) == 10 and len(pages) == 4  # two sites, five jobs each (scan included)
+    assert all(set(m.notifications) == agency for m in pushes)
+    assert all(set(m.notifications) == contacts | agency for m in pages)
+    plain = {n.name: n.fields for n in desired.notifications}
+    assert {name for name, fields in plain.items() if fields["webhookContentType"] == "custom"} == contacts
+
+
+def test_without_an_agency_recipient_the_sync_refuses_and_says_what_to_add(tmp_path: Path) -> None:
+    config = load_alerting(
+        write_yaml(tmp_path / "alerting.yaml", {"email": {"host": "smtp.x", "port": 25, "from": "a@x"}})
+    )
+    with pytest.raises(KumaPlanError, match=r"alerting: no agency section: .*give agency: \{email, phone or webhook\}"):
+        desired_state(client_plan("bakery", "bakery"), config)
+
+
+def test_an_agency_section_without_any_address_is_refused(tmp_path: Path) -> None:
+    path = write_yaml(tmp_path / "alerting.yaml", {"agency": {"name": "Ops"}})
+    with pytest.raises(AlertingError, match="agency: give at least one of email, phone, webhook"):
+        load_alerting(path)
 
 
 def test_unknown_sms_provider_is_named(tmp_path: Path) -> None:

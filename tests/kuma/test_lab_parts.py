@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from infra.lab import alert_receiver, kuma_server
+from lab import alert_receiver, kuma_server
 from tests.kuma.conftest import BRIDGE_STAND_IN, Kuma
 from tests.kuma.support import free_port
 

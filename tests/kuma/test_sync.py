@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 from uptime_kuma_api import MonitorType
 
-from infra.alerting import lab_alerting
-from infra.kuma import (
+from infra.kuma_client import KumaError, KumaLogin, KumaSession, connect
+from infra.monitors import (
     KEY_TAG,
     OWNER_TAG,
     Change,
@@ -21,10 +21,10 @@ from infra.kuma import (
     status_page_slug,
     sync,
 )
-from infra.kuma_client import KumaError, KumaLogin, KumaSession, connect
 from infra.plan import CarePlan
+from lab.services import lab_alerting
 from tests.kuma.conftest import Kuma, Receiver
-from tests.kuma.support import client_plan, loopback, owned, snapshot
+from tests.kuma.support import add_by_hand, client_plan, loopback, owned, snapshot
 
 pytestmark = pytest.mark.kuma
 
@@ -46,6 +46,16 @@ def run_sync(
 def state(kuma: Kuma, client_id: str) -> dict[str, dict[str, Any]]:
     with connect(kuma.login) as session:
         return owned(session, client_id)
+
+
+def save_page_by_hand(
+    session: KumaSession, slug: str, settings: Mapping[str, Any], groups: list[dict[str, Any]]
+) -> None:
+    """What the agency does in Kuma's status page editor: change settings, list monitors."""
+    page = session.status_page(slug)
+    assert page is not None
+    config = {k: v for k, v in page.items() if k != "publicGroupList"}
+    session.save_status_page(slug, {**config, **settings}, groups)
 
 
 def listing(session: KumaSession, client_id: str) -> list[tuple[str, list[int]]] | None:
@@ -105,15 +115,23 @@ def test_sync_from_empty_creates_the_plan(kuma: Kuma, receiver: Receiver) -> Non
 
     with connect(kuma.login) as session:
         notifications = {n["id"]: n for n in session.notifications() if n["name"].startswith("carestack fresh · ")}
-        expected = {
+        contacts = {
             f"carestack fresh · {channel} · {contact.name}"
             for channel in mon.channels
             for contact in plan.client.contacts
             if {"email": contact.email, "sms": contact.phone, "webhook": contact.webhook}[channel]
         }
-        assert {n["name"] for n in notifications.values()} == expected
+        agency = {"carestack fresh · agency · webhook"}
+        assert {n["name"] for n in notifications.values()} == contacts | agency
         assert all(n["webhookURL"].startswith(receiver.url) for n in notifications.values())
-        assert all(sorted(m["notificationIDList"]) == sorted(notifications) for m in monitors.values())
+        by_name = {n["name"]: n["id"] for n in notifications.values()}
+
+        def attached(key: str) -> set[str]:
+            return {name for name, i in by_name.items() if i in monitors[key]["notificationIDList"]}
+
+        # Site checks alert the client's contacts and the agency; job heartbeats the agency only.
+        assert all(attached(f"{s.id} page {c.path}") == contacts | agency for s, c in pages)
+        assert all(attached(f"{s.id} job {j.name}") == agency for s, j in jobs)
         window = next(w for w in session.maintenances() if w["title"] == maintenance_title("fresh"))
         assert (window["strategy"], window["cron"], window["timezoneOption"]) == (
             "cron",
@@ -184,6 +202,39 @@ def test_changed_tier_updates_in_place(kuma: Kuma, receiver: Receiver) -> None:
     assert run_sync(kuma, receiver, upgraded)[0].writes == 0
 
 
+def test_a_job_heartbeat_alerting_the_client_is_routed_back_to_the_agency_and_hand_attached_alerts_stay(
+    kuma: Kuma, receiver: Receiver
+) -> None:
+    plan = client_plan("bakery", "reroute")
+    run_sync(kuma, receiver, plan)
+    site = plan.sites[0]
+    with connect(kuma.login) as session:
+        names = {n["name"]: int(n["id"]) for n in session.notifications()}
+        contact = names[f"carestack reroute · email · {plan.client.contacts[0].name}"]
+        agency = names["carestack reroute · agency · webhook"]
+        by_hand = session.save_notification(
+            {
+                "name": "reroute pager (by hand)",
+                "type": "webhook",
+                "webhookURL": receiver.url,
+                "webhookContentType": "json",
+            },
+            None,
+        )
+        backup = owned(session, "reroute")[f"{site.id} job backup"]
+        # As every monitor was before routing: the client's contact alerted of a job's heartbeat.
+        ids = {agency, contact, by_hand}
+        session.edit_monitors([{**backup, "notificationIDList": {str(i): True for i in ids}}])
+
+    _, lines = run_sync(kuma, receiver, plan)
+
+    assert f"~ monitor {site.id} · backup job: notifications: +0 -1" in lines
+    after = state(kuma, "reroute")[f"{site.id} job backup"]
+    assert sorted(after["notificationIDList"]) == sorted({agency, by_hand})
+    with connect(kuma.login) as session:
+        session.delete_notification(by_hand)
+
+
 def test_removed_site_loses_its_monitors(kuma: Kuma, receiver: Receiver) -> None:
     plan = client_plan("studio", "shrink")
     run_sync(kuma, receiver, plan)
@@ -208,17 +259,17 @@ def test_foreign_monitors_are_left_alone(kuma: Kuma, receiver: Receiver) -> None
     site = plan.sites[0]
     with connect(kuma.login) as session:  # made by hand: no carestack tag, though named like ours
         tag = session.api.add_tag(name="team", color="#555555")
-        by_hand = session.api.add_monitor(
-            type=MonitorType.KEYWORD, name=f"{site.id} · /", url="http://127.0.0.1:9/", keyword="x", interval=600
-        )["monitorID"]
+        by_hand = add_by_hand(
+            session, type="keyword", name=f"{site.id} · /", url="http://127.0.0.1:9/", keyword="x", interval=600
+        )
         session.api.add_monitor_tag(tag_id=tag["id"], monitor_id=by_hand, value="owner")
-        other_push = session.api.add_monitor(type=MonitorType.PUSH, name=f"{site.id} · backup job", interval=600)
-        session.api.add_status_page("team", "The team's page")
-        session.api.save_status_page("team", publicGroupList=[{"name": "ours", "monitorList": [{"id": by_hand}]}])
+        other_push = add_by_hand(session, type="push", name=f"{site.id} · backup job", interval=600, pushToken="byhand")
+        session.add_status_page("team", "The team's page")
+        save_page_by_hand(session, "team", {}, [{"name": "ours", "monitorList": [{"id": by_hand}]}])
     run_sync(kuma, receiver, client_plan("bakery", "neighbour"))  # another client's monitors are foreign too
     with connect(kuma.login) as session:
         before = snapshot(session)
-        foreign = [by_hand, other_push["monitorID"], *(m["id"] for m in owned(session, "neighbour").values())]
+        foreign = [by_hand, other_push, *(m["id"] for m in owned(session, "neighbour").values())]
         pages_before = {slug: session.status_page(slug) for slug in ("team", "carestack-neighbour")}
 
     run_sync(kuma, receiver, plan)  # create
@@ -260,7 +311,10 @@ def test_interrupted_sync_is_completed_without_duplicates(kuma: Kuma, receiver: 
     assert not [c for c in result.changes if c.kind == "monitor" and c.action == "create"]
     # Left to do: the created monitors the import could not set up fully (a site's further pages carry
     # no certificate warning), the maintenance window and the status page.
-    further_pages = sum(len(site.checks) - 1 for site in plan.sites if site.https)
+    # (2.x stable creates each monitor complete: nothing left there but the window and the page.)
+    with connect(kuma.login) as session:
+        bulk = session.version.bulk_import
+    further_pages = sum(len(site.checks) - 1 for site in plan.sites if site.https) if bulk else 0
     assert [(c.kind, c.action) for c in result.changes] == [("monitor", "update")] * further_pages + [
         ("maintenance", "create"),
         ("status page", "create"),
@@ -278,7 +332,7 @@ def test_status_page_keeps_the_agencys_look_and_its_listing_is_repaired(kuma: Ku
         assert page is not None
         groups = page["publicGroupList"]
         dropped = groups[0]["monitorList"].pop()
-        session.api.save_status_page(slug, theme="dark", footerText="Your agency", publicGroupList=groups)
+        save_page_by_hand(session, slug, {"theme": "dark", "footerText": "Your agency"}, groups)
 
     result, lines = run_sync(kuma, receiver, plan)
 
@@ -337,3 +391,13 @@ def test_unreachable_kuma_is_a_clear_error() -> None:
     nowhere = KumaLogin("http://127.0.0.1:9", "admin", "whatever")
     with pytest.raises(KumaError, match=r"cannot reach Uptime Kuma at http://127\.0\.0\.1:9"), connect(nowhere):
         pass
+
+
+def test_the_servers_version_is_read_at_login_and_chooses_the_write_path(kuma: Kuma, receiver: Receiver) -> None:
+    with connect(kuma.login) as session:
+        assert session.version.text == kuma.version
+        # The bulk import exists on 1.23 and the 2.0.0-dev.0 snapshot; 2.x stable adds one monitor at a time.
+        assert session.version.bulk_import is (kuma.version != "2.5.3")
+    result, _ = run_sync(kuma, receiver, client_plan("bakery", "writepath"))
+    monitors = state(kuma, "writepath")
+    assert len(monitors) == 5 and result.writes > 0

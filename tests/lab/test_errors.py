@@ -16,13 +16,13 @@ from pathlib import Path
 
 import pytest
 
-from infra.lab import image
-from infra.lab.config import LabConfig, load_config, save_config
-from infra.lab.errors import LabError
-from infra.lab.mirror import DebianMirror, debian_mirror
-from infra.lab.placement import place
-from infra.lab.up import lab_up, preflight
 from infra.spec import example_stacks
+from lab import image
+from lab.config import LabConfig, load_config, save_config
+from lab.errors import LabError
+from lab.mirror import DebianMirror, debian_mirror
+from lab.placement import place
+from lab.up import lab_up, preflight
 
 ROOT = Path(__file__).resolve().parents[2]
 needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="needs root")
@@ -99,7 +99,7 @@ def test_not_root_is_a_clear_error(tmp_path: Path) -> None:
     env = {**os.environ, "CARESTACK_LAB_DIR": str(tmp_path / "lab"), "HOME": str(tmp_path)}
     tmp_path.chmod(0o777)
     done = subprocess.run(
-        [*nobody, sys.executable, "-m", "infra.cli", "lab", "up"],
+        [*nobody, sys.executable, "-m", "lab.cli", "lab", "up"],
         capture_output=True,
         text=True,
         cwd=ROOT,

@@ -7,10 +7,10 @@ import shlex
 
 import pytest
 
-from infra.lab.config import load_config
-from infra.lab.errors import LabError
-from infra.lab.failover import failover
-from infra.lab.state import LabState
+from lab.config import load_config
+from lab.errors import LabError
+from lab.failover import failover
+from lab.state import LabState
 
 pytestmark = pytest.mark.lab
 

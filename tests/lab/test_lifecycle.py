@@ -18,13 +18,13 @@ from pathlib import Path
 
 import pytest
 
-from infra.lab import hosts, procs
-from infra.lab.config import LabConfig, load_config
-from infra.lab.down import lab_down
-from infra.lab.footprint import footprint, lab_processes
-from infra.lab.state import LabState
-from infra.lab.up import lab_up
 from infra.spec import example_stacks
+from lab import hosts, procs
+from lab.config import LabConfig, load_config
+from lab.down import lab_down
+from lab.footprint import footprint, lab_processes
+from lab.state import LabState
+from lab.up import lab_up
 
 pytestmark = pytest.mark.lab
 
@@ -127,7 +127,7 @@ def test_status_reports_the_running_lab_as_json(lab: LabState) -> None:
     env = {**os.environ, "CARESTACK_LAB_DIR": str(lab.state_dir)}
     before = (lab.state_dir / "lab.json").read_text()
     done = subprocess.run(
-        [sys.executable, "-m", "infra.cli", "lab", "status", "--json"],
+        [sys.executable, "-m", "lab.cli", "lab", "status", "--json"],
         capture_output=True,
         text=True,
         env=env,

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from infra.lab.errors import LabError
-from infra.lab.mirror import debian_mirror
+from lab.errors import LabError
+from lab.mirror import debian_mirror
 
 OS_RELEASE = 'PRETTY_NAME="Debian GNU/Linux 12 (bookworm)"\nVERSION_CODENAME=bookworm\nID=debian\n'
 

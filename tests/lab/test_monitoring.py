@@ -8,7 +8,7 @@ import urllib.request
 import pytest
 from uptime_kuma_api import UptimeKumaApi
 
-from infra.lab.state import LabState
+from lab.state import LabState
 
 pytestmark = pytest.mark.lab
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from infra.lab.state import LabState
-from infra.lab.status import http_status, last_backup, monitor_counts
+from lab.state import LabState
+from lab.status import http_status, last_backup, monitor_counts
 
 pytestmark = pytest.mark.lab
 

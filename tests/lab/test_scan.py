@@ -10,10 +10,10 @@ import time
 
 import pytest
 
-from infra.kuma import monitor_states
 from infra.kuma_client import KumaLogin, connect
-from infra.lab.state import LabState
+from infra.monitors.states import monitor_states
 from infra.plan import SitePlan
+from lab.state import LabState
 
 pytestmark = pytest.mark.lab
 

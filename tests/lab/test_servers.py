@@ -15,9 +15,9 @@ from typing import Any
 import pytest
 import testinfra
 
-from infra.lab.config import load_config
-from infra.lab.state import LabState
-from infra.lab.system import ip_json
+from lab.config import load_config
+from lab.state import LabState
+from lab.system import ip_json
 
 pytestmark = pytest.mark.lab
 

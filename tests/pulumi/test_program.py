@@ -87,7 +87,7 @@ def test_an_invalid_stack_declares_nothing(deploy: Deployer, mocks: RecordingMoc
         ("carestack:kuma_url", "carestack:kuma_url: is required"),
         ("carestack:kuma_username", "carestack:kuma_username: is required"),
         ("carestack:kuma_password", "carestack:kuma_password: is required"),
-        ("carestack:kuma_alerting_file", "carestack:kuma_alerting_file: is required: tier premium alerts by email"),
+        ("carestack:kuma_alerting_file", "carestack:kuma_alerting_file: is required: the plan sends job heartbeats"),
         ("carestack:ssh_public_key", "carestack:ssh_public_key: is required"),
         ("CARESTACK_SMTP_PASSWORD", "carestack:kuma_alerting_file: "),
         ("CARESTACK_SMS_TOKEN", "carestack:kuma_alerting_file: "),
@@ -119,13 +119,22 @@ def test_a_bad_alerting_file_declares_nothing(deploy: Deployer, mocks: Recording
         assert mocks.registrations == []
 
 
-def test_webhook_only_alerting_needs_no_alerting_file(deploy: Deployer, mocks: RecordingMocks, tmp_path: Path) -> None:
+def test_webhook_only_alerting_needs_only_the_agencys_on_call(
+    deploy: Deployer, mocks: RecordingMocks, tmp_path: Path
+) -> None:
     def webhook_only(config: dict[str, Any]) -> None:
         config["carestack:contacts"] = [{"name": "On call", "webhook": "https://hooks.agency.example/cs"}]
         config["carestack:overrides"] = {"monitoring": {"channels": ["webhook"]}}
 
     path = write_stack(tmp_path, "shop", webhook_only)
-    deploy.configure("shop", {k: v for k, v in deploy.settings(path).items() if "alerting" not in k})
+    without = {k: v for k, v in deploy.settings(path).items() if "alerting" not in k}
+    error = run_expecting_error(deploy, path, without)
+    assert [p for p in error.problems if "kuma_alerting_file: is required: the plan sends job heartbeats" in p]
+    assert mocks.registrations == []
+
+    on_call = tmp_path / "alerting.yaml"
+    on_call.write_text("agency: {webhook: https://chat.agency.example/hooks/carestack}\n")
+    deploy.configure("shop", {**without, "carestack:kuma_alerting_file": str(on_call)})
 
     @pulumi.runtime.test
     def program() -> Any:

@@ -24,6 +24,7 @@ from infra.plan import (
     check_retries,
     check_timeout,
     downtime_budget_minutes,
+    repository_stall_seconds,
     retention_days,
 )
 from infra.plan_table import render
@@ -215,6 +216,23 @@ def test_cli_plan_table_and_validate(capsys: pytest.CaptureFixture[str]) -> None
     assert "99.9 % = 43.83 min/month, 8.77 h/year of downtime" in table
     assert carestack(["validate", *map(str, example_stacks())]) == 0
     assert capsys.readouterr().out.count(": ok (") == len(example_stacks())
+
+
+def test_repository_stall_limit_follows_the_backup_period() -> None:
+    assert repository_stall_seconds(3600) == 60  # hourly: a 60th of the period
+    assert repository_stall_seconds(600) == 60  # never under a minute
+    assert repository_stall_seconds(86400) == 300  # daily: capped, a silent hang is worth an alert by then
+    _, studio = plan_of("studio")  # standard: hourly backups
+    _, bakery = plan_of("bakery")  # basic: daily backups
+    assert (studio.backup.stall_seconds, bakery.backup.stall_seconds) == (60, 300)
+    for spec in client_specs():
+        plan = build_plan(spec)
+        assert plan.backup.stall_seconds < plan.backup.timeout_seconds  # a stall fails the job before its deadline
+
+
+def test_cli_plan_shows_the_repository_stall_limit(capsys: pytest.CaptureFixture[str]) -> None:
+    assert carestack(["plan", str(STACKS / "Pulumi.studio.yaml")]) == 0
+    assert "a job whose repository makes no progress for 1m fails" in capsys.readouterr().out
 
 
 def test_cli_reports_errors_and_fails(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

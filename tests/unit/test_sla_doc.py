@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-import shutil
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -166,7 +165,6 @@ def test_cli_names_a_bad_stack_and_a_platform_stack(tmp_path: Path, capsys: pyte
     assert "a platform stack has no care contract; give a client stack" in capsys.readouterr().err
 
 
-@pytest.mark.skipif(shutil.which("chromium") is None, reason="needs Debian's chromium (headless) to print")
 def test_html_prints_to_a4_in_a_real_browser(tmp_path: Path) -> None:
     html_file, pdf = tmp_path / "sla.html", tmp_path / "sla.pdf"
     html_file.write_text(sla_document(ROOT / "stacks" / "Pulumi.shop.yaml", "nl", "html"))

@@ -152,7 +152,8 @@ def _tar(name: str, files: dict[str, str]) -> bytes:
 def release_tarball(out: Path, name: str, version: str, *, keyword: str, user: str, database: str,
                     broken: bool) -> Path:  # fmt: skip
     """A release of the PHP site: its pages with the plan's keywords; a broken one first migrates the
-    database (a table and a row), then dies with a fatal error on every page."""
+    database (a table and a row), then dies with a fatal error on every page, and ships another file
+    set (a rollback must leave exactly the previous tree: nothing added, nothing missing)."""
     connect = f"$db = new mysqli('localhost', '{user}', '', '{database}', 0, '/run/mysqld/mysqld.sock');\n"
     if broken:
         migrate = (
@@ -167,7 +168,9 @@ def release_tarball(out: Path, name: str, version: str, *, keyword: str, user: s
             f"<!doctype html><html><head><title>{keyword}</title></head>"
             f"<body><h1>{keyword}</h1><p>release {version}</p></body></html>\n"
         )
-    files = {"index.php": index, "health.php": '<?php echo "OK\\n";\n' if not broken else index}
+    files = {"index.php": index, "health.php": '<?php echo "OK\\n";\n'}
+    if broken:  # another file set: health.php gone, a file and a subdirectory only the broken version ships
+        files = {"index.php": index, "broken-extra.php": index, "lib/broken/readme.txt": f"release {version}\n"}
     path = out / f"{name}-{version}.tar.gz"
     path.write_bytes(_tar(f"{name}-{version}", files))
     return path

@@ -34,8 +34,8 @@ from typing import Any
 import pytest
 
 from infra import agent_config
-from infra.lab.state import LabState
 from infra.plan import SitePlan
+from lab.state import LabState
 from tests.updates import artifacts
 
 CLIENT = "studio"

@@ -11,13 +11,15 @@ is already down gets no update; Kuma's push monitor carries each outcome.
 from __future__ import annotations
 
 import json
+import shlex
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
 
-from infra.kuma_client import KumaLogin, connect
+from infra.kuma_client import connect
 from infra.plan import SitePlan
 from tests.updates import artifacts
 from tests.updates.conftest import KILL_STEPS, TEST_CONFIG, TEST_ROOT, UpdatesLab
@@ -31,9 +33,7 @@ TOOLS_1_1 = f"{artifacts.TOOLS}_1.1"
 def kuma_update_beat(updates: UpdatesLab, site: SitePlan) -> dict[str, Any]:
     """The newest heartbeat of the site's update push monitor, read back from the lab's Kuma."""
     lab = updates.server.lab
-    assert lab.kuma_url is not None and lab.kuma_credentials_file is not None
-    saved = json.loads(lab.kuma_credentials_file.read_text())
-    with connect(KumaLogin(lab.kuma_url, saved["username"], saved["password"])) as session:
+    with connect(lab.kuma_login()) as session:
         monitor = next(m for m in session.monitors() if m["name"] == f"{site.id} · update job")
         beats = session.api.get_monitor_beats(int(monitor["id"]), 1)
     beat: dict[str, Any] = beats[-1]
@@ -211,8 +211,49 @@ def test_a_kill_at_each_step_is_finished_by_the_next_run_of_any_verb(updates: Up
     settled = [r for r in server.journal(killed["run_id"]) if r.get("event") == "end"]
     assert settled and settled[-1]["figures"]["recovered_by"].startswith(f"{verb} "), settled
     assert updates.state(site) == before
+    assert server.sh(f"ls -A {Path(site.root).parent} | grep '^\\.cs-' || true").strip() == ""  # no staging left
     assert updates.installed() == packages_before
     assert updates.healthy(site)
     if step == "apply":
         assert server.sh("dpkg --audit").strip() == ""  # dpkg's interrupted run was finished
+    updates.offer_release()
+
+
+def test_a_kill_between_the_rollbacks_file_swap_and_database_swap_leaves_exactly_the_previous_site(
+    updates: UpdatesLab,
+) -> None:
+    """The rollback swaps the files back, then the database; killed in between, the next run must give the
+    pre-update tree byte for byte (the broken release ships another file set) and the pre-update database."""
+    server, site = updates.server, updates.plans
+    updates.forget_failed()
+    updates.offer_release(f"1.3.{KILL_STEPS.index('rollback')}")
+    updates.configure({site.id: ["release"]})
+    # the site's own data (the PHP site has no tables of its own): its rows must come back as they were
+    rows = (
+        "CREATE TABLE IF NOT EXISTS plans_notes (id INT PRIMARY KEY, note TEXT); "
+        "REPLACE INTO plans_notes VALUES (1, 'kept')"
+    )
+    server.sh(f"mariadb -e {shlex.quote(rows)} {site.database}")
+    before = updates.state(site)
+    # a session reading a live table makes the rollback's RENAME TABLE wait: the agent sits in the window
+    hold = shlex.quote("LOCK TABLES plans_notes READ; SELECT SLEEP(600)")
+    server.sh(f"nohup mariadb -e {hold} {site.database} </dev/null >/dev/null 2>&1 & echo $! > /run/cs-holder.pid")
+    try:
+        killed = json.loads(server.sh(f"python3 {TEST_ROOT}/kill_at_step.py {TEST_CONFIG} {site.id} rollback-swap"))
+    finally:
+        server.sh("kill $(cat /run/cs-holder.pid); rm -f /run/cs-holder.pid", check=False)
+    assert killed["killed"] and killed["returncode"] == -9 and killed["renames_killed"], killed
+    mixed = updates.state(site)
+    assert mixed["files"] == before["files"]  # the files were swapped back ...
+    assert "release_migrations" in mixed["tables"]  # ... the database not: the broken release's migration
+
+    after = server.agent("backup", site.id)
+
+    assert after.returncode == 0, after.stdout + after.stderr
+    assert updates.state(site) == before
+    parent = str(Path(site.root).parent)
+    assert server.sh(f"ls -A {parent} | grep '^\\.cs-' || true").strip() == ""
+    assert server.sh(f"mariadb -N -e \"SHOW DATABASES LIKE '{site.database}\\_\\_cs%'\"").strip() == ""
+    assert updates.healthy(site)
+    server.sh(f"mariadb -e 'DROP TABLE plans_notes' {site.database}")
     updates.offer_release()

@@ -22,7 +22,8 @@ from carestack_agent.config import ConfigError, parse
 from carestack_agent.journal import Journal
 from carestack_agent.probe import Answer, Page, limit_for
 from carestack_agent.providers import apt, release, wordpress
-from carestack_agent.providers.base import Change, FailedVersions, Offer, ProviderError
+from carestack_agent.providers.base import Change, Offer, ProviderError
+from carestack_agent.providers.failed import FailedVersions, UnknownComponent
 from carestack_agent.providers.registry import PROVIDERS
 from carestack_agent.versions import debian_compare, major, php_compare
 
@@ -179,17 +180,18 @@ def test_a_release_is_swapped_in_with_its_record_and_preserved_paths(tmp_path: P
     ctx = _context(config)
     provider = release.ReleaseProvider(ctx)
     failed = FailedVersions(state, "s-plans")
-    failed.add([Change("release", "release", "s-plans", "1.1", "1.2")], "earlier-run")
+    failed.add([Change("release", "release", "s-plans", "1.1", "1.2")], "earlier-run", "plans.example/: HTTP 500")
     offer = provider.discover(failed)
     assert [c.to_version for c in offer.changes] == ["1.1"]  # 1.2 was rolled back before
-    assert "1.2 held: it broke the site" in offer.notes[0]
+    assert "release 1.2 skipped: it broke the site and was rolled back" in offer.notes[0]
     provider.prepare(offer)
     provider.apply(offer)
     assert sorted(p.name for p in root.iterdir()) == [".carestack-release", "index.php", "uploads"]
     assert (root / "uploads" / "plan.pdf").read_text() == "client data"
     assert (root / "index.php").stat().st_mode & 0o7777 == 0o755
     assert release.current(root) == "1.1"
-    assert provider.discover(FailedVersions(state, "s-plans", ignore=True)).changes[0].to_version == "1.2"
+    failed.forget(failed.match("release"))
+    assert provider.discover(failed).changes[0].to_version == "1.2"
 
 
 def _config_text(state: Path, root: Path, providers: str, extra: str = "") -> str:
@@ -219,6 +221,7 @@ prune_timeout_seconds = 3600
 restore_timeout_seconds = 3600
 check_read_data_subsets = 1
 update_timeout_seconds = 7200
+repository_stall_seconds = 300
 scan_timeout_seconds = 3600
 [sites.s-plans.updates]
 providers = {providers}
@@ -348,6 +351,84 @@ def test_a_run_whose_rollback_failed_stays_pending_until_settled(tmp_path: Path)
     journal.append({"site": "s-plans", "job": "update", "run_id": "r1", "event": "end", "figures": {}})
     assert find_interrupted(journal, "s-plans", current_run="x") is None
     assert FailedVersions(tmp_path, "s-plans").blocked(Change("apt", "package", "n", "1", "2")) is None
+
+
+def _releases(releases: Path, *versions: str) -> None:
+    for version in versions:
+        _tarball(releases / f"plans-{version}.tar.gz",
+                 {f"plans-{version}/": None, f"plans-{version}/index.php": f"<?php echo '{version}';"})  # fmt: skip
+
+
+def test_every_broken_version_is_remembered_and_a_later_one_is_still_offered(tmp_path: Path) -> None:
+    """Two broken releases one after another: the older one, offered again, is skipped; a newer one is offered."""
+    state, root = tmp_path / "state", tmp_path / "www" / "plans"
+    root.mkdir(parents=True)
+    releases = state / "releases" / "s-plans"
+    releases.mkdir(parents=True)
+    config = parse(tomllib.loads(_config_text(state, root, '["release"]')))
+    provider = release.ReleaseProvider(_context(config))
+    failed = FailedVersions(state, "s-plans")
+
+    _releases(releases, "1.2")
+    first = provider.discover(failed).changes
+    assert [c.to_version for c in first] == ["1.2"]
+    failed.add(first, "run-1", "plans.example/: HTTP 500, expected 200")  # what the update flow does on a rollback
+    _releases(releases, "1.3")
+    second = provider.discover(failed).changes
+    assert [c.to_version for c in second] == ["1.3"]
+    failed.add(second, "run-2", "plans.example/: HTTP 200 without 'Plan'")
+    (releases / "plans-1.3.tar.gz").unlink()  # only the older broken version is offered now
+
+    again = provider.discover(failed)
+    assert again.changes == []
+    assert again.notes == [
+        "release 1.2 skipped: it broke the site and was rolled back on "
+        f"{failed.entries()[0].when[:10]} (`carestack-agent update s-plans --retry release` offers it again)"
+    ]
+    assert [(f.version, f.run_id, f.open) for f in failed.entries()] == [("1.2", "run-1", True), ("1.3", "run-2", True)]
+
+    _releases(releases, "1.4")
+    newer = provider.discover(failed).changes
+    assert [c.to_version for c in newer] == ["1.4"]  # a later, different version is tried
+    resolved = failed.resolve(newer, "run-3")  # it passed its probes: the rollbacks of the component are over
+    assert [f.version for f in resolved] == ["1.2", "1.3"] and failed.open_rollbacks() == []
+    assert len(failed.entries()) == 2  # ...and both versions stay held until an operator clears them
+
+    gone = failed.forget(failed.match("release"))
+    assert [f.version for f in gone] == ["1.2", "1.3"] and failed.entries() == []
+    (releases / "plans-1.4.tar.gz").unlink()
+    assert [c.to_version for c in provider.discover(failed).changes] == ["1.2"]
+
+
+def test_open_rollbacks_close_when_acknowledged_and_retry_names_one_component(tmp_path: Path) -> None:
+    failed = FailedVersions(tmp_path, "s-web")
+    failed.add([Change("wordpress", "plugin", "lab-notes/lab-notes.php", "1.1", "1.2")], "r1", "web.example/: 500")
+    nginx = [Change("apt", "package", name, "1.0", "2.0") for name in ("nginx", "nginx-common")]
+    failed.add(nginx, "r2", "apt-get install failed")
+    assert sorted(f.describe() for f in failed.open_rollbacks()) == [
+        "apt nginx 1.0→2.0", "apt nginx-common 1.0→2.0", "plugin lab-notes/lab-notes.php 1.1→1.2"]  # fmt: skip
+    assert sorted(f.version for f in failed.acknowledge("an operator")) == ["1.2", "2.0", "2.0"]
+    assert failed.open_rollbacks() == [] and len(failed.entries()) == 3
+    blocked = failed.blocked(Change("wordpress", "plugin", "lab-notes/lab-notes.php", "1.1", "1.2"))
+    assert blocked is not None and "--retry lab-notes/lab-notes.php" in blocked
+    # a plugin by its file or its directory, a package by its name, the full key
+    plugin = "wordpress:plugin:lab-notes/lab-notes.php"
+    assert failed.match("lab-notes") == failed.match("lab-notes/lab-notes.php") == plugin
+    assert failed.match("apt:package:nginx") == failed.match("nginx") == "apt:package:nginx"
+    with pytest.raises(UnknownComponent, match=r"--retry akismet: no version of it is remembered as broken on s-web "
+                       r"\(remembered: nginx, nginx-common, lab-notes/lab-notes.php\)"):  # fmt: skip
+        failed.match("akismet")
+
+
+def test_the_first_format_of_the_memory_is_still_read(tmp_path: Path) -> None:
+    path = tmp_path / "updates" / "s-plans.failed.json"
+    path.parent.mkdir()
+    first = {"release:release:s-plans": {"version": "1.2", "run_id": "r0", "when": "2026-11-30T01:00"}}
+    path.write_text(json.dumps(first))
+    failed = FailedVersions(tmp_path, "s-plans")
+    assert failed.blocked(Change("release", "release", "s-plans", "1.1", "1.2")) is not None
+    failed.add([Change("release", "release", "s-plans", "1.1", "1.3")], "r1", "broke")
+    assert [(f.version, f.open) for f in failed.entries()] == [("1.2", False), ("1.3", True)]
 
 
 def test_the_provider_registry_knows_every_provider_the_config_accepts() -> None:

@@ -8,7 +8,9 @@ told so (EIO on the last read, restic exits 3) and the snapshot it may still
 have written is forgotten at once; the job fails.
 
 Tags: site:<id>, reason:<scheduled|pre-update|manual>, db:<name> (when there is
-a database); host via --host. `prune` is not run here: it has its own timer.
+a database), owner:<uid>:<gid>; host via --host. The snapshot is tagged
+`incomplete` until everything in it succeeded, then `complete` (completion.py).
+`prune` is not run here: it has its own timer.
 """
 
 from __future__ import annotations
@@ -24,12 +26,15 @@ from ..config import Config
 from ..hooks import mariadb
 from ..jobs import Context, JobFailed, JobResult, Settle, human_bytes, run_job
 from ..proc import Watchdog, terminate
-from ..restic import ResticResult
+from ..restic import ResticResult, endpoint_name
 from ..streamfs import StreamFile, clear_stale_mount
+from . import completion
 from .common import dump_dir
 
 log = logging.getLogger("carestack_agent.backup")
 
+# Less free space than this in the spool after a failed dump: the disk ran full (a dump writes in smaller pieces).
+SPOOL_FULL_BYTES = 1024 * 1024
 REASONS = ("scheduled", "pre-update", "manual")  # why a backup ran: tagged reason:<it> on the snapshot
 
 
@@ -60,9 +65,14 @@ def _backup_once(ctx: Context, reason: str) -> tuple[ResticResult, str | None, i
         return _backup_spooled(ctx, args, mount)
     proc, err = mariadb.start_dump(settings, site.database.name, site.database.socket)
     assert proc.stdout is not None
-    stream = StreamFile(
-        mount, f"{site.database.name}.sql", proc.stdout.fileno(), lambda: mariadb.finish_dump(proc, err)
-    )
+    dump_ended: list[float] = []
+    ctx.figures.pop("dump_cut_by_stall", None)
+
+    def finish() -> str | None:
+        dump_ended.append(time.monotonic())
+        return mariadb.finish_dump(proc, err)
+
+    stream = StreamFile(mount, f"{site.database.name}.sql", proc.stdout.fileno(), finish)
     try:
         stream.start()
         result = ctx.restic.run_raw(args, ctx.deadline)
@@ -76,7 +86,27 @@ def _backup_once(ctx: Context, reason: str) -> tuple[ResticResult, str | None, i
         failure = "the dump was not read to its end (restic stopped early)"
         if result.returncode == 0:  # cannot happen unless restic skipped the file: never count it as good
             failure = "restic did not read the database dump"
+    if failure is not None:
+        failure = _blame_stall(ctx, result, failure, dump_ended[0] if dump_ended else time.monotonic())
     return result, failure, stream.bytes_served
+
+
+def _blame_stall(ctx: Context, result: ResticResult, failure: str, dump_ended: float) -> str:
+    """A dump that died while its reader (restic) was stalled on the repository is the stall's fault.
+
+    mariadb-dump blocks on its full pipe while restic waits for S3, and the
+    server drops the idle connection after its net_write_timeout: the dump's
+    "Lost connection" is then a consequence, and the message leads with the stall.
+    """
+    during = [p for p in result.pauses if p.began < dump_ended]
+    if not during:
+        return failure
+    longest = max(p.seconds for p in during)
+    ctx.figures["dump_cut_by_stall"] = True
+    return (
+        f"{endpoint_name(ctx.site.repository)} stalled for {longest:.0f} s while the database dump was read, "
+        f"and the dump was cut off ({failure})"
+    )
 
 
 def _backup_spooled(ctx: Context, args: list[str], mount: Path) -> tuple[ResticResult, str | None, int]:
@@ -97,12 +127,20 @@ def _backup_spooled(ctx: Context, args: list[str], mount: Path) -> tuple[ResticR
             proc, err = mariadb.start_dump(settings, site.database.name, site.database.socket, stdout=out)
             with Watchdog(ctx.deadline, [proc]) as dog:
                 failure = mariadb.finish_dump(proc, err)
+        if failure is not None and _spool_full(mount, failure):
+            failure = f"no space left in the dump spool {mount} ({failure})"
         if failure is not None:
             raise JobFailed(f"database dump failed: {'killed at the deadline' if dog.fired else failure}")
         size = path.stat().st_size
         return ctx.restic.run_raw(args, ctx.deadline), None, size
     finally:
         path.unlink(missing_ok=True)
+
+
+def _spool_full(mount: Path, failure: str) -> bool:
+    """Whether a failed spooled dump ran out of disk (mariadb-dump says only "Got errno 28 on write")."""
+    fs = os.statvfs(mount)
+    return "errno 28" in failure or fs.f_bavail * fs.f_frsize < SPOOL_FULL_BYTES
 
 
 def do_backup(ctx: Context, reason: str) -> str:
@@ -147,25 +185,41 @@ def do_backup(ctx: Context, reason: str) -> str:
         what = (
             f"; snapshot {snap} discarded"
             if discarded
-            else (f"; snapshot {snap} could NOT be discarded" if snap else "")
+            else (
+                f"; snapshot {snap} could NOT be discarded (it stays tagged incomplete: never restored or"
+                " counted by retention, and the next backup forgets it)"
+                if snap
+                else ""
+            )
         )
+        if ctx.figures.get("dump_cut_by_stall"):  # the repository's fault, not the database's
+            raise JobFailed(f"{failure}{what}", exitcodes.UNAVAILABLE)
         raise JobFailed(f"database dump failed: {failure}{what}")
-    if result.returncode == 3:
+    if result.returncode == 3:  # restic saved what it could read: never the run's good snapshot
+        ctx.figures["snapshot_id"] = None
+        ctx.figures["incomplete_snapshot"] = snap
         unread = [str(e.get("item", "?")) for e in result.errors][:3]
         raise JobFailed(
             f"snapshot {snap} is incomplete: {len(result.errors)} file(s) could not be read, e.g. {', '.join(unread)}"
+            " (it stays tagged incomplete: never restored or counted, and the next backup forgets it)"
         )
+    assert snap is not None
+    snap, found = completion.mark_complete(ctx, snap)  # the tag gives the snapshot a new id
+    ctx.figures["snapshot_id"] = snap
     forget_args = restic_commands.forget_by_retention(site.id, site.retention)
     try:
+        completion.settle_others(ctx, found)
         ctx.retry(lambda: restic.run(forget_args, ctx.deadline, what="forget"), "forget")
     except Exception as e:
         raise JobFailed(f"snapshot {snap} saved, but forget failed: {getattr(e, 'message', e)}") from e
+    stall_note = restic.stall_note(result, ctx.figures)
     return (
         f"snapshot {snap}: {summary.get('total_files_processed', 0)} files "
         f"({summary.get('files_new', 0)} new, {summary.get('files_changed', 0)} changed), "
         f"{human_bytes(summary.get('data_added', 0))} added"
         + (f", db {human_bytes(dumped)}" if site.database is not None else "")
         + f", {time.monotonic() - started:.1f}s"
+        + stall_note
     )
 
 

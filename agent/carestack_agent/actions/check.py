@@ -46,7 +46,9 @@ def do_check(ctx: Context) -> str:
     result = ctx.retry(lambda: ctx.restic.run(args, ctx.deadline, what="check"), "check")
     save_subset(path, k % n + 1)
     ctx.figures["check_seconds"] = round(result.duration, 3)
-    return f"repository ok, data subset {k}/{n} read, {result.duration:.1f}s"
+    return f"repository ok, data subset {k}/{n} read, {result.duration:.1f}s" + ctx.restic.stall_note(
+        result, ctx.figures
+    )
 
 
 def check(config: Config, site_id: str, *, wait: bool = False, settle: Settle | None = None) -> JobResult:

@@ -16,7 +16,7 @@ def do_prune(ctx: Context) -> str:
     ctx.prepare()
     result = ctx.retry(lambda: ctx.restic.run(restic_commands.prune(), ctx.deadline, what="prune"), "prune")
     ctx.figures["prune_seconds"] = round(result.duration, 3)
-    return f"pruned in {result.duration:.1f}s"
+    return f"pruned in {result.duration:.1f}s" + ctx.restic.stall_note(result, ctx.figures)
 
 
 def prune(config: Config, site_id: str, *, wait: bool = False, settle: Settle | None = None) -> JobResult:

@@ -17,6 +17,10 @@ swaps in the same snapshot again), so a kill during the rollback itself is
 recovered the same way. The settled run gets its `end` in the journal (with
 who finished it) and Kuma's UPDATE monitor hears the outcome. If the rollback
 fails again the current job fails too: the site must not run half-updated.
+
+`settle SITE` is a job with nothing but this step (and the stale restic lock
+a killed job may have left): the job units' `OnFailure=` and a boot timer run
+it, so a crashed run is settled within a minute, not at the next schedule.
 """
 
 from __future__ import annotations
@@ -27,11 +31,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .. import exitcodes, probe
+from ..config import Config
 from ..hooks import kuma
-from ..jobs import Context, JobFailed
+from ..jobs import Context, JobFailed, JobResult, run_job
 from ..journal import Journal
 from ..providers.base import Offer
+from ..providers.failed import FailedVersions
 from ..providers.registry import make_provider
+from .restore import finish_interrupted_restore
 from .rollback import roll_back
 
 log = logging.getLogger("carestack_agent.recovery")
@@ -110,11 +117,13 @@ def finish_interrupted(ctx: Context) -> None:
     """Settle the site's interrupted update, if any, before the current job's own work."""
     if not ctx.unclean:
         return
+    finish_interrupted_restore(ctx)  # a plain restore killed while swapping: redone first
     run = find_interrupted(ctx.journal, ctx.site.id, ctx.run_id)
     if run is None:
         return
     site = ctx.site
-    log.warning("%s: update run %s was interrupted; finishing it before %s", site.id, run.run_id, ctx.job)
+    log.warning("%s: update run %s (started %s) was interrupted at step %s; finishing it before %s",
+                site.id, run.run_id, run.started, run.step or "start", ctx.job)  # fmt: skip
     rctx = Context.create(ctx.config, site, "update", site.jobs.restore_timeout_seconds)
     rctx.run_id = run.run_id  # its journal events and staging names belong to the interrupted run
     started = time.monotonic()
@@ -125,14 +134,51 @@ def finish_interrupted(ctx: Context) -> None:
         reason = getattr(e, "message", None) or f"{type(e).__name__}: {e}"
         message = f"interrupted at step {run.step}; the rollback failed again: {reason}"
         _end(rctx, False, message, {**figures, "pending_rollback": True}, started)
+        ctx.figures["finished_update"] = {"run_id": run.run_id, "started": run.started, "healthy": False,
+                                          "outcome": "rollback failed", "message": message}  # fmt: skip
         raise JobFailed(f"an interrupted update (run {run.run_id}) could not be rolled back: {reason}") from None
     kept = run.verified
     figures["outcome"] = "updated" if kept else ("rolled back" if run.offers else "interrupted")
     figures["rolled_back"] = [] if kept else [c.figures() for o in run.offers for c in o.changes]
+    if kept:  # the update stays: an earlier rollback of these components is over
+        FailedVersions(ctx.config.agent.state_dir, site.id).resolve(
+            [c for o in run.offers for c in o.changes], run.run_id
+        )
     _end(rctx, kept, message, figures, started)
-    ctx.figures["finished_update"] = {"run_id": run.run_id, "healthy": healthy, "message": message}
+    ctx.figures["finished_update"] = {"run_id": run.run_id, "started": run.started, "healthy": healthy,
+                                      "outcome": figures["outcome"], "message": message}  # fmt: skip
     if not healthy:
         raise JobFailed(f"an interrupted update (run {run.run_id}) left the site failing: {message}")
+
+
+def describe(finished: dict[str, Any]) -> str:
+    """One line on a settled run: `settled update run R (started T): interrupted at ...; rolled back: ...`."""
+    verb = "could not settle" if finished.get("outcome") == "rollback failed" else "settled"
+    return f"{verb} update run {finished.get('run_id')} (started {finished.get('started')}): {finished.get('message')}"
+
+
+def _settle_body(ctx: Context) -> str:
+    finished = ctx.figures.get("finished_update")
+    if ctx.unclean:
+        ctx.prepare()  # a killed restic may have left its lock in the repository: removed if stale
+    if finished:
+        return describe(finished)
+    return "nothing to settle" + ("; stale restic locks removed, if there were any" if ctx.unclean else "")
+
+
+def settle(config: Config, site_id: str, *, wait: bool = False) -> JobResult:
+    """The `settle` verb: finish what a crashed job on the site left, and nothing else.
+
+    Another job holding the site's lock settles first by itself, so a busy lock is not a failure here.
+    """
+    site = config.site(site_id)
+    result = run_job(config, site_id, "settle", lambda ctx: _settle_body(ctx),
+                     timeout=site.jobs.restore_timeout_seconds, wait=wait, push=False,
+                     settle=finish_interrupted)  # fmt: skip
+    if result.exit_code == exitcodes.BUSY:
+        result.ok, result.exit_code = True, exitcodes.OK
+        result.message = f"another job holds the site's lock and settles first ({result.message})"
+    return result
 
 
 def _end(rctx: Context, ok: bool, message: str, figures: dict[str, Any], started: float) -> None:
@@ -143,11 +189,15 @@ def _end(rctx: Context, ok: bool, message: str, figures: dict[str, Any], started
     rctx.note("end", result="ok" if ok else "failed", exit_code=code, message=message,
               duration=round(duration, 3), figures=figures)  # fmt: skip
     site = rctx.site
+    failed = FailedVersions(rctx.config.agent.state_dir, site.id)
+    still = failed.open_rollbacks() if ok else []
+    if still:  # the monitor stays down while a rollback waits for an operator (see update.py)
+        message = f"{failed.still_rolled_back(still)}; {message}"
     kuma.push(
         site.push_base_url,
         site.push_tokens_file,
         "update",
-        up=ok,
+        up=ok and not still,
         msg=message if ok else f"update failed: {message}",
         ping_ms=int(duration * 1000),
         timeout=rctx.config.agent.push_timeout_seconds,

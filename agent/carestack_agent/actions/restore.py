@@ -1,10 +1,21 @@
-"""restore SITE: files and database from one snapshot, leaving the site working.
+"""restore SITE: files and database from one complete snapshot, all or nothing, leaving the site working.
 
-In place (no --target): each backed-up path is restored into a staging
-directory next to it (same file system) and swapped in with one atomic
-renameat2(RENAME_EXCHANGE); the database is imported into a staging database
-and swapped in with one RENAME TABLE. Nothing live is touched until the
-staging copy is complete, so a failed restore leaves the site as it was.
+Only complete snapshots are restored (see snapshots.py), and before anything
+changes the chosen snapshot is checked to hold every part the restore takes:
+the site's paths and, with a database, its dump.
+
+In place (no --target), everything is staged first: each backed-up path is
+restored into a fresh staging directory next to it (same file system), and the
+dump is imported into a staging database. Only then are the files swapped in
+(one renameat2(RENAME_EXCHANGE) per path) and, right after, the tables (one
+RENAME TABLE), so the window in which the site has the snapshot's files but
+its previous database is a few system calls and one statement long. If the
+database swap fails, the files are swapped back: the site is as it was, and the
+message says so (or says exactly what it has, if even that failed).
+
+Staging directories start empty, and leftovers of interrupted runs (staged
+trees, old trees an exchange parked) are removed before a restore stages, so
+nothing from an earlier run is ever merged in.
 
 With --target DIR: the files land under DIR with their absolute paths (restic's
 layout), nothing live is touched. The database then goes to --database-socket /
@@ -14,21 +25,26 @@ is left as a plain .sql file under DIR.
 
 from __future__ import annotations
 
-import contextlib
+import dataclasses
 import functools
+import json
 import logging
-from dataclasses import dataclass
+import os
+import time
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any
 
-from .. import fsops, owners, restic_commands
-from ..config import Config
+from .. import fsops, owners, restic_commands, snapshots
+from ..config import Config, Site
 from ..hooks import mariadb
 from ..jobs import Context, JobFailed, JobResult, Settle, run_job
-from ..proc import Watchdog
+from ..proc import Deadline, Watchdog
+from ..snapshots import Parts, Snapshot
 
 log = logging.getLogger("carestack_agent.restore")
+
+STAGING = "restore"  # fsops purpose: staging directories are named .cs-restore-<name>-<run>
 
 
 @dataclass(frozen=True)
@@ -42,155 +58,412 @@ class RestoreOptions:
     database: bool = True
 
 
-def parse_time(text: str) -> datetime:
-    value = datetime.fromisoformat(text.strip().replace(" ", "T", 1))
-    return value if value.tzinfo else value.astimezone()
+parse_time = snapshots.parse_time
 
 
-def choose_snapshot(snapshots: list[dict[str, Any]], opts: RestoreOptions) -> dict[str, Any]:
-    if not snapshots:
+def candidates(found: list[Snapshot], opts: RestoreOptions) -> list[Snapshot]:
+    """The snapshots a restore may take, best first: the one named, or the complete ones (newest first)."""
+    if not found:
         raise JobFailed("no snapshots of this site in the repository")
     if opts.snapshot:
-        found = [s for s in snapshots if str(s.get("id", "")).startswith(opts.snapshot)]
-        if len(found) != 1:
-            raise JobFailed(f"snapshot {opts.snapshot}: {'not found' if not found else 'ambiguous'} for this site")
-        return found[0]
-    dated = sorted(snapshots, key=lambda s: parse_time(str(s["time"])))
+        named = [s for s in found if str(s.get("id", "")).startswith(opts.snapshot)]
+        if len(named) != 1:
+            raise JobFailed(f"snapshot {opts.snapshot}: {'not found' if not named else 'ambiguous'} for this site")
+        if snapshots.is_incomplete(named[0]):
+            raise JobFailed(
+                f"snapshot {snapshots.short_id(named[0])} is incomplete (its backup failed: files, database dump "
+                "or restic did not finish): not restored; nothing was changed"
+            )
+        return named
+    usable = [s for s in snapshots.newest_first(found) if not snapshots.is_incomplete(s)]
+    if not usable:
+        raise JobFailed(f"no complete snapshot of this site in the repository ({len(found)} incomplete)")
     if opts.before is not None:
         before = opts.before
-        dated = [s for s in dated if parse_time(str(s["time"])) <= before]
-        if not dated:
-            raise JobFailed(f"no snapshot of this site taken before {before.isoformat()}")
-    return dated[-1]
+        usable = [s for s in usable if parse_time(str(s["time"])) <= before]
+        if not usable:
+            raise JobFailed(f"no complete snapshot of this site taken before {before.isoformat()}")
+    return usable
 
 
-def split_paths(snapshot: dict[str, Any]) -> tuple[list[Path], Path | None]:
+def choose_snapshot(found: list[Snapshot], opts: RestoreOptions) -> Snapshot:
+    """The best candidate, before its parts are checked (see `choose_restorable`)."""
+    return candidates(found, opts)[0]
+
+
+def split_paths(snapshot: Snapshot) -> tuple[list[Path], Path | None]:
     """The site's paths, and the dump's mount directory, as recorded in the snapshot."""
-    site_paths: list[Path] = []
-    dump: Path | None = None
-    for p in snapshot.get("paths", []):
-        path = Path(p)
-        is_dump = path.parent.name == "dump" and path.name == _site_of(snapshot) and _db_of(snapshot) is not None
-        if is_dump and dump is None:
-            dump = path
-            continue
-        site_paths.append(path)
-    return site_paths, dump
+    parts = snapshots.parts_of(snapshot)
+    return parts.paths, parts.dump_dir
 
 
-def _site_of(snapshot: dict[str, Any]) -> str:
-    for tag in snapshot.get("tags") or []:
-        if str(tag).startswith("site:"):
-            return str(tag)[5:]
-    return ""
+@dataclass
+class Plan:
+    """What a restore takes from which snapshot, checked against the snapshot's listing."""
+
+    snapshot: Snapshot
+    parts: Parts
+    files: bool
+    database: bool  # the dump goes into a database server
+    dump_as_file: bool  # with --target and no database server: the dump is left as a file under the target
+    skipped: list[str] = field(default_factory=list)
+
+    @property
+    def id(self) -> str:
+        return str(self.snapshot["id"])
+
+    @property
+    def short(self) -> str:
+        return snapshots.short_id(self.snapshot)
 
 
-def _db_of(snapshot: dict[str, Any]) -> str | None:
-    for tag in snapshot.get("tags") or []:
-        if str(tag).startswith("db:"):
-            return str(tag)[3:]
-    return None
+def choose_restorable(ctx: Context, found: list[Snapshot], opts: RestoreOptions) -> Plan:
+    """The newest candidate that holds every part the restore takes; nothing changes before this passes.
+
+    A complete snapshot that lacks a part fails the restore (the repository lost
+    something); a snapshot made before the complete tag existed that lacks one is
+    passed over for an older one (that is how a pre-tag backup with a failed dump looks).
+    """
+    skipped: list[str] = []
+    site = ctx.site
+    for snap in candidates(found, opts):
+        parts = snapshots.parts_of(snap)
+        wants_db = opts.database and (parts.database is not None or site.database is not None)
+        to_server = opts.target is None or bool(opts.database_socket or opts.database_name)
+        plan = Plan(snap, parts, opts.files, wants_db and to_server, wants_db and not to_server, skipped)
+        dirs = (parts.paths if opts.files else []) + ([parts.dump_dir] if wants_db and parts.dump_dir else [])
+        listed: set[Path] = set()
+        if dirs:
+            args = restic_commands.ls(plan.id, dirs)
+            result = ctx.retry(functools.partial(ctx.restic.run, args, ctx.deadline, what="ls"), "ls")
+            listed = snapshots.listed_paths(result.documents)
+        missing = snapshots.missing_parts(parts, listed, files=opts.files, database=wants_db)
+        if wants_db and parts.database is None:
+            missing.append("a database dump (it was taken without one; the site has a database)")
+        if not missing:
+            return plan
+        lacks = f"snapshot {plan.short} lacks {' and '.join(missing)}"
+        if snapshots.is_complete(snap) or opts.snapshot:
+            raise JobFailed(f"{lacks}: not restored; nothing was changed")
+        skipped.append(f"{lacks} (made before snapshots were marked complete)")
+        log.warning("restore %s: %s; trying an older one", site.id, skipped[-1])
+    raise JobFailed(f"no snapshot holds every part to restore: {'; '.join(skipped)}; nothing was changed")
 
 
-def _restore_files_in_place(ctx: Context, snap: str, paths: list[Path], owner: owners.Ids | None) -> list[str]:
-    """Each path swapped in from the snapshot; `owner`: the ids the snapshot's files had (see owners)."""
-    done = []
+@dataclass
+class StagedPath:
+    live: Path
+    staging: Path  # the fresh staging directory (restic's layout below it)
+    restored: Path  # the snapshot's tree inside it; after the swap, the old live tree (if there was one)
+    existed: bool = True
+    swapped: bool = False
+
+
+def _stage_files(ctx: Context, plan: Plan, staged: list[StagedPath]) -> None:
+    """Each path restored into a fresh staging directory beside it; owners mapped (see owners)."""
     here = owners.owner_of(ctx.site.root)
-    for path in paths:
+    owner = owners.from_tags(snapshots.tags(plan.snapshot))
+    for path in plan.parts.paths:
         path.parent.mkdir(parents=True, exist_ok=True)
-        staging = fsops.staging_path(path, "restore", ctx.run_id)
-        try:
-            args = restic_commands.restore(snap, staging, include=path)
-            ctx.retry(functools.partial(ctx.restic.run, args, ctx.deadline, what="restore"), "restore")
-            restored = staging / path.relative_to("/")
-            if not restored.exists():
-                raise JobFailed(f"snapshot {snap} has nothing under {path}")
-            if owner is not None and here is not None and owner != here:
-                handed = owners.hand_over(restored, owner, here)
-                ctx.figures["owner_mapped"] = f"{owner[0]}:{owner[1]} -> {here[0]}:{here[1]}"
-                ctx.figures["owner_mapped_entries"] = ctx.figures.get("owner_mapped_entries", 0) + handed
-            fsops.swap_in(restored, path)  # live now has the snapshot; `restored` holds the old tree, if any
-            done.append(str(path))
-        finally:
-            fsops.remove_tree(staging)
-    return done
+        staging = fsops.fresh_dir(fsops.staging_path(path, STAGING, ctx.run_id))
+        item = StagedPath(path, staging, staging / path.relative_to("/"))
+        staged.append(item)  # before restic writes: a failure below still removes it
+        args = restic_commands.restore(plan.id, staging, include=path)
+        ctx.retry(functools.partial(ctx.restic.run, args, ctx.deadline, what="restore"), "restore")
+        if not item.restored.exists():
+            raise JobFailed(f"snapshot {plan.short} has nothing under {path}; nothing was changed")
+        if owner is not None and here is not None and owner != here:
+            handed = owners.hand_over(item.restored, owner, here)
+            ctx.figures["owner_mapped"] = f"{owner[0]}:{owner[1]} -> {here[0]}:{here[1]}"
+            ctx.figures["owner_mapped_entries"] = ctx.figures.get("owner_mapped_entries", 0) + handed
 
 
-def _restore_database(ctx: Context, snap: str, dump_file: str, target: mariadb.Target) -> str:
+@dataclass
+class StagedDatabase:
+    target: mariadb.Target
+    staging: str
+    snapshot: str
+    dump_file: str
+    swap: mariadb.Swap | None = None  # None: views/triggers/routines, imported into the recreated database
+    recreated: bool = False  # the live database was dropped for a direct import
+    done: bool = False
+    live_since: float = 0.0  # monotonic time at which the restored database was live
+
+
+def _import(ctx: Context, snap: str, dump_file: str, socket: Path, database: str) -> None:
+    """`restic dump` of the dump file piped into `mariadb` importing into `database`."""
+    producer = ctx.restic.spawn(restic_commands.dump(snap, dump_file), json_flag=False)
+    assert producer.stdout is not None
+    consumer = mariadb.import_stream(ctx.config.agent, socket, database, producer.stdout)
+    producer.stdout.close()  # the consumer owns the pipe now
+    with Watchdog(ctx.deadline, [producer, consumer]) as dog:
+        _, cerr = consumer.communicate()
+        _, perr = producer.communicate()
+    if producer.returncode != 0 or consumer.returncode != 0:
+        if dog.fired:
+            raise JobFailed("database restore killed by the watchdog at the job's deadline")
+        detail = (perr or cerr).decode("utf-8", "replace").strip().splitlines()
+        who = "restic dump" if producer.returncode != 0 else "mariadb import"
+        raise JobFailed(f"{who} failed: {ctx.restic.redact(detail[-1]) if detail else 'no detail'}")
+
+
+def _database_target(site: Site, plan: Plan, opts: RestoreOptions) -> mariadb.Target:
+    live_db = site.database
+    name = opts.database_name or (live_db.name if live_db else plan.parts.database)
+    socket = opts.database_socket or (live_db.socket if live_db else None)
+    if socket is None or name is None:
+        raise JobFailed("the site has no database configured: give --database-socket; nothing was changed")
+    return mariadb.Target(name, socket)
+
+
+def _stage_database(ctx: Context, plan: Plan, opts: RestoreOptions) -> StagedDatabase:
+    """The dump imported into a staging database, and the swap prepared (one statement left to run)."""
+    target = _database_target(ctx.site, plan, opts)
     settings = ctx.config.agent
-    staging = mariadb.prepare_staging(settings, target, ctx.deadline)
-
-    def import_into(database: str) -> None:
-        producer = ctx.restic.spawn(restic_commands.dump(snap, dump_file), json_flag=False)
-        assert producer.stdout is not None
-        consumer = mariadb.import_stream(settings, target.socket, database, producer.stdout)
-        producer.stdout.close()  # the consumer owns the pipe now
-        with Watchdog(ctx.deadline, [producer, consumer]) as dog:
-            _, cerr = consumer.communicate()
-            _, perr = producer.communicate()
-        if producer.returncode != 0 or consumer.returncode != 0:
-            if dog.fired:
-                raise JobFailed("database restore killed by the watchdog at the job's deadline")
-            detail = (perr or cerr).decode("utf-8", "replace").strip().splitlines()
-            who = "restic dump" if producer.returncode != 0 else "mariadb import"
-            raise JobFailed(f"{who} failed: {ctx.restic.redact(detail[-1]) if detail else 'no detail'}")
-
+    staged = StagedDatabase(target, mariadb.staging_name(target.name), plan.id, str(plan.parts.dump_file))
+    mariadb.prepare_staging(settings, target, ctx.deadline)
     try:
-        import_into(staging)
+        _import(ctx, plan.id, staged.dump_file, target.socket, staged.staging)
         try:
-            how = mariadb.swap_in(settings, target, staging, ctx.deadline)
+            staged.swap = mariadb.prepare_swap(settings, target, staged.staging, ctx.deadline)
         except mariadb.DatabaseError as e:
             if "views, triggers or routines" not in str(e):
                 raise
-            mariadb.drop(settings, target, staging, ctx.deadline)
-            mariadb.recreate(settings, target, ctx.deadline)
-            import_into(target.name)
-            how = "imported into the recreated database (views/triggers/routines present)"
     except BaseException:
-        with contextlib.suppress(Exception):
-            mariadb.drop(settings, target, staging, ctx.deadline)
+        _drop_staged(ctx, staged)
         raise
-    return how
+    return staged
+
+
+def _swap_database(ctx: Context, db: StagedDatabase) -> str:
+    """Make the staged database live: one RENAME TABLE, or (views etc.) a direct import into a recreated one."""
+    settings, deadline = ctx.config.agent, ctx.deadline
+    if db.swap is not None:
+        mariadb.commit_swap(settings, db.swap, deadline)
+        db.done, db.live_since = True, time.monotonic()
+        try:
+            return mariadb.finish_swap(settings, db.swap, deadline)
+        except mariadb.DatabaseError as e:  # the restore itself is done; only the old tables linger
+            log.warning("restore %s: swapped in, but dropping the old tables failed: %s", ctx.site.id, e)
+            return f"{len(db.swap.tables)} tables swapped in atomically (the old ones were not dropped: {e})"
+    mariadb.drop(settings, db.target, db.staging, deadline)
+    db.recreated = True
+    mariadb.recreate(settings, db.target, deadline)
+    _import(ctx, db.snapshot, db.dump_file, db.target.socket, db.target.name)
+    db.done, db.live_since = True, time.monotonic()
+    return "imported into the recreated database (views/triggers/routines present)"
+
+
+def _drop_staged(ctx: Context, db: StagedDatabase) -> None:
+    """After a failed swap: the staging database and the (empty: RENAME TABLE is atomic) old-name one go."""
+    if db.done or db.recreated:
+        return
+    for name in (db.staging, mariadb.old_name(db.target.name)):
+        try:
+            mariadb.drop(ctx.config.agent, db.target, name, ctx.deadline)
+        except mariadb.DatabaseError as e:
+            log.warning("restore %s: could not drop %s: %s", ctx.site.id, name, e)
+
+
+def _swap_back(files: list[StagedPath]) -> list[str]:
+    """Undo the file swaps done so far (the old trees sit in the staging paths); the paths that stayed."""
+    stuck = []
+    for item in reversed([f for f in files if f.swapped]):
+        try:
+            if item.existed:
+                fsops.exchange(item.restored, item.live)
+            else:  # the path did not exist before the restore: take it away again
+                item.live.rename(item.restored)
+            item.swapped = False
+        except OSError as e:
+            stuck.append(f"{item.live} ({e.strerror or e})")
+    return stuck
+
+
+def _failed_after_swap(what: str, reason: str, files: list[StagedPath], db: StagedDatabase | None) -> str:
+    """The message for a failure inside the swap window: the files are swapped back, and the site's state."""
+    swapped = [str(f.live) for f in files if f.swapped]
+    stuck = _swap_back(files)
+    if db is not None and db.recreated:
+        database = f"database {db.target.name} was recreated for the import and is EMPTY or partial"
+    else:
+        database = "its previous database"
+    if stuck:
+        state = f"the snapshot's files could NOT be swapped back at {', '.join(stuck)}: the site has them"
+        state += f" and {database}"
+    elif swapped:
+        state = f"the files were swapped back: the site has its previous files and {database}"
+    else:
+        state = f"no files were swapped in: the site has its previous files and {database}"
+    if db is not None and db.recreated:
+        state += "; restore again"
+    elif not stuck:
+        state += " (as before the restore)"
+    return f"{what} failed ({reason}); {state}"
+
+
+# A plain restore killed inside its swap window leaves the snapshot's files with the previous
+# database. Its intent (written just before the window, removed after it) lets the next job on
+# the site, whatever its verb, redo that restore first (`finish_interrupted_restore`), so no
+# backup ever saves the mixed state. Inside an update's rollback the update's own recovery
+# redoes the rollback instead, so no intent is written there.
+def _intent_path(ctx: Context) -> Path:
+    return ctx.config.agent.state_dir / "restore" / f"{ctx.site.id}.json"
+
+
+def _write_intent(ctx: Context, plan: Plan, opts: RestoreOptions) -> Path | None:
+    if ctx.job != "restore":
+        return None
+    path = _intent_path(ctx)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    record = {"run_id": ctx.run_id, "snapshot": plan.id, "files": opts.files, "database": opts.database,
+              "database_name": opts.database_name,
+              "database_socket": str(opts.database_socket) if opts.database_socket else None}  # fmt: skip
+    tmp = path.with_suffix(".tmp")
+    with open(tmp, "w", encoding="utf-8") as f:
+        json.dump(record, f)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+    return path
+
+
+def _clear_intent(
+    intent: Path | None, *, unless_stuck: list[StagedPath] | None = None, db: StagedDatabase | None = None
+) -> None:
+    """The window is over: the site is whole (restored, or as before). Kept if it is neither."""
+    if intent is None:
+        return
+    if any(f.swapped for f in unless_stuck or []) or (db is not None and db.recreated):
+        return  # still mixed: the next job finishes the restore
+    intent.unlink(missing_ok=True)
+
+
+def finish_interrupted_restore(ctx: Context) -> None:
+    """Redo a plain restore that died inside its swap window (see `_write_intent`), before the job's own work.
+
+    Runs after an unclean job only. Without such a restore, what a killed one left
+    beside the site's paths (a half-restored staging tree) is removed.
+    """
+    path = _intent_path(ctx)
+    if not path.exists():
+        removed = [str(p) for live in ctx.site.paths for p in fsops.clear_leftovers(live, STAGING)]
+        if removed:
+            log.warning("%s: removed what an interrupted restore left: %s", ctx.site.id, ", ".join(removed))
+            ctx.figures["leftovers_removed"] = removed
+        return
+    record = json.loads(path.read_text(encoding="utf-8"))
+    log.warning("%s: restore run %s died while swapping; redoing it before %s", ctx.site.id, record["run_id"], ctx.job)
+    opts = RestoreOptions(
+        snapshot=record["snapshot"],
+        files=bool(record.get("files", True)),
+        database=bool(record.get("database", True)),
+        database_name=record.get("database_name"),
+        database_socket=Path(record["database_socket"]) if record.get("database_socket") else None,
+    )
+    sub = dataclasses.replace(ctx, job="restore", figures={}, deadline=Deadline(ctx.site.jobs.restore_timeout_seconds))
+    try:
+        summary = do_restore(sub, opts)
+    except JobFailed as e:
+        raise JobFailed(
+            f"a restore (run {record['run_id']}) died while swapping and could not be finished: {e.message}"
+        ) from None
+    path.unlink(missing_ok=True)
+    ctx._unlocked = sub._unlocked
+    ctx.figures["finished_restore"] = {"run_id": record["run_id"], "message": summary}
+
+
+def _restore_in_place(ctx: Context, plan: Plan, opts: RestoreOptions) -> list[str]:
+    """Stage the files and the database, then swap both in back to back (see the module docstring)."""
+    for path in plan.parts.paths:
+        for leftover in fsops.clear_leftovers(path, STAGING):
+            ctx.figures.setdefault("leftovers_removed", []).append(str(leftover))
+    files: list[StagedPath] = []
+    db: StagedDatabase | None = None
+    done: list[str] = []
+    try:
+        if plan.files:
+            _stage_files(ctx, plan, files)
+        if plan.database:
+            db = _stage_database(ctx, plan, opts)
+        # the window: files, then the database, back to back (nothing slow in between)
+        intent = _write_intent(ctx, plan, opts)
+        window = time.monotonic()
+        for item in files:
+            item.existed = item.live.exists() or item.live.is_symlink()
+            try:
+                fsops.swap_in(item.restored, item.live)
+            except OSError as e:
+                message = _failed_after_swap(f"swapping in {item.live}", str(e), files, None)
+                _clear_intent(intent, unless_stuck=files)
+                raise JobFailed(message) from None
+            item.swapped = True
+        if files:
+            done.append(f"files swapped in at {', '.join(str(f.live) for f in files)}")
+        if db is not None:
+            try:
+                how = _swap_database(ctx, db)
+            except Exception as e:
+                reason = getattr(e, "message", None) or f"{type(e).__name__}: {e}"
+                message = _failed_after_swap(f"database {db.target.name}", reason, files, db)
+                _clear_intent(intent, unless_stuck=files, db=db)
+                raise JobFailed(message) from None
+            done.append(f"database {db.target.name}: {how}")
+            if files:  # how long the site had the snapshot's files with its previous database
+                ctx.figures["mixed_window_ms"] = round((db.live_since - window) * 1000, 1)
+        _clear_intent(intent)
+        return done
+    finally:
+        for item in files:
+            fsops.remove_tree(item.staging)  # the old trees, or the staged ones if nothing was swapped
+        if db is not None:
+            _drop_staged(ctx, db)
+
+
+def _restore_to_target(ctx: Context, plan: Plan, opts: RestoreOptions) -> list[str]:
+    """Files (and the dump as a file, unless it goes to a database server) under --target; nothing live."""
+    assert opts.target is not None
+    done: list[str] = []
+    dump_file = plan.parts.dump_file
+    if plan.files or plan.dump_as_file:
+        opts.target.mkdir(parents=True, exist_ok=True)
+        only_dump = plan.dump_as_file and not plan.files
+        exclude = [plan.parts.dump_dir] if plan.parts.dump_dir is not None and not plan.dump_as_file else []
+        include = plan.parts.dump_dir if only_dump else None
+        args = restic_commands.restore(plan.id, opts.target, include=include, exclude=exclude)
+        ctx.retry(functools.partial(ctx.restic.run, args, ctx.deadline, what="restore"), "restore")
+        if plan.files:
+            done.append(f"files under {opts.target}")
+        if plan.dump_as_file and dump_file is not None:
+            left = opts.target / dump_file.relative_to("/")
+            if not left.is_file():
+                raise JobFailed(f"snapshot {plan.short}: the database dump did not arrive at {left}")
+            done.append(f"database dump left as a file: {left}")
+    if plan.database:
+        db = _stage_database(ctx, plan, opts)
+        try:
+            done.append(f"database {db.target.name}: {_swap_database(ctx, db)}")
+        finally:
+            _drop_staged(ctx, db)
+    return done
 
 
 def do_restore(ctx: Context, opts: RestoreOptions) -> str:
     """The body of a restore, for callers that hold the site lock (update-with-rollback)."""
-    site, restic = ctx.site, ctx.restic
+    restic = ctx.restic
     restic.env()
     ctx.prepare()
-    snapshots = ctx.retry(lambda: restic.snapshots(ctx.deadline), "snapshots")
-    chosen = choose_snapshot(snapshots, opts)
-    snap = str(chosen["id"])
-    short = str(chosen.get("short_id") or snap[:8])
-    ctx.figures.update({"snapshot_id": short, "snapshot_time": chosen.get("time")})
-    site_paths, dump = split_paths(chosen)
-    db_name = _db_of(chosen)
-    parts = []
-    if opts.files:
-        if opts.target is not None:
-            opts.target.mkdir(parents=True, exist_ok=True)
-            # the dump stays out of the target when it goes into a database server instead
-            to_server = opts.database and (opts.database_socket or opts.database_name) and dump is not None
-            args = restic_commands.restore(snap, opts.target, exclude=[dump] if to_server and dump else [])
-            ctx.retry(lambda: restic.run(args, ctx.deadline, what="restore"), "restore")
-            parts.append(f"files under {opts.target}")
-        else:
-            done = _restore_files_in_place(ctx, short, site_paths, owners.from_tags(chosen.get("tags") or []))
-            parts.append(f"files swapped in at {', '.join(done)}")
-    if opts.database and dump is not None and db_name is not None:
-        live_db = site.database
-        if opts.target is not None and not (opts.database_socket or opts.database_name):
-            parts.append("database dump left as a file under the target")
-        else:
-            name = opts.database_name or (live_db.name if live_db else db_name)
-            socket = opts.database_socket or (live_db.socket if live_db else None)
-            if socket is None:
-                raise JobFailed("the site has no database configured: give --database-socket")
-            how = _restore_database(ctx, snap, str(dump / f"{db_name}.sql"), mariadb.Target(name, socket))
-            parts.append(f"database {name}: {how}")
-    elif opts.database and site.database is not None:
-        raise JobFailed(f"snapshot {short} holds no database dump")
-    return f"restored snapshot {short} ({chosen.get('time', '')[:19]}): " + "; ".join(parts)
+    found = ctx.retry(lambda: restic.snapshots(ctx.deadline), "snapshots")
+    plan = choose_restorable(ctx, found, opts)
+    ctx.figures.update({"snapshot_id": plan.short, "snapshot_time": plan.snapshot.get("time")})
+    if plan.skipped:
+        ctx.figures["snapshots_passed_over"] = plan.skipped
+    restore_parts = _restore_in_place if opts.target is None else _restore_to_target
+    parts = restore_parts(ctx, plan, opts)
+    if not parts:
+        raise JobFailed(f"snapshot {plan.short}: nothing to restore (files and database both left out)")
+    passed = f" (passed over: {'; '.join(plan.skipped)})" if plan.skipped else ""
+    return f"restored snapshot {plan.short} ({str(plan.snapshot.get('time', ''))[:19]}): " + "; ".join(parts) + passed
 
 
 def restore(

@@ -17,8 +17,13 @@ The flow, holding the site's lock from start to end (each step journaled):
 5. A failed probe or apply rolls everything back: the providers undo what the
    snapshot cannot (apt reinstalls the previous .debs), the snapshot's files
    and database are swapped in, and the pages are probed again. The versions
-   that broke the site are remembered and not offered again (see
-   FailedVersions). Success reports every change.
+   that broke the site are remembered (all of them, per component) and not
+   offered again until an operator clears them (`--retry COMPONENT`, see
+   providers/failed.py). Success reports every change.
+A rollback stays open until its component updates successfully or an operator
+acknowledges it (`--acknowledge`): until then every update run, even one with
+nothing to do, says "still rolled back: ..." and keeps Kuma's UPDATE monitor
+down (the run itself succeeds).
 A run that dies half-way leaves its journal: the next run of any verb on the
 site finishes the rollback first (recovery.py, wired in by the CLI).
 
@@ -39,7 +44,8 @@ from typing import Any
 from .. import exitcodes, probe
 from ..config import Config, required
 from ..jobs import RESTIC_EXIT, Context, JobFailed, JobResult, Settle, run_job
-from ..providers.base import Change, FailedVersions, Offer, Provider, ProviderError
+from ..providers.base import Change, Offer, Provider, ProviderError
+from ..providers.failed import FailedVersions, UnknownComponent, describe_open
 from ..providers.registry import make_provider
 from ..restic import ResticError
 from .backup import do_backup
@@ -50,7 +56,8 @@ log = logging.getLogger("carestack_agent.update")
 
 @dataclass(frozen=True)
 class UpdateOptions:
-    retry_failed: bool = False  # offer versions again that were rolled back before
+    retry: tuple[str, ...] = ()  # components whose remembered broken versions are forgotten (offered again)
+    acknowledge: bool = False  # only mark the open rollbacks as seen by an operator; no update runs
 
 
 def watched_pages(ctx: Context, with_apt: bool) -> list[probe.Page]:
@@ -97,21 +104,57 @@ def _unless_unchecked(summary: str, unchecked: list[str]) -> str:
     return summary
 
 
+def _still_rolled_back(ctx: Context, failed: FailedVersions, summary: str) -> str:
+    """A successful run's summary; while a rollback is open, the UPDATE monitor stays down and says which."""
+    still = failed.open_rollbacks()
+    if not still:
+        return summary
+    ctx.figures["still_rolled_back"] = [f.figures() for f in still]
+    ctx.monitor_down = True
+    return f"{failed.still_rolled_back(still)}; {summary}"
+
+
+def _acknowledge(ctx: Context, failed: FailedVersions) -> str:
+    seen = failed.acknowledge(f"an operator (run {ctx.run_id})")
+    ctx.figures["outcome"] = "acknowledged"
+    ctx.figures["acknowledged"] = [f.figures() for f in seen]
+    if not seen:
+        return "nothing to acknowledge: no rollback is open"
+    return (f"acknowledged: {describe_open(seen)}; these versions stay held "
+            f"(`carestack-agent update {ctx.site.id} --retry COMPONENT` offers them again)")  # fmt: skip
+
+
+def _forget(ctx: Context, failed: FailedVersions, components: tuple[str, ...]) -> None:
+    for component in components:
+        try:
+            key = failed.match(component)
+        except UnknownComponent as e:
+            raise JobFailed(str(e), exitcodes.USAGE) from None
+        gone = failed.forget(key)
+        ctx.note("retry", component=key, versions=[f.version for f in gone])
+        ctx.figures.setdefault("retried", []).extend(f.figures() for f in gone)
+        log.info("update %s: %s offered again: %s", ctx.site.id, key, ", ".join(f.version for f in gone))
+
+
 def do_update(ctx: Context, opts: UpdateOptions) -> str:
     """The body of an update (holds the site lock through run_job)."""
     site = ctx.site
+    failed = FailedVersions(ctx.config.agent.state_dir, site.id)
+    if opts.acknowledge:
+        return _acknowledge(ctx, failed)
+    _forget(ctx, failed, opts.retry)
     if not site.updates.providers:
         ctx.figures["outcome"] = "nothing to do"
-        return "no update providers configured for this site"
+        return _still_rolled_back(ctx, failed, "no update providers configured for this site")
     providers = [make_provider(name, ctx) for name in site.updates.providers]
     try:
-        return _flow(ctx, providers, opts)
+        return _still_rolled_back(ctx, failed, _flow(ctx, providers, failed))
     finally:
         for provider in providers:
             provider.close()
 
 
-def _flow(ctx: Context, providers: list[Provider], opts: UpdateOptions) -> str:
+def _flow(ctx: Context, providers: list[Provider], failed: FailedVersions) -> str:
     site, settings, updates = ctx.site, ctx.config.agent, ctx.site.updates
     with_apt = "apt" in updates.providers and updates.apt_policy != "none"
 
@@ -127,7 +170,6 @@ def _flow(ctx: Context, providers: list[Provider], opts: UpdateOptions) -> str:
     notes = [f"{v.reason} (before the update; not watched)" for v in baseline.failing()]
 
     ctx.note("step", step="check")
-    failed = FailedVersions(settings.state_dir, site.id, ignore=opts.retry_failed)
     offers: list[tuple[Provider, Offer]] = []
     unchecked: list[str] = []  # providers that could not say what to update: the others still run
     for provider in providers:
@@ -174,9 +216,11 @@ def _flow(ctx: Context, providers: list[Provider], opts: UpdateOptions) -> str:
         ctx.figures.setdefault("apply_seconds", {})[provider.name] = round(time.monotonic() - started, 3)
         if broke is None and any(not v.ok for v in verdicts):
             broke = f"{_describe(offer.changes)} broke {probe.summary(verdicts)}"
+            failed.add(offer.changes, ctx.run_id, probe.summary(verdicts))
+        elif broke is not None:
+            failed.add(offer.changes, ctx.run_id, broke)
         ctx.figures["probe"] = [v.figures() for v in verdicts]
         if broke is not None:
-            failed.add(offer.changes, ctx.run_id)
             break
 
     changes = [c for _, offer in applied for c in offer.changes]
@@ -186,9 +230,12 @@ def _flow(ctx: Context, providers: list[Provider], opts: UpdateOptions) -> str:
             provider.finish(offer)
         ctx.note("verified")
         ctx.figures["outcome"] = "updated"
+        resolved = failed.resolve(changes, ctx.run_id)  # an earlier rollback of these components is over
+        if resolved:
+            ctx.figures["resolved"] = [f.figures() for f in resolved]
         summary = f"updated: {_describe(changes)}; {probe.summary(verdicts)}; snapshot {snapshot} before{held}"
         return _unless_unchecked(summary, unchecked)
-    return _after_failure(ctx, snapshot, applied, baseline, broke, broken_since)
+    return _after_failure(ctx, snapshot, applied, baseline, broke, broken_since, failed)
 
 
 def _after_failure(
@@ -198,19 +245,32 @@ def _after_failure(
     baseline: probe.Baseline,
     broke: str,
     broken_since: float,
+    failed: FailedVersions,
 ) -> str:
     site = ctx.site
     ctx.figures["broke"] = broke
+    # Each message leads with the outcome and the versions: heartbeats are cut at a few hundred characters.
+    failing = _describe(applied[-1][1].changes)
+    cause = f"it broke {broke.removeprefix(f'{failing} broke ')}" if broke.startswith(f"{failing} broke ") else broke
+    head = failing
+    earlier = [f for f in failed.open_rollbacks() if f.run_id != ctx.run_id]
+    if earlier:  # Kuma's monitor is already down for these and will not notify again: this message names them
+        ctx.figures["still_rolled_back"] = [f.figures() for f in earlier]
+        head += f" (still rolled back: {describe_open(earlier, pages=False)})"
     if not site.updates.rollback:
         ctx.figures["outcome"] = "broken"
-        raise JobFailed(f"{broke}; rollback is off in this plan: the site runs the new versions")
+        raise JobFailed(
+            f"NOT rolled back (rollback is off in this plan; the site runs the new versions): {head}; {cause}"
+        )
     started = time.monotonic()
     try:
         done = roll_back(ctx, snapshot, applied)
     except Exception as e:  # journaled as pending: the next run of any verb tries again
         ctx.figures["outcome"] = "rollback failed"
         reason = getattr(e, "message", None) or f"{type(e).__name__}: {e}"
-        raise JobFailed(f"{broke}; ROLLBACK FAILED: {reason}", figures={"pending_rollback": True}) from None
+        raise JobFailed(
+            f"ROLLBACK FAILED: {head}; {cause}; the rollback failed: {reason}", figures={"pending_rollback": True}
+        ) from None
     after = _verify(ctx, baseline, any(o.provider == "apt" for _, o in applied))
     healthy = time.monotonic()
     figures: dict[str, Any] = {
@@ -222,10 +282,13 @@ def _after_failure(
     ctx.figures.update(figures)
     if any(not v.ok for v in after):
         ctx.figures["outcome"] = "rolled back, still failing"
-        raise JobFailed(f"{broke}; rolled back ({done}) but the site STILL FAILS: {probe.summary(after)}")
+        raise JobFailed(
+            f"rolled back but the site STILL FAILS: {head}; after the rollback: {probe.summary(after)}; "
+            f"{cause}; rollback: {done}"
+        )
     ctx.figures["outcome"] = "rolled back"
     raise JobFailed(
-        f"rolled back: {broke}; {done}; healthy again {healthy - broken_since:.1f}s after the update",
+        f"rolled back: {head}; {cause}; healthy again {healthy - broken_since:.1f}s after the update; {done}",
         exitcodes.ROLLED_BACK,
     )
 

@@ -1,5 +1,6 @@
 """Uptime Kuma push heartbeats: GET {push_base_url}/{token}?status=up|down&msg=...&ping=ms.
 
+Messages go out in plain words (wording.plain): they reach people.
 The token is a secret (it is the URL path), so the URL is never logged, never
 journaled and never put in an exception message: failures are reported with
 the job name only. A failed push never fails the job.
@@ -15,6 +16,7 @@ import urllib.request
 from pathlib import Path
 
 from ..secrets import SecretError, read_env_file
+from ..wording import plain
 
 log = logging.getLogger("carestack_agent.kuma")
 
@@ -47,7 +49,7 @@ def push(
         return False
     if not token:
         return False  # a job without a token pushes nothing
-    query = {"status": "up" if up else "down", "msg": one_line(msg)}
+    query = {"status": "up" if up else "down", "msg": one_line(plain(msg))}  # people read it: no raw exits
     if ping_ms is not None:
         query["ping"] = str(max(0, int(ping_ms)))
     url = f"{base_url.rstrip('/')}/{urllib.parse.quote(token, safe='')}?{urllib.parse.urlencode(query)}"

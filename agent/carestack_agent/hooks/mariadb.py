@@ -121,8 +121,22 @@ def prepare_staging(settings: AgentSettings, target: Target, deadline: Deadline)
     return staging
 
 
-def swap_in(settings: AgentSettings, target: Target, staging: str, deadline: Deadline) -> str:
-    """Make `staging`'s content the live database `target.name`; returns how it was done."""
+@dataclass(frozen=True)
+class Swap:
+    """A prepared swap of a staging database's tables into the live one (see `prepare_swap`)."""
+
+    target: Target
+    staging: str
+    tables: list[str]  # the staging database's tables, to go live
+    live_tables: list[str]  # the live database's tables, to go to the old-name database
+
+
+def prepare_swap(settings: AgentSettings, target: Target, staging: str, deadline: Deadline) -> Swap:
+    """Everything a swap needs except the swap itself, so the swap is one statement (`commit_swap`).
+
+    Raises DatabaseError("views, triggers or routines present") when RENAME TABLE
+    cannot carry the schema (the caller imports into a recreated database instead).
+    """
     live, old = target.name, old_name(target.name)
     rows = sql(
         settings,
@@ -148,12 +162,31 @@ def swap_in(settings: AgentSettings, target: Target, staging: str, deadline: Dea
         )
     ]
     sql(settings, target.socket, f"DROP DATABASE IF EXISTS {_q(old)}; CREATE DATABASE {_q(old)}", deadline)
-    renames = [f"{_q(live)}.{_q(t)} TO {_q(old)}.{_q(t)}" for t in live_tables]
-    renames += [f"{_q(staging)}.{_q(t)} TO {_q(live)}.{_q(t)}" for t in tables]
+    return Swap(target, staging, tables, live_tables)
+
+
+def commit_swap(settings: AgentSettings, swap: Swap, deadline: Deadline) -> None:
+    """The swap itself: one RENAME TABLE (atomic in MariaDB); the live tables go to the old-name database."""
+    live, old, staging = swap.target.name, old_name(swap.target.name), swap.staging
+    renames = [f"{_q(live)}.{_q(t)} TO {_q(old)}.{_q(t)}" for t in swap.live_tables]
+    renames += [f"{_q(staging)}.{_q(t)} TO {_q(live)}.{_q(t)}" for t in swap.tables]
     if renames:
-        sql(settings, target.socket, "RENAME TABLE " + ", ".join(renames), deadline)
-    sql(settings, target.socket, f"DROP DATABASE {_q(old)}; DROP DATABASE {_q(staging)}", deadline)
-    return f"{len(tables)} tables swapped in atomically"
+        sql(settings, swap.target.socket, "RENAME TABLE " + ", ".join(renames), deadline)
+
+
+def finish_swap(settings: AgentSettings, swap: Swap, deadline: Deadline) -> str:
+    """Drop what the swap left (the old tables, the emptied staging database); returns how it was done."""
+    sql(settings, swap.target.socket,
+        f"DROP DATABASE IF EXISTS {_q(old_name(swap.target.name))}; DROP DATABASE IF EXISTS {_q(swap.staging)}",
+        deadline)  # fmt: skip
+    return f"{len(swap.tables)} tables swapped in atomically"
+
+
+def swap_in(settings: AgentSettings, target: Target, staging: str, deadline: Deadline) -> str:
+    """Make `staging`'s content the live database `target.name`; returns how it was done."""
+    swap = prepare_swap(settings, target, staging, deadline)
+    commit_swap(settings, swap, deadline)
+    return finish_swap(settings, swap, deadline)
 
 
 def recreate(settings: AgentSettings, target: Target, deadline: Deadline) -> None:

@@ -43,7 +43,7 @@ from ..jobs import Context
 from ..lock import LockBusy, SiteLock
 from ..proc import Completed, Deadline, run
 from . import debs
-from .base import Change, FailedVersions, Offer, ProviderError
+from .base import Change, Offer, ProviderError, Remembered
 
 HOST_LOCK = "_apt"  # not a valid site id, so it never collides with a site's lock
 # How long apt waits for dpkg's own lock (another apt run, unattended-upgrades).
@@ -171,7 +171,7 @@ class AptProvider:
 
     # -- the provider ------------------------------------------------------------------
 
-    def discover(self, failed: FailedVersions) -> Offer:
+    def discover(self, failed: Remembered) -> Offer:
         offer = Offer(self.name)
         if self.policy == "none":
             offer.notes.append("apt: policy none")

@@ -6,20 +6,15 @@ rollback will need, then *applies* the offer. Offers are JSON-serializable:
 the update flow journals each one before applying it, so an interrupted run
 can be rolled back by the next agent run from the journal alone.
 
-`FailedVersions` remembers versions that broke a site and were rolled back,
-so the next scheduled run does not apply them again (a newer version is
-offered as usual; `update --retry-failed` ignores the memory).
+`discover` is handed the site's memory of versions that broke it before
+(`failed.FailedVersions`): a remembered version is skipped with the note it
+gives, and a later, different version is still offered.
 """
 
 from __future__ import annotations
 
-import json
-import os
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 from typing import Any, Protocol
-
-from ..journal import now_iso
 
 
 class ProviderError(Exception):
@@ -39,10 +34,14 @@ class Change:
     def key(self) -> str:
         return f"{self.provider}:{self.kind}:{self.name}"
 
+    @property
+    def label(self) -> str:
+        """`apt nginx`, `plugin akismet/akismet.php`, `release`."""
+        return {"package": f"apt {self.name}", "release": "release"}.get(self.kind, f"{self.kind} {self.name}")
+
     def describe(self) -> str:
         """`apt nginx 1.0→2.0`, `plugin akismet/akismet.php 5.0→5.1`, `release 1.1→1.2`."""
-        what = {"package": f"apt {self.name}", "release": "release"}.get(self.kind, f"{self.kind} {self.name}")
-        return f"{what} {self.from_version or '(none)'}→{self.to_version}"
+        return f"{self.label} {self.from_version or '(none)'}→{self.to_version}"
 
     def figures(self) -> dict[str, Any]:
         return {"provider": self.provider, "kind": self.kind, "name": self.name,
@@ -65,10 +64,18 @@ class Offer:
         return cls(str(data["provider"]), changes, [], dict(data.get("data", {})))
 
 
+class Remembered(Protocol):
+    """The versions that broke the site before (failed.FailedVersions)."""
+
+    def blocked(self, change: Change) -> str | None:
+        """Why this exact change is not offered again (a line for the run's output), or None."""
+        ...
+
+
 class Provider(Protocol):
     name: str
 
-    def discover(self, failed: FailedVersions) -> Offer: ...
+    def discover(self, failed: Remembered) -> Offer: ...
 
     def prepare(self, offer: Offer) -> None: ...
 
@@ -85,36 +92,3 @@ class Provider(Protocol):
     def close(self) -> None:
         """The run is over: release what the provider holds (the host's apt lock)."""
         ...
-
-
-class FailedVersions:
-    """state_dir/updates/<site>.failed.json: versions rolled back on this site, by change key."""
-
-    def __init__(self, state_dir: Path, site_id: str, *, ignore: bool = False) -> None:
-        self.path = state_dir / "updates" / f"{site_id}.failed.json"
-        self.ignore = ignore
-
-    def _load(self) -> dict[str, dict[str, str]]:
-        try:
-            data = json.loads(self.path.read_text())
-        except (OSError, ValueError):
-            return {}
-        return data if isinstance(data, dict) else {}
-
-    def blocked(self, change: Change) -> str | None:
-        """Why this exact change is not offered again, or None."""
-        if self.ignore:
-            return None
-        entry = self._load().get(change.key)
-        if entry and entry.get("version") == change.to_version:
-            return f"{change.describe()} held: it broke the site and was rolled back ({entry.get('when', '?')[:10]})"
-        return None
-
-    def add(self, changes: list[Change], run_id: str) -> None:
-        data = self._load()
-        for change in changes:
-            data[change.key] = {"version": change.to_version, "run_id": run_id, "when": now_iso()}
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_name(self.path.name + ".tmp")
-        tmp.write_text(json.dumps(data, indent=1, sort_keys=True))
-        os.replace(tmp, self.path)

@@ -35,7 +35,7 @@ from pathlib import Path, PurePosixPath
 from .. import fsops, owners
 from ..jobs import Context
 from ..versions import debian_compare
-from .base import Change, FailedVersions, Offer, ProviderError
+from .base import Change, Offer, ProviderError, Remembered
 
 ARTIFACT = re.compile(r"^(?P<name>.+?)-(?P<version>\d[A-Za-z0-9.+~]*)\.(?:tar\.gz|tgz|tar\.xz|tar)$")
 RECORD = ".carestack-release"
@@ -145,7 +145,7 @@ class ReleaseProvider:
         assert release_dir is not None  # filled in by the config
         self.dir = release_dir
 
-    def discover(self, failed: FailedVersions) -> Offer:
+    def discover(self, failed: Remembered) -> Offer:
         offer = Offer(self.name)
         found = artifacts(self.dir)
         if not found:
@@ -219,10 +219,11 @@ class ReleaseProvider:
             shutil.copy2(source, target, follow_symlinks=False)
 
     def rollback(self, offer: Offer) -> str | None:
+        fsops.clear_leftovers(self.root, "release")  # a run killed while unpacking or right after its exchange
         return None  # the pre-update snapshot holds the previous release and its record
 
     def finish(self, offer: Offer) -> None:
-        pass
+        fsops.clear_leftovers(self.root, "release")  # the old tree, if the run died before removing it
 
     def close(self) -> None:
         pass

@@ -40,7 +40,7 @@ from ..config import required
 from ..jobs import Context
 from ..proc import run
 from ..versions import major, php_compare
-from .base import Change, FailedVersions, Offer, ProviderError
+from .base import Change, Offer, ProviderError, Remembered
 
 SCRIPT = Path(__file__).with_name("wp-update.php")
 FEED_INDEX = "index.json"
@@ -148,7 +148,7 @@ class WordPressProvider:
             offered.setdefault((item["kind"], slug), {})[item["version"]] = item["source"]
         return offered
 
-    def discover(self, failed: FailedVersions) -> Offer:
+    def discover(self, failed: Remembered) -> Offer:
         offer = Offer(self.name)
         if self.policy == "none":
             offer.notes.append("wordpress: policy none")

@@ -1,0 +1,136 @@
+"""`carestack lab up | status | failover | down | install`, and the installed `carestack` command.
+
+`main` is the console script: infra's production commands (`infra.cli.COMMANDS`)
+plus `lab`, registered the same way as every other command module. The lab's
+modules (beyond its config) are imported when a lab verb runs, so infra's verbs
+do not load them and run without the `lab` extra.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from dataclasses import fields
+from pathlib import Path
+
+from infra import cli as infra_cli
+from infra.command import Verbs
+from lab.config import STATE_DIR_ENV, LabConfig, load_config
+from lab.errors import LabError
+
+
+def _up(args: argparse.Namespace) -> int:
+    config = load_config(
+        subnet=args.subnet,
+        bridge=args.bridge,
+        apt_port=args.apt_port,
+        s3_port=args.s3_port,
+        kuma_port=args.kuma_port,
+        alert_port=args.alert_port,
+        image_cache=str(args.image_dir.resolve()) if args.image_dir else None,
+        server_memory_mb=args.server_memory_mb,
+    )
+    from lab.up import lab_up
+
+    lab_up(config, args.stacks)
+    return 0
+
+
+def _status(args: argparse.Namespace) -> int:
+    from lab.state import LabState
+    from lab.status import render_summary, summary
+
+    config = load_config()
+    state = LabState.load(config.state_dir)
+    report = summary(state, config)
+    print(json.dumps(report.to_dict(), indent=2) if args.json else render_summary(report))
+    return 0 if all(s.running and s.ssh for s in report.servers) else 1
+
+
+def _failover(args: argparse.Namespace) -> int:
+    from lab.failover import failover
+
+    report = failover(load_config(), args.client, out=sys.stderr if args.json else sys.stdout)
+    if args.json:
+        print(json.dumps(report.to_dict(), indent=2))
+    return 0
+
+
+def _down(args: argparse.Namespace) -> int:
+    from lab.down import lab_down
+
+    lab_down(load_config(), keep_image=args.keep_image)
+    return 0
+
+
+def _install(args: argparse.Namespace) -> int:
+    from lab import kuma_server
+
+    print(f"Uptime Kuma: {kuma_server.ensure_installed()}")
+    return 0
+
+
+def _guarded(verb: argparse.Namespace) -> int:
+    from lab.system import require_root
+
+    try:
+        require_root()  # first: without root even reading the lab's state may fail obscurely
+        result: int = verb.lab_run(verb)
+    except LabError as exc:
+        print(f"carestack lab {verb.lab_verb}: error: {exc}", file=sys.stderr)
+        return 1
+    return result
+
+
+def register(verbs: Verbs) -> None:
+    lab = verbs.add_parser(
+        "lab",
+        help="the whole care stack on this machine (servers, S3, Kuma)",
+        description=f"State directory: /var/lib/carestack-lab, or ${STATE_DIR_ENV}.",
+    )
+    lab_verbs = lab.add_subparsers(dest="lab_verb", required=True)
+
+    defaults = {f.name: f.default for f in fields(LabConfig)}
+    up = lab_verbs.add_parser("up", help="build or repair the lab and onboard the clients (idempotent)")
+    up.add_argument(
+        "stacks", nargs="*", type=Path, metavar="STACK_FILE", help="stack files (default: the example stacks)"
+    )
+    up.add_argument("--subnet", help=f"the lab's IPv4 subnet (default {defaults['subnet']})")
+    up.add_argument("--bridge", help=f"the lab bridge's name (default {defaults['bridge']})")
+    for name in ("apt", "s3", "kuma", "alert"):
+        default = defaults[f"{name}_port"]
+        up.add_argument(f"--{name}-port", type=int, help=f"port of the {name} service (default {default})")
+    up.add_argument(
+        "--server-memory-mb",
+        type=int,
+        help=f"memory each server sizes PHP and MariaDB for (default {defaults['server_memory_mb']})",
+    )
+    up.add_argument("--image-dir", type=Path, help="where the base image is cached (default: in the state directory)")
+    up.set_defaults(run=_guarded, lab_run=_up)
+
+    install = lab_verbs.add_parser("install", help="install what the lab needs from package registries (Kuma)")
+    install.set_defaults(run=_guarded, lab_run=_install)
+
+    status = lab_verbs.add_parser("status", help="what runs and answers; changes nothing")
+    status.add_argument("--json", action="store_true", help="machine-readable output")
+    status.set_defaults(run=_guarded, lab_run=_status)
+
+    fail = lab_verbs.add_parser(
+        "failover", help="restore a client's sites onto the standby and check its pages (the standby restore drill)"
+    )
+    fail.add_argument("client", metavar="CLIENT", help="a client id of the lab (standard and premium tiers)")
+    fail.add_argument("--json", action="store_true", help="print the report as JSON")
+    fail.set_defaults(run=_guarded, lab_run=_failover)
+
+    down = lab_verbs.add_parser("down", help="stop everything and remove what the lab created")
+    down.add_argument("--keep-image", action="store_true", help="keep the cached base image and package cache")
+    down.set_defaults(run=_guarded, lab_run=_down)
+
+
+def main(argv: list[str] | None = None) -> int:
+    return infra_cli.main(argv, (*infra_cli.COMMANDS, register))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

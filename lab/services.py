@@ -1,0 +1,117 @@
+"""The lab's monitoring services: Uptime Kuma (`kuma_server`) and the alert receiver (`alert_receiver`).
+
+Kuma listens on loopback, and through a relay on the bridge address so the
+servers' agents can push heartbeats; its admin account is created on first
+start and its credentials kept 0600 in the state directory. The alert receiver
+(loopback only: only Kuma on this machine calls it) records every notification;
+`lab_alerting` routes every channel of every contact to it, and the same
+settings are written as an alerting file for `carestack monitors sync --alerting`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+from infra.alerting import AlertingConfig
+from lab import alert_receiver, kuma_server, procs
+from lab.config import LabConfig
+
+ALERTING_FILE = "alerting.yaml"
+
+
+@dataclass(frozen=True)
+class Monitoring:
+    kuma_url: str  # this machine's URL of Kuma
+    push_base_url: str  # what the servers' agents push to
+    credentials_file: Path
+    alert_url: str
+    alert_log: Path
+    alerting_file: Path  # the receiver as an agency alerting file (`infra.alerting`)
+    kuma_started: bool
+    receiver_started: bool
+    restarted: tuple[str, ...] = ()  # what had died and was started again, for the user
+
+
+def lab_alerting(receiver_url: str) -> AlertingConfig:
+    """Every alert channel as a webhook to the lab's alert receiver."""
+    return AlertingConfig(receiver_url=receiver_url)
+
+
+def kuma_dir(config: LabConfig) -> Path:
+    return config.run_dir / "kuma"
+
+
+def alerts_dir(config: LabConfig) -> Path:
+    return config.run_dir / "alerts"
+
+
+def credentials_file(config: LabConfig) -> Path:
+    return kuma_dir(config) / kuma_server.CREDENTIALS_FILE
+
+
+def kuma_running(config: LabConfig) -> bool:
+    return kuma_server.running(kuma_dir(config)) is not None
+
+
+def receiver_running(config: LabConfig) -> bool:
+    return alert_receiver.running(alerts_dir(config)) is not None
+
+
+def pid_files(config: LabConfig) -> list[Path]:
+    """Where Kuma, its relay and the receiver are recorded (whether they still run or not)."""
+    return [
+        kuma_dir(config) / kuma_server.PID_FILE,
+        kuma_dir(config) / kuma_server.RELAY_PID_FILE,
+        alerts_dir(config) / alert_receiver.PID_FILE,
+    ]
+
+
+def _what_died(config: LabConfig) -> list[str]:
+    """Services this lab started that have stopped or no longer answer, in words for the user."""
+    kuma, relay = kuma_dir(config) / kuma_server.PID_FILE, kuma_dir(config) / kuma_server.RELAY_PID_FILE
+    receiver = alerts_dir(config) / alert_receiver.PID_FILE
+    died: list[str] = []
+    if kuma.exists() and not kuma_running(config):
+        if procs.running(kuma) is None:
+            died.append("Kuma (it had stopped)")
+        elif relay.exists() and procs.running(relay) is None:
+            died.append("Kuma's relay on the bridge (it had stopped)")
+        else:
+            died.append("Kuma (it did not answer)")
+    if receiver.exists() and not receiver_running(config):
+        died.append("the alert receiver (it had stopped)")
+    return died
+
+
+def bring_up(config: LabConfig) -> Monitoring:
+    restarted = _what_died(config)
+    kuma_started = not kuma_running(config)
+    server = kuma_server.start(
+        kuma_dir(config), host="127.0.0.1", port=config.kuma_port, bridge_host=config.bridge_address
+    )
+    kuma_server.ensure_admin(server, kuma_dir(config))
+    receiver_started = not receiver_running(config)
+    receiver = alert_receiver.start(alerts_dir(config), host="127.0.0.1", port=config.alert_port)
+    alerting_file = alerts_dir(config) / ALERTING_FILE
+    alerting_file.write_text(yaml.safe_dump(lab_alerting(receiver.url).model_dump(exclude_none=True)))
+    return Monitoring(
+        kuma_url=server.url,
+        push_base_url=f"{server.bridge_url}/api/push",
+        credentials_file=credentials_file(config),
+        alert_url=receiver.url,
+        alert_log=alerts_dir(config) / alert_receiver.ALERTS_FILE,
+        alerting_file=alerting_file,
+        kuma_started=kuma_started,
+        receiver_started=receiver_started,
+        restarted=tuple(restarted),
+    )
+
+
+def stop(config: LabConfig) -> dict[str, bool]:
+    return {
+        "Kuma": kuma_server.stop(kuma_dir(config)),
+        "alert receiver": alert_receiver.stop(alerts_dir(config)),
+    }

@@ -1,0 +1,221 @@
+"""`carestack lab status`: what runs, what answers, what each client has — without changing anything.
+
+The same summary ends `lab up`: each server, each site's address and HTTP
+status, the services and where their credentials are, each client's last
+backup (the newest restic snapshot object in its bucket, read with the
+client's own keys).
+"""
+
+from __future__ import annotations
+
+import http.client
+import socket
+import time
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError
+
+from infra.kuma_client import KumaError, connect
+from infra.monitors import monitor_states, status_page_slug
+from infra.plan import SitePlan
+from lab import aptproxy, hosts, storage
+from lab import services as lab_services
+from lab.alert_receiver import read_alerts
+from lab.config import LabConfig, load_config
+from lab.state import LabClient, LabState
+
+HTTP_TIMEOUT = 3.0
+LATEST_ALERTS = 5
+
+
+@dataclass(frozen=True)
+class ServerStatus:
+    name: str
+    address: str
+    role: str
+    clients: list[str]
+    running: bool
+    ssh: bool
+
+
+@dataclass(frozen=True)
+class SiteStatus:
+    client: str
+    site: str
+    domain: str
+    server: str
+    address: str
+    http_status: int | None  # None: no answer
+    last_backup: str | None  # ISO time of the newest snapshot, None: none yet
+
+
+@dataclass(frozen=True)
+class Summary:
+    state_dir: str
+    servers: list[ServerStatus]
+    sites: list[SiteStatus]
+    services: dict[str, dict[str, Any]]
+    monitors: dict[str, dict[str, int]]  # client -> {"up": n, "down": n, ...}; {} if Kuma does not answer
+    latest_alerts: list[dict[str, Any]]  # the newest notifications the alert receiver recorded
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _ssh_answers(address: str) -> bool:
+    try:
+        with socket.create_connection((address, 22), timeout=1.0) as conn:
+            return conn.recv(4).startswith(b"SSH-")
+    except OSError:
+        return False
+
+
+def fetch_page(address: str, domain: str, path: str = "/") -> tuple[int | None, str]:
+    """(status, body) a server answers for one of its sites' pages (Host header = the site's domain)."""
+    conn = http.client.HTTPConnection(address, 80, timeout=HTTP_TIMEOUT)
+    try:
+        conn.request("GET", path, headers={"Host": domain})
+        answer = conn.getresponse()
+        return answer.status, answer.read().decode("utf-8", "replace")
+    except OSError:
+        return None, ""
+    finally:
+        conn.close()
+
+
+def http_status(address: str, domain: str, path: str = "/") -> int | None:
+    return fetch_page(address, domain, path)[0]
+
+
+def last_backup(state: LabState, client_id: str, site_id: str) -> str | None:
+    """Newest snapshot object of the site's restic repository, read with the client's keys."""
+    if state.s3_endpoint is None or state.client(client_id).s3_env_file is None:
+        return None
+    key_id, secret = state.s3_credentials(client_id)
+    s3 = boto3.client(
+        "s3",
+        endpoint_url=state.s3_endpoint,
+        region_name="us-east-1",
+        aws_access_key_id=key_id,
+        aws_secret_access_key=secret,
+        config=Config(retries={"max_attempts": 1}, connect_timeout=2, read_timeout=5),
+    )
+    try:
+        listing = s3.list_objects_v2(Bucket=state.client(client_id).bucket, Prefix=f"{site_id}/snapshots/")
+    except (BotoCoreError, ClientError):
+        return None
+    times = [obj["LastModified"] for obj in listing.get("Contents", [])]
+    return max(times).isoformat(timespec="seconds") if times else None
+
+
+def _site_status(state: LabState, client: LabClient, site: SitePlan) -> SiteStatus:
+    server = state.host(client.server)
+    path = site.checks[0].path if site.checks else "/"
+    answer = http_status(server.address, site.domain, path)
+    return SiteStatus(
+        client.id, site.id, site.domain, server.name, server.address, answer, last_backup(state, client.id, site.id)
+    )
+
+
+def summary(state: LabState, config: LabConfig | None = None) -> Summary:
+    cfg = config or _config_of(state)
+    server_list = []
+    for host in state.hosts:
+        h = hosts.host(cfg, host.name, host.address)
+        server_list.append(
+            ServerStatus(
+                host.name, host.address, host.role, list(host.clients), hosts.running(h), _ssh_answers(host.address)
+            )
+        )
+    pairs = [(client, site) for client in state.clients for site in state.plan(client.id).sites]
+    with ThreadPoolExecutor(max_workers=8) as pool:  # each site: an HTTP request and an S3 listing
+        sites = list(pool.map(lambda pair: _site_status(state, *pair), pairs))
+    services: dict[str, dict[str, Any]] = {
+        "apt_proxy": {"url": aptproxy.url(cfg), "running": aptproxy.running(cfg)},
+        "s3": {
+            "url": state.s3_endpoint,
+            "running": storage.running(cfg) is not None and storage.gateway_running(cfg),
+            "admin_credentials": str(state.s3_admin_env_file) if state.s3_admin_env_file else None,
+        },
+    }
+    services["kuma"] = {
+        "url": state.kuma_url,
+        "running": lab_services.kuma_running(cfg),
+        "credentials": str(state.kuma_credentials_file) if state.kuma_credentials_file else None,
+    }
+    alerts = read_alerts(lab_services.alerts_dir(cfg))
+    services["alerts"] = {
+        "url": state.alert_url,
+        "running": lab_services.receiver_running(cfg),
+        "log": str(state.alert_log) if state.alert_log else None,
+        "received": len(alerts),
+    }
+    latest = [
+        {
+            "time": time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(a.received_at)),
+            "client": a.client,
+            "channel": a.channel,
+            "to": a.to,
+            "monitor": a.monitor,
+            "status": a.status,
+            "message": a.message,
+        }
+        for a in alerts[-LATEST_ALERTS:]
+    ]
+    return Summary(str(state.state_dir), server_list, sites, services, monitor_counts(state), latest)
+
+
+def monitor_counts(state: LabState) -> dict[str, dict[str, int]]:
+    """Each client's monitors in Kuma by state: up, down, pending, maintenance, unchecked."""
+    if state.kuma_url is None or state.kuma_credentials_file is None or not state.kuma_credentials_file.exists():
+        return {}
+    counts: dict[str, dict[str, int]] = {}
+    try:
+        with connect(state.kuma_login(), timeout=30) as session:
+            for client in state.clients:
+                counts[client.id] = dict(Counter(monitor_states(session, client.id).values()))
+    except (KumaError, OSError):
+        return {}
+    return counts
+
+
+def _config_of(state: LabState) -> LabConfig:
+    return load_config(state.state_dir)
+
+
+def render_summary(s: Summary) -> str:
+    lines = ["", f"Lab in {s.state_dir}", "  servers:"]
+    for server in s.servers:
+        health = "running" if server.running and server.ssh else ("no ssh" if server.running else "STOPPED")
+        clients = f" ({', '.join(server.clients)})" if server.clients else ""
+        lines.append(f"    {server.name:<12} {server.address:<14} {server.role:<9} {health}{clients}")
+    lines.append("  sites:")
+    for site in s.sites:
+        http = str(site.http_status) if site.http_status is not None else "no answer"
+        backup = site.last_backup or "none yet"
+        lines.append(
+            f"    {site.domain:<28} http://{site.address}/ (Host: {site.domain}) HTTP {http}; last backup {backup}"
+        )
+    lines.append("  services:")
+    for name, info in s.services.items():
+        details = ", ".join(f"{k} {v}" for k, v in info.items() if k != "running" and v is not None)
+        lines.append(f"    {name:<12} {'running' if info.get('running') else 'STOPPED'}; {details}")
+    if s.sites:
+        lines.append("  monitors:" if s.monitors else "  monitors: Kuma did not answer")
+    kuma_url = s.services.get("kuma", {}).get("url")
+    for client, tally in s.monitors.items():
+        states = ", ".join(f"{n} {name}" for name, n in sorted(tally.items())) or "none"
+        page = f"; status page {kuma_url}/status/{status_page_slug(client)}" if kuma_url else ""
+        lines.append(f"    {client:<12} {states}{page}")
+    if s.latest_alerts:
+        lines.append("  latest alerts (what the agency's e-mail/SMS/webhook gateway would have sent):")
+    for alert in s.latest_alerts:  # Kuma's message names the monitor and its state
+        lines.append(
+            f"    {alert['time']} {alert['client']} {alert['channel']} to {alert['to']}: {alert['message'][:110]}"
+        )
+    return "\n".join(lines)
