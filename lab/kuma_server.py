@@ -102,13 +102,6 @@ def _node() -> str:
     return node
 
 
-def _tail(path: Path, lines: int = 25) -> str:
-    try:
-        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
-    except OSError:
-        return "(no log)"
-
-
 def _apply_package_fixes(package: Path) -> None:
     """Copy the db patches where the published package's migration step looks for them."""
     old = package / "db" / "old_migrations"
@@ -161,7 +154,7 @@ def ensure_installed(cache_dir: Path | None = None) -> Path:
             )  # fmt: skip
         staged = tmp / "node_modules" / KUMA_PACKAGE
         if result.returncode != 0 or not (staged / "server" / "server.js").exists():
-            raise KumaServerError(f"npm install {KUMA_PACKAGE}@{KUMA_VERSION} failed; {log}:\n{_tail(log)}")
+            raise KumaServerError(f"npm install {KUMA_PACKAGE}@{KUMA_VERSION} failed; {log}:\n{procs.log_tail(log)}")
         _apply_package_fixes(staged)
         (staged / _READY_MARKER).write_text(f"{KUMA_PACKAGE}@{KUMA_VERSION}\n")
         shutil.rmtree(root, ignore_errors=True)
@@ -275,11 +268,11 @@ def start(
     while not _answers(host, port):
         if not procs.alive(record):
             stop(state_dir)
-            raise KumaServerError(f"Uptime Kuma exited during start-up; {log}:\n{_tail(log)}")
+            raise KumaServerError(f"Uptime Kuma exited during start-up; {log}:\n{procs.log_tail(log)}")
         if time.monotonic() > deadline:
             stop(state_dir)
             raise KumaServerError(
-                f"Uptime Kuma did not answer on {host}:{port} within {timeout:.0f}s; {log}:\n{_tail(log)}"
+                f"Uptime Kuma did not answer on {host}:{port} within {timeout:.0f}s; {log}:\n{procs.log_tail(log)}"
             )
         time.sleep(0.2)
     if bridge_host:
@@ -299,7 +292,9 @@ def _start_relay(state_dir: Path, listen_host: str, port: int, target_host: str)
     while not _answers(listen_host, port):
         if not procs.alive(record) or time.monotonic() > deadline:
             stop(state_dir)
-            raise KumaServerError(f"the relay to Kuma on {listen_host}:{port} did not start; {log}:\n{_tail(log)}")
+            raise KumaServerError(
+                f"the relay to Kuma on {listen_host}:{port} did not start; {log}:\n{procs.log_tail(log)}"
+            )
         time.sleep(0.05)
 
 

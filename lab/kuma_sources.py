@@ -24,6 +24,8 @@ import subprocess
 import tarfile
 from pathlib import Path
 
+from lab.procs import log_tail
+
 SOURCES_ENV = "CARESTACK_KUMA_SOURCES"
 # sha256 of upstream's tag archives (vendor/uptime-kuma/README.md).
 SOURCE_RELEASES = {
@@ -73,13 +75,6 @@ def _tarball(version: str, sources: Path | None) -> Path:
     return path
 
 
-def _tail(path: Path, lines: int = 25) -> str:
-    try:
-        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
-    except OSError:
-        return "(no log)"
-
-
 def ensure_source_install(version: str, cache_dir: Path, sources: Path | None = None) -> Path:
     """The directory to run `node server/server.js` in for `version`; installed on first use.
 
@@ -123,7 +118,7 @@ def ensure_source_install(version: str, cache_dir: Path, sources: Path | None = 
                 check=False,
             )
         if result.returncode != 0:
-            raise KumaSourceError(f"npm install of Uptime Kuma {version} failed; {log}:\n{_tail(log)}")
+            raise KumaSourceError(f"npm install of Uptime Kuma {version} failed; {log}:\n{log_tail(log)}")
         # The server refuses to start without a built web UI; an empty page stands in for it.
         (tree / "dist").mkdir(exist_ok=True)
         if not (tree / "dist" / "index.html").exists():

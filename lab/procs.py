@@ -188,3 +188,11 @@ def descendants(roots: Sequence[int]) -> list[int]:
             found.append(pid)
             todo.extend(children.get(pid, []))
     return found
+
+
+def log_tail(path: Path, lines: int = 25) -> str:
+    """The last lines of a service's log, for an error message that says why it did not start."""
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return "(no log)"
