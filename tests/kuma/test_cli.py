@@ -11,7 +11,8 @@ import pytest
 import yaml
 
 from infra.cli import main
-from infra.spec import STACKS_DIR
+from infra.plan import build_plan
+from infra.spec import STACKS_DIR, ClientSpec, load_stack
 from tests.kuma.conftest import Kuma, Receiver
 from tests.kuma.support import NOWHERE, write_yaml
 
@@ -49,10 +50,15 @@ def test_sync_prints_changes_and_writes_tokens_to_a_private_file(
     assert main([*args, "--dry-run"]) == 0
     planned = capsys.readouterr().out
     assert "+ monitor cli-web · /projects/: keyword, every 60s" in planned
-    # 12 monitors, 4 notifications (3 to the client's contacts, 1 to the agency), the window, the status page
+    # Every page check and job heartbeat of the plan, 4 notifications (3 to the client's contacts, 1 to the
+    # agency), the window, the status page.
+    spec = load_stack(stack)
+    assert isinstance(spec, ClientSpec)
+    plan = build_plan(spec)
+    monitors = sum(len(site.checks) + len(site.jobs) for site in plan.sites)
     summary = planned.rstrip().splitlines()[-1]
-    assert summary.startswith("cli: would create 18, update ") and summary.endswith(", delete 0")
-    assert "+ status page carestack-cli: 2 sections, 12 monitors" in planned
+    assert summary.startswith(f"cli: would create {monitors + 6}, update ") and summary.endswith(", delete 0")
+    assert f"+ status page carestack-cli: 2 sections, {monitors} monitors" in planned
 
     assert main([*args, "--push-tokens-out", str(tokens_file)]) == 0
     out = capsys.readouterr().out
