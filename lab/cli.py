@@ -18,6 +18,7 @@ from infra import cli as infra_cli
 from infra.command import Verbs
 from lab.config import STATE_DIR_ENV, LabConfig, load_config
 from lab.errors import LabError
+from lab.kuma_sources import SOURCES_ENV, SUPPORTED_VERSIONS
 
 
 def _up(args: argparse.Namespace) -> int:
@@ -30,8 +31,12 @@ def _up(args: argparse.Namespace) -> int:
         alert_port=args.alert_port,
         image_cache=str(args.image_dir.resolve()) if args.image_dir else None,
         server_memory_mb=args.server_memory_mb,
+        kuma_version=args.kuma_version,
     )
+    from lab.services import check_kuma_available
     from lab.up import lab_up
+
+    check_kuma_available(config)  # a missing source tarball is told before anything changes
 
     lab_up(config, args.stacks)
     return 0
@@ -105,6 +110,12 @@ def register(verbs: Verbs) -> None:
         "--server-memory-mb",
         type=int,
         help=f"memory each server sizes PHP and MariaDB for (default {defaults['server_memory_mb']})",
+    )
+    up.add_argument(
+        "--kuma-version",
+        choices=SUPPORTED_VERSIONS,
+        help=f"the Uptime Kuma to run (default {defaults['kuma_version']}, from npm; the others from their "
+        f"source tarball in ${SOURCES_ENV})",
     )
     up.add_argument("--image-dir", type=Path, help="where the base image is cached (default: in the state directory)")
     up.set_defaults(run=_guarded, lab_run=_up)

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from lab.errors import LabError
+from lab.kuma_sources import NPM_VERSION, SUPPORTED_VERSIONS
 
 DEFAULT_STATE_DIR = Path("/var/lib/carestack-lab")
 STATE_DIR_ENV = "CARESTACK_LAB_DIR"
@@ -45,6 +46,8 @@ class LabConfig:
     # Where the base image lives; by default in the state directory. Several labs (the tests'
     # second lab) may share one image directory; a lab removes its image only from its own state dir.
     image_cache: str = ""
+    # Which Uptime Kuma runs: the npm snapshot needs no files; the others their source tarball.
+    kuma_version: str = NPM_VERSION
 
     def __post_init__(self) -> None:
         problems = []
@@ -63,6 +66,9 @@ class LabConfig:
                 problems.append(f"{name}: expected a port in 1024..65535, got {port}")
         if not 256 <= self.server_memory_mb <= 65536:
             problems.append(f"server_memory_mb: expected 256..65536, got {self.server_memory_mb}")
+        if self.kuma_version not in SUPPORTED_VERSIONS:
+            supported = ", ".join(SUPPORTED_VERSIONS)
+            problems.append(f"kuma_version: expected one of {supported}, got {self.kuma_version!r}")
         if len(set(ports.values())) != len(ports):
             problems.append(f"ports must differ: {ports}")
         if problems:

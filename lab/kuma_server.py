@@ -42,9 +42,10 @@ from infra.kuma_client import KumaError, KumaLogin, read_login
 from infra.secret_file import write_secret
 from lab import procs
 from lab.errors import LabError
+from lab.kuma_sources import NPM_VERSION
 
 KUMA_PACKAGE = "uptime-kuma"
-KUMA_VERSION = "2.0.0-dev.0"
+KUMA_VERSION = NPM_VERSION
 CACHE_DIR_ENV = "CARESTACK_CACHE_DIR"
 DEFAULT_CACHE_DIR = Path("/var/cache/carestack")
 ADMIN_USER = "admin"

@@ -11,7 +11,8 @@ opening Kuma in a browser sees an empty page.
     server_dir = ensure_source_install("2.5.3", cache_dir)   # node server/server.js runs here
 
 Stdlib only, and independent of where the lab lives: the lab's `--kuma-version` and the
-monitor tests both call it.
+monitor tests both call it. `SUPPORTED_VERSIONS` is every Kuma the lab can run: the npm
+snapshot (`lab.kuma_server` installs it) and the pinned source releases.
 """
 
 from __future__ import annotations
@@ -32,6 +33,9 @@ SOURCE_RELEASES = {
     "1.23.16": "04cda9ce88c5cec90eb612d495c58859e2f3ff9d813295d660cd3f6b4bd3ffad",
     "2.5.3": "30b8c0458c8b9fa6e91c63c7c46273305e8e62bdcb0eaa8c5c203e92e5d2714d",
 }
+# The only Kuma the npm registry serves; what the lab runs on a machine with no source tarballs.
+NPM_VERSION = "2.0.0-dev.0"
+SUPPORTED_VERSIONS = (NPM_VERSION, *SOURCE_RELEASES)
 _READY_MARKER = ".carestack-installed"
 
 
@@ -73,6 +77,16 @@ def _tarball(version: str, sources: Path | None) -> Path:
     if found != SOURCE_RELEASES[version]:
         raise KumaSourceError(f"{path}: sha256 {found} is not the pinned {SOURCE_RELEASES[version]} of {version}")
     return path
+
+
+def check_available(version: str, cache_dir: Path, sources: Path | None = None) -> None:
+    """Raise KumaSourceError unless `version` is installed under `cache_dir` or its pinned tarball is at hand."""
+    if version not in SOURCE_RELEASES:
+        raise KumaSourceError(
+            f"no pinned source release of Uptime Kuma {version}; pinned: {', '.join(sorted(SOURCE_RELEASES))}"
+        )
+    if not (install_dir(version, cache_dir) / _READY_MARKER).exists():
+        _tarball(version, sources if sources is not None else sources_dir())
 
 
 def ensure_source_install(version: str, cache_dir: Path, sources: Path | None = None) -> Path:

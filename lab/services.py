@@ -18,6 +18,8 @@ import yaml
 from infra.alerting import AlertingConfig
 from lab import alert_receiver, kuma_server, procs
 from lab.config import LabConfig
+from lab.errors import LabError
+from lab.kuma_sources import KumaSourceError, check_available, ensure_source_install
 
 ALERTING_FILE = "alerting.yaml"
 
@@ -86,11 +88,35 @@ def _what_died(config: LabConfig) -> list[str]:
     return died
 
 
+def check_kuma_available(config: LabConfig) -> None:
+    """Raise LabError if the lab's Kuma version is neither installed nor installable from files at hand."""
+    if config.kuma_version == kuma_server.KUMA_VERSION:
+        return  # npm installs it
+    try:
+        check_available(config.kuma_version, kuma_server.default_cache_dir())
+    except KumaSourceError as exc:
+        raise LabError(f"--kuma-version {config.kuma_version}: {exc}") from None
+
+
+def kuma_package(config: LabConfig) -> Path | None:
+    """The installed tree of the lab's Kuma version (None: the npm package, installed by `start`)."""
+    if config.kuma_version == kuma_server.KUMA_VERSION:
+        return None
+    try:
+        return ensure_source_install(config.kuma_version, kuma_server.default_cache_dir())
+    except KumaSourceError as exc:
+        raise LabError(f"--kuma-version {config.kuma_version}: {exc}") from None
+
+
 def bring_up(config: LabConfig) -> Monitoring:
     restarted = _what_died(config)
     kuma_started = not kuma_running(config)
     server = kuma_server.start(
-        kuma_dir(config), host="127.0.0.1", port=config.kuma_port, bridge_host=config.bridge_address
+        kuma_dir(config),
+        host="127.0.0.1",
+        port=config.kuma_port,
+        bridge_host=config.bridge_address,
+        package=kuma_package(config),
     )
     kuma_server.ensure_admin(server, kuma_dir(config))
     receiver_started = not receiver_running(config)

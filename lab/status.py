@@ -145,6 +145,7 @@ def summary(state: LabState, config: LabConfig | None = None) -> Summary:
     }
     services["kuma"] = {
         "url": state.kuma_url,
+        "version": cfg.kuma_version,
         "running": lab_services.kuma_running(cfg),
         "credentials": str(state.kuma_credentials_file) if state.kuma_credentials_file else None,
     }
