@@ -543,13 +543,6 @@ def _cross_checks(raw: dict[str, Any], path: str, errors: list[str]) -> None:
     errors += [f"{path}{'.' if rule.key else ''}{rule.key}: {rule.message}" for rule in SITE_RULES if rule.broken(raw)]
 
 
-def required(value: T | None, key: str) -> T:
-    """A setting the schema requires; kept for callers that guard an optional value (never None after `parse`)."""
-    if value is None:
-        raise ConfigError([f"{key}: is required"])
-    return value
-
-
 def config_path(explicit: str | os.PathLike[str] | None = None) -> Path:
     if explicit:
         return Path(explicit)

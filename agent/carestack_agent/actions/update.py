@@ -42,7 +42,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .. import exitcodes, probe
-from ..config import Config, required
+from ..config import Config
 from ..jobs import RESTIC_EXIT, Context, JobFailed, JobResult, Settle, run_job
 from ..providers.base import Change, Offer, Provider, ProviderError
 from ..providers.failed import FailedVersions, UnknownComponent, describe_open
@@ -89,7 +89,7 @@ def _verify(ctx: Context, baseline: probe.Baseline, apt_changed: bool) -> list[p
     """Probe the pages that were healthy before: the site's own, and after apt every watched site's
     (packages are the host's)."""
     pages = [p for p in baseline.healthy_pages() if apt_changed or p.site == ctx.site.id]
-    limit = required(ctx.site.updates.probe_slowdown_limit, "updates.probe_slowdown_limit")
+    limit = ctx.site.updates.probe_slowdown_limit
     return probe.verify(pages, baseline, limit, ctx.config.agent)
 
 
@@ -303,8 +303,7 @@ def update(
         site_id,
         "update",
         lambda ctx: do_update(ctx, opts or UpdateOptions()),
-        # Unset only without providers: then the run can at most finish an interrupted update, a restore.
-        timeout=site.jobs.update_timeout_seconds or site.jobs.restore_timeout_seconds,
+        timeout=site.jobs.update_timeout_seconds,
         wait=wait,
         settle=settle,
     )

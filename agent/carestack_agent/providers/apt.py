@@ -38,7 +38,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..config import required
 from ..jobs import Context
 from ..lock import LockBusy, SiteLock
 from ..proc import Completed, Deadline, run
@@ -113,7 +112,7 @@ class AptProvider:
 
     def __init__(self, ctx: Context) -> None:
         self.ctx = ctx
-        self.policy = required(ctx.site.updates.apt_policy, "updates.apt_policy")
+        self.policy = ctx.site.updates.apt_policy
         self.state = ctx.config.agent.state_dir / "apt"
         self.marker = self.state / "pending.json"
         self.lock = SiteLock(ctx.config.agent.state_dir, HOST_LOCK, f"update {ctx.site.id}")

@@ -36,7 +36,6 @@ from functools import cmp_to_key
 from pathlib import Path
 from typing import Any
 
-from ..config import required
 from ..jobs import Context
 from ..proc import run
 from ..versions import major, php_compare
@@ -114,7 +113,7 @@ class WordPressProvider:
     def __init__(self, ctx: Context) -> None:
         self.ctx = ctx
         self.site = ctx.site
-        self.policy = required(ctx.site.updates.wordpress_policy, "updates.wordpress_policy")
+        self.policy = ctx.site.updates.wordpress_policy
 
     def _php(self, command: str, items: list[dict[str, Any]] | None = None) -> Any:
         """Run wp-update.php as the owner of the site's files; its JSON answer."""
