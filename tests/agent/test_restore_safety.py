@@ -8,6 +8,7 @@ files are swapped in and the database swap waits.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -75,6 +76,21 @@ def break_the_site(site: Site, db: MariaDB) -> None:
     db.sql("UPDATE posts SET title='broken' WHERE id=1; CREATE TABLE broken_log (id INT)", site.db_name)
 
 
+@contextlib.contextmanager
+def table_locked(site: Site, db: MariaDB) -> Iterator[None]:
+    """A session holding a read lock on the site's `posts` table: a RENAME TABLE waits while it lasts."""
+    holder = subprocess.Popen(
+        ["mariadb", f"--socket={db.socket}", "--user=root", f"--database={site.db_name}", "-e",
+         "LOCK TABLES posts READ; SELECT SLEEP(120)"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        yield
+    finally:
+        holder.kill()
+        holder.wait()
+
+
 @pytest.fixture
 def site_without_excludes(make_site) -> Iterator[Site]:
     site: Site = make_site()
@@ -128,12 +144,7 @@ def test_kill_9_between_the_file_swap_and_the_database_swap_then_the_next_restor
     break_the_site(site, mariadb)
     broken_files, broken_tables = manifest(site.root), table_sums(mariadb, site.db_name or "")
     # a session reading the live table makes the RENAME TABLE wait: the agent sits inside the swap window
-    holder = subprocess.Popen(
-        ["mariadb", f"--socket={mariadb.socket}", "--user=root", f"--database={site.db_name}", "-e",
-         "LOCK TABLES posts READ; SELECT SLEEP(120)"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
-    try:
+    with table_locked(site, mariadb):
         site.write_config()
         env = {**os.environ, "CARESTACK_AGENT_CONFIG": str(site.config_path), "PYTHONPATH": str(ROOT / "agent")}
         agent = subprocess.Popen(
@@ -150,9 +161,6 @@ def test_kill_9_between_the_file_swap_and_the_database_swap_then_the_next_restor
         agent.wait()
         for thread in pending_renames(mariadb):  # the statement dies with the agent, as if it was never sent
             mariadb.sql(f"KILL {thread}")
-    finally:
-        holder.kill()
-        holder.wait()
     # the mixed state the kill left: the snapshot's files, the broken database, the old tree parked beside
     assert manifest(site.root) == files
     assert table_sums(mariadb, site.db_name or "") == broken_tables
@@ -220,18 +228,12 @@ def test_a_database_swap_that_fails_after_the_files_were_swapped_swaps_them_back
     snap, _, _ = snapshot_state(site, mariadb)
     break_the_site(site, mariadb)
     broken_files, broken_tables = manifest(site.root), table_sums(mariadb, site.db_name or "")
-    holder = subprocess.Popen(
-        ["mariadb", f"--socket={mariadb.socket}", "--user=root", f"--database={site.db_name}", "-e",
-         "LOCK TABLES posts READ; SELECT SLEEP(60)"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
-    mariadb.sql("SET GLOBAL lock_wait_timeout = 2")  # the agent's RENAME TABLE gives up instead of waiting
-    try:
-        result = restore(site.config(), site.id, RestoreOptions(snapshot=snap))
-    finally:
-        mariadb.sql("SET GLOBAL lock_wait_timeout = DEFAULT")
-        holder.kill()
-        holder.wait()
+    with table_locked(site, mariadb):
+        mariadb.sql("SET GLOBAL lock_wait_timeout = 2")  # the agent's RENAME TABLE gives up instead of waiting
+        try:
+            result = restore(site.config(), site.id, RestoreOptions(snapshot=snap))
+        finally:
+            mariadb.sql("SET GLOBAL lock_wait_timeout = DEFAULT")
     assert not result.ok
     assert f"database {site.db_name} failed (" in result.message and "Lock wait timeout" in result.message
     assert result.message.endswith(
