@@ -12,7 +12,10 @@ from pathlib import Path
 from . import __version__, config_docs, exitcodes
 from .actions import backup as backup_action
 from .actions import check as check_action
+from .actions import drill as drill_action
+from .actions import import_site as import_action
 from .actions import init as init_action
+from .actions import perf as perf_action
 from .actions import prune as prune_action
 from .actions import recovery
 from .actions import restore as restore_action
@@ -20,7 +23,7 @@ from .actions import scan as scan_action
 from .actions import status as status_action
 from .actions import update as update_action
 from .config import ConfigError, load
-from .jobs import JobResult
+from .jobs import Context, JobResult
 from .providers.failed import FailedVersions, UnknownComponent
 
 
@@ -61,6 +64,15 @@ def build_parser() -> argparse.ArgumentParser:
     site_verb("settle", "finish what a crashed or killed job left (run by the job units' OnFailure= and at boot)")
     sc = site_verb("scan", "security scan: file integrity, core, known-bad patterns, database, host, versions")
     sc.add_argument("--accept", action="store_true", help="take the current state as the known-good baseline")
+    site_verb("perf", "time the checked pages from the server; the last week's medians against the weeks before")
+    im = site_verb("import", "put a client's existing site (files archive + SQL dump) in place of this site, "
+                            "then take its first backup")  # fmt: skip
+    im.add_argument("--archive", required=True, help="the site's files: a tar archive (.tar, .tar.gz, .tgz, ...)")
+    im.add_argument("--dump", help="its MySQL/MariaDB SQL dump (plain or gzip); required when the site has a database")
+    im.add_argument("--old-url", help="the URL the old site stored (default: the dump's home option)")
+    im.add_argument("--new-url", help="the URL to rewrite it to (default: WP_HOME of the site's wp-config.php)")
+    site_verb("drill", "on the standby: restore the latest complete snapshot into a scratch site, check its "
+                       "pages, record RTO and RPO, remove the scratch site")  # fmt: skip
     s = sub.add_parser("status", help="last result of each job per site")
     s.add_argument("--json", action="store_true")
     sub.add_parser("validate", help="check the configuration; print every error")
@@ -106,8 +118,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         known = ", ".join(sorted(config.sites)) or "none"
         print(f"{args.site}: no such site in {config.path} (sites: {known})", file=sys.stderr)
         return exitcodes.USAGE
-    # Every job on a site first settles an update an earlier run left half-done (crash, kill, failed rollback).
-    settle = recovery.finish_interrupted
+
+    # Every job on a site first settles an update an earlier run left half-done (crash, kill, failed rollback),
+    # and puts the previous site back if an import died before it finished.
+    def settle(ctx: Context) -> None:
+        recovery.finish_interrupted(ctx)
+        import_action.finish_interrupted_import(ctx)
+
     if args.verb == "backup":
         return _report(backup_action.backup(config, args.site, args.reason, wait=args.wait, settle=settle))
     if args.verb == "prune":
@@ -128,11 +145,27 @@ def main(argv: Sequence[str] | None = None) -> int:
             _report(scan_action.scan(config, args.site, after_update=True, wait=True, settle=settle))
         return _report(updated)
     if args.verb == "settle":
-        return _report(recovery.settle(config, args.site, wait=args.wait))
+        return _report(recovery.settle(config, args.site, wait=args.wait, settle_with=settle))
     if args.verb == "scan":
         return _report(scan_action.scan(config, args.site, accept=args.accept, wait=args.wait, settle=settle))
+    if args.verb == "perf":
+        return _report(perf_action.perf(config, args.site, wait=args.wait, settle=settle))
+    if args.verb == "drill":  # the site is not live on the standby: nothing of its own to settle here
+        return _report(drill_action.drill(config, args.site, wait=args.wait))
     if args.verb == "init":
         return _report(init_action.init(config, args.site, wait=args.wait, settle=settle))
+    if args.verb == "import":
+        given = import_action.ImportOptions(
+            archive=Path(args.archive),
+            dump=Path(args.dump) if args.dump else None,
+            old_url=args.old_url,
+            new_url=args.new_url,
+        )
+        imported = import_action.import_site(config, args.site, given, wait=args.wait, settle=settle)
+        code = _report(imported)
+        if imported.ok:  # the imported site's first snapshot, a plain backup job (its heartbeat, its record)
+            return _report(backup_action.backup(config, args.site, "manual", wait=True, settle=settle))
+        return code
     if args.verb == "restore":
         try:
             before = restore_action.parse_time(args.before) if args.before else None

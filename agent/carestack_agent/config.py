@@ -50,6 +50,8 @@ DEFAULT_PATH = Path("/etc/carestack/agent.toml")
 ENV_PATH = "CARESTACK_AGENT_CONFIG"
 T = TypeVar("T")
 
+# Bucket prefixes beside the sites' repositories (<bucket>/<site id>) that are not a site's.
+RESERVED_SITE_IDS = ("evidence",)
 KINDS = ("wordpress", "woocommerce", "php", "static")
 PROVIDERS = ("apt", "wordpress", "release")
 APT_POLICIES = ("security", "all", "none")
@@ -100,7 +102,8 @@ class AgentSettings:
     host: str = key(string(HOSTNAME, "a host name"), "snapshot host (restic --host)", plan=True, example="shared-1")
     state_dir: Path = key(
         abspath,
-        "journal.jsonl, locks/, clean/, check/, cache/, dump/ (FUSE mount points), updates/, releases/",
+        "journal.jsonl, locks/, clean/, check/, cache/, dump/ (FUSE mount points), updates/, releases/, "
+        "evidence/outbox/",
         example="/var/lib/carestack",
     )
     restic: Path = key(abspath, "the restic binary", default=Path("/usr/bin/restic"))
@@ -202,6 +205,7 @@ class Jobs:
         example=60,
     )
     scan_timeout_seconds: int = key(integer(1), "a security scan's deadline", plan=True, example=3600)
+    perf_timeout_seconds: int = key(integer(1), "a performance sample's deadline", plan=True, example=600)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -266,6 +270,57 @@ class Scan:
 
 
 @dataclass(frozen=True, kw_only=True)
+class Perf:
+    """The performance trend (`perf SITE`): how many requests a sample makes, what counts as a slowdown,
+    how long samples are kept."""
+
+    requests_per_page: int = key(integer(1, 10), "requests to each checked page in one sample", plan=True, example=3)
+    limit_percent: float = key(
+        number(0),
+        "a page whose median of the last 7 days is this much slower than its median of the weeks before "
+        "(and floor_ms) is a regression",
+        plan=True,
+        example=20.0,
+    )
+    floor_ms: int = key(integer(0), "...and at least this many milliseconds slower", plan=True, example=100)
+    baseline_weeks: int = key(integer(1, 52), "the weeks before the last one the verdict compares with", plan=True,
+                              example=4)  # fmt: skip
+    keep_days: int = key(integer(1), "samples older than this are pruned", plan=True, example=35)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Drill:
+    """The restore drill (`drill SITE`, on the standby only): the site's latest complete snapshot restored
+    into a scratch site (its own directory, database and vhost), its checked pages probed there, then
+    removed; absent: this host runs no drills of the site."""
+
+    timeout_seconds: int = key(
+        integer(1), "the drill's deadline: the plan's failover RTO (restore + verify must fit in it)", plan=True,
+        example=3600,
+    )  # fmt: skip
+    scratch_dir: Path = key(
+        abspath, "scratch sites live in <scratch_dir>/<site> (never the site's own root)",
+        default=Path("/srv/carestack-drill"),
+    )  # fmt: skip
+    port: int = key(integer(1, 65535), "the scratch vhost listens on 127.0.0.1:<port>", default=8089)
+    vhost_dir: Path = key(
+        abspath,
+        "where the scratch vhost (carestack-drill-<site>.conf) is written",
+        default=Path("/etc/nginx/sites-enabled"),
+    )
+    reload_command: tuple[str, ...] = key(
+        list_of(string(), non_empty=True), "makes the web server read its vhosts again",
+        default=("/usr/sbin/nginx", "-s", "reload"),
+    )  # fmt: skip
+    php_socket: Path | None = key(
+        abspath,
+        "PHP-FPM socket the scratch vhost passes .php to; unset: files only (static sites)",
+        default=None,
+        example="/run/php/carestack-drill.sock",
+    )
+
+
+@dataclass(frozen=True, kw_only=True)
 class HealthCheck:
     """The pages an update probes before and after each change, one table per page; at least one when
     updates.providers is set."""
@@ -293,6 +348,12 @@ class Site:
         "restic --exclude patterns (regenerable caches)",
         example=["/srv/www/bakery-www/wp-content/cache"],
     )
+    client: str | None = key(
+        string(SITE_ID, "a client id"),
+        "the client the site belongs to, named in its evidence records; unset: the repository's bucket",
+        default=None,
+        example="bakery",
+    )
     repository: str = key(
         repository,
         "the site's restic repository",
@@ -317,7 +378,7 @@ class Site:
     )
     push_tokens_file: Path | None = key(
         abspath,
-        "the push monitors' tokens, BACKUP=, PRUNE=, CHECK=, UPDATE=, SCAN= lines (a secret file)",
+        "the push monitors' tokens, BACKUP=, PRUNE=, CHECK=, UPDATE=, SCAN=, PERF=, DRILL= lines (a secret file)",
         default=None,
         example="/etc/carestack/secrets/bakery-www.push.env",
     )
@@ -327,6 +388,8 @@ class Site:
     updates: Updates = table(plan=True)
     checks: tuple[HealthCheck, ...] = table(plan=True)
     scan: Scan | None = table(optional=True)
+    perf: Perf = table(plan=True)
+    drill: Drill | None = table(optional=True)
 
 
 @dataclass(frozen=True)
@@ -470,6 +533,11 @@ def parse(data: Mapping[str, Any], path: Path = DEFAULT_PATH) -> Config:
         site_path = f"sites.{site_id}"
         if not SITE_ID.match(site_id):
             errors.append(f"{site_path}: site id must match [a-z][a-z0-9-]{{0,31}}")
+        elif site_id in RESERVED_SITE_IDS:
+            errors.append(
+                f"{site_path}: the site id {site_id!r} is reserved: the bucket's {site_id}/ prefix holds the "
+                "evidence records, and a repository there would mix with them; choose another id"
+            )
         site = _table(Site, raw, site_path, errors, id=site_id)
         if isinstance(raw, dict):
             _cross_checks(raw, site_path, errors)

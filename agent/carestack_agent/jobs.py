@@ -3,22 +3,26 @@
 `run_job` takes the lock, writes `start`, lets `settle` finish what an earlier
 run left (the CLI passes the interrupted-update recovery; this frame knows no
 action), runs the action's body, maps its failure to a reason and an exit
-code, writes `end`, and pushes the heartbeat. Bodies only do their work and
+code, writes `end`, pushes the heartbeat, and leaves the run's evidence record
+in the client's bucket (`evidence.py`; a failure there is journaled, never the
+job's). Bodies only do their work and
 raise on failure; callers that already hold the site lock (the
 update-with-rollback flow) call the bodies with their own `Context` instead.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import secrets
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 
-from . import exitcodes, restic_commands
+from . import evidence, exitcodes, lease, restic_commands
 from .config import Config, Site
 from .hooks import kuma
 from .hooks.mariadb import DatabaseError
@@ -65,6 +69,8 @@ class Context:
     # The job succeeded, yet its Kuma monitor must stay down: an earlier update was rolled back and nobody
     # has dealt with it (the message says so). Kuma notifies only when a monitor changes state.
     monitor_down: bool = False
+    # Objects that go to the bucket beside the run's evidence record, by name (the scan's baseline).
+    attachments: dict[str, bytes] = field(default_factory=dict)
     _unlocked: bool = False
 
     def retry(self, attempt: Callable[[], T], what: str) -> T:
@@ -170,11 +176,17 @@ def run_job(
     except LockBusy as e:
         ctx.journal.append({**base, "event": "busy", "message": str(e)})
         return JobResult(job, site.id, False, str(e), exitcodes.BUSY, ctx.run_id)
+    held = lease.verdict(config, site, job)  # during a failover another server may hold the site
+    if held.refusal is not None:
+        lock.release()
+        return _fenced(config, ctx, base, held.refusal, push)
+    ctx.monitor_down = held.warning is not None
     clean_marker = config.agent.state_dir / "clean" / site.id
     try:
         ctx.unclean = not clean_marker.exists()
         clean_marker.unlink(missing_ok=True)  # a crash from here on leaves the site "unclean"
         started = time.monotonic()
+        started_at = datetime.now(UTC)
         try:
             ctx.journal.append({**base, "event": "start", "pid": os.getpid()})
         except JournalError as e:  # nothing runs that the journal cannot account for
@@ -198,7 +210,7 @@ def run_job(
             log.exception("%s %s: internal error", job, site.id)
             ok, code, message = False, exitcodes.FAILED, f"internal error: {type(e).__name__}"
         duration = time.monotonic() - started
-        message = ctx.restic.redact(message)
+        message = (f"{held.warning}; " if held.warning else "") + ctx.restic.redact(message)  # first: pushes cut it
         if ok:
             clean_marker.parent.mkdir(parents=True, exist_ok=True)
             clean_marker.touch()
@@ -231,9 +243,47 @@ def run_job(
             )
             if pushed:
                 log.info("%s %s: heartbeat pushed (%s)", job, site.id, "up" if up else "down")
+        leave_evidence(ctx, started_at, ok=ok, exit_code=code, message=message)
         return JobResult(job, site.id, ok, message, code, ctx.run_id, duration, dict(ctx.figures))
     finally:
         lock.release()
+
+
+def _fenced(config: Config, ctx: Context, base: dict[str, Any], message: str, push: bool) -> JobResult:
+    """A job refused because the site's lease names another server: journaled, logged and pushed down."""
+    log.error("%s %s: %s", ctx.job, ctx.site.id, message)
+    with contextlib.suppress(JournalError):  # the refusal stands; stderr and the heartbeat still say why
+        ctx.journal.append({**base, "event": "fenced", "message": message})
+    if push:
+        refused = f"{ctx.job} refused: {message}"
+        kuma.push(ctx.site.push_base_url, ctx.site.push_tokens_file, ctx.job, up=False, msg=refused, ping_ms=0,
+                  timeout=config.agent.push_timeout_seconds)  # fmt: skip
+    return JobResult(ctx.job, ctx.site.id, False, message, exitcodes.FENCED, ctx.run_id)
+
+
+def leave_evidence(ctx: Context, started_at: datetime, *, ok: bool, exit_code: int, message: str) -> None:
+    """The run's record to the client's bucket (after the heartbeat: a slow S3 must not delay it); what
+    could not be sent stays in the outbox for the next job of the site, and the journal says why."""
+    if not ctx.site.repository.startswith("s3:"):
+        return  # a repository on a local path has no bucket to keep evidence in
+    base = {"site": ctx.site.id, "job": ctx.job, "run_id": ctx.run_id, "host": ctx.config.agent.host}
+    try:
+        sent = evidence.leave(ctx.config, ctx.site, ctx.job, ctx.run_id, started_at, datetime.now(UTC), ok=ok,
+                              exit_code=exit_code, message=message, figures=ctx.figures,
+                              attachments=ctx.attachments)  # fmt: skip
+    except OSError as e:  # not even the outbox took it (disk full, ...): the job's result stands
+        error, left = f"the outbox could not take it ({e.strerror or e})", None
+    except Exception as e:  # an agent bug: the job's result stands all the same
+        log.exception("%s %s: evidence not written", ctx.job, ctx.site.id)
+        error, left = f"internal error: {type(e).__name__}", None
+    else:
+        if sent.error is None:
+            return
+        error, left = sent.error, sent.pending
+    text = f"evidence not written: {error}" + (f" ({left} record(s) kept in the outbox)" if left else "")
+    log.warning("%s %s: %s", ctx.job, ctx.site.id, text)
+    with contextlib.suppress(JournalError):
+        ctx.journal.append({**base, "event": "evidence", "result": "failed", "message": text, "pending": left})
 
 
 def _unjournaled(config: Config, ctx: Context, message: str) -> JobResult:

@@ -44,14 +44,15 @@ class Page:
     path: str
     keyword: str
     status: int
+    port: int | None = None  # a scratch vhost's own port (a restore drill); None: the site's own server
 
     @property
     def label(self) -> str:
         return f"{self.domain}{self.path}"
 
 
-def pages_of(site: Site) -> list[Page]:
-    return [Page(site.id, site.domain, c.path, c.keyword, c.status) for c in site.checks]
+def pages_of(site: Site, port: int | None = None) -> list[Page]:
+    return [Page(site.id, site.domain, c.path, c.keyword, c.status, port) for c in site.checks]
 
 
 @dataclass(frozen=True)
@@ -60,6 +61,8 @@ class Answer:
     seconds: float
     has_keyword: bool
     error: str | None = None
+    first_byte_seconds: float | None = None  # until the final response's status line and headers arrived
+    size: int = 0  # the final response's body bytes (at most MAX_BODY)
 
     def problem(self, page: Page) -> str | None:
         """Why this answer does not show a healthy page (time aside), or None."""
@@ -87,7 +90,9 @@ class _LoopbackTLS(http.client.HTTPConnection):
         self.sock = self.tls.wrap_socket(self.sock, server_hostname=self.domain)
 
 
-def _connection(scheme: str, timeout: float, domain: str) -> http.client.HTTPConnection:
+def _connection(scheme: str, timeout: float, domain: str, port: int | None) -> http.client.HTTPConnection:
+    if port is not None:  # a scratch vhost answers plain http on its own port (redirects stay on it)
+        return http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
     if scheme == "https":
         return _LoopbackTLS(domain, timeout)
     return http.client.HTTPConnection("127.0.0.1", 80, timeout=timeout)
@@ -99,11 +104,12 @@ def fetch(page: Page, timeout: float) -> Answer:
     scheme, path = "http", page.path
     try:
         for _ in range(MAX_REDIRECTS + 1):
-            conn = _connection(scheme, timeout, page.domain)
+            conn = _connection(scheme, timeout, page.domain, page.port)
             try:
                 headers = {"Host": page.domain, "User-Agent": USER_AGENT, "Connection": "close"}
                 conn.request("GET", path, headers=headers)
                 response = conn.getresponse()
+                first_byte = time.monotonic() - started
                 body = response.read(MAX_BODY)
                 location = response.getheader("Location")
             finally:
@@ -116,7 +122,9 @@ def fetch(page: Page, timeout: float) -> Answer:
                     path = (target.path or "/") + (f"?{target.query}" if target.query else "")
                     continue
             text = body.decode("utf-8", "replace")
-            return Answer(response.status, time.monotonic() - started, page.keyword in text)
+            return Answer(
+                response.status, time.monotonic() - started, page.keyword in text, None, first_byte, len(body)
+            )
         return Answer(None, time.monotonic() - started, False, f"more than {MAX_REDIRECTS} redirects")
     except (TimeoutError, OSError, http.client.HTTPException) as e:
         reason = "timed out" if isinstance(e, (TimeoutError, socket.timeout)) else type(e).__name__

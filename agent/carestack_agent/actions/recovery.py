@@ -28,16 +28,18 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 from .. import exitcodes, probe
 from ..config import Config
 from ..hooks import kuma
-from ..jobs import Context, JobFailed, JobResult, run_job
+from ..jobs import Context, JobFailed, JobResult, Settle, leave_evidence, run_job
 from ..journal import Journal
 from ..providers.base import Offer
 from ..providers.failed import FailedVersions
 from ..providers.registry import make_provider
+from ..restic import ResticError
 from .restore import finish_interrupted_restore
 from .rollback import roll_back
 
@@ -133,7 +135,7 @@ def finish_interrupted(ctx: Context) -> None:
     except Exception as e:
         reason = getattr(e, "message", None) or f"{type(e).__name__}: {e}"
         message = f"interrupted at step {run.step}; the rollback failed again: {reason}"
-        _end(rctx, False, message, {**figures, "pending_rollback": True}, started)
+        _end(rctx, False, message, {**figures, "pending_rollback": True}, started, run.started)
         ctx.figures["finished_update"] = {"run_id": run.run_id, "started": run.started, "healthy": False,
                                           "outcome": "rollback failed", "message": message}  # fmt: skip
         raise JobFailed(f"an interrupted update (run {run.run_id}) could not be rolled back: {reason}") from None
@@ -144,7 +146,7 @@ def finish_interrupted(ctx: Context) -> None:
         FailedVersions(ctx.config.agent.state_dir, site.id).resolve(
             [c for o in run.offers for c in o.changes], run.run_id
         )
-    _end(rctx, kept, message, figures, started)
+    _end(rctx, kept, message, figures, started, run.started)
     ctx.figures["finished_update"] = {"run_id": run.run_id, "started": run.started, "healthy": healthy,
                                       "outcome": figures["outcome"], "message": message}  # fmt: skip
     if not healthy:
@@ -160,34 +162,53 @@ def describe(finished: dict[str, Any]) -> str:
 def _settle_body(ctx: Context) -> str:
     finished = ctx.figures.get("finished_update")
     if ctx.unclean:
-        ctx.prepare()  # a killed restic may have left its lock in the repository: removed if stale
+        try:
+            ctx.prepare()  # a killed restic may have left its lock in the repository: removed if stale
+        except ResticError as e:
+            if e.kind != "not_initialized":
+                raise
+            # A new server settles at boot before its first converge has run `init`: no repository, no lock.
+            return "nothing to settle: the site has no repository yet"
     if finished:
         return describe(finished)
     return "nothing to settle" + ("; stale restic locks removed, if there were any" if ctx.unclean else "")
 
 
-def settle(config: Config, site_id: str, *, wait: bool = False) -> JobResult:
+def settle(config: Config, site_id: str, *, wait: bool = False, settle_with: Settle | None = None) -> JobResult:
     """The `settle` verb: finish what a crashed job on the site left, and nothing else.
 
+    `settle_with` is what every job runs first (the CLI adds the interrupted import's undo to the
+    interrupted update's), so the units' OnFailure= settles exactly what the next job would.
     Another job holding the site's lock settles first by itself, so a busy lock is not a failure here.
     """
     site = config.site(site_id)
     result = run_job(config, site_id, "settle", lambda ctx: _settle_body(ctx),
                      timeout=site.jobs.restore_timeout_seconds, wait=wait, push=False,
-                     settle=finish_interrupted)  # fmt: skip
+                     settle=settle_with or finish_interrupted)  # fmt: skip
     if result.exit_code == exitcodes.BUSY:
         result.ok, result.exit_code = True, exitcodes.OK
         result.message = f"another job holds the site's lock and settles first ({result.message})"
     return result
 
 
-def _end(rctx: Context, ok: bool, message: str, figures: dict[str, Any], started: float) -> None:
+def _when(journal_ts: str) -> datetime:
+    try:
+        moment = datetime.fromisoformat(journal_ts.replace("Z", "+00:00"))
+    except ValueError:
+        return datetime.now(UTC)
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def _end(rctx: Context, ok: bool, message: str, figures: dict[str, Any], started: float, run_started: str) -> None:
     duration = time.monotonic() - started
     code = (
         exitcodes.OK if ok else (exitcodes.ROLLED_BACK if figures.get("outcome") == "rolled back" else exitcodes.FAILED)
     )
     rctx.note("end", result="ok" if ok else "failed", exit_code=code, message=message,
               duration=round(duration, 3), figures=figures)  # fmt: skip
+    rctx.figures = figures
+    # The interrupted run's own record (its run id, its start): the report sees the update and how it ended.
+    leave_evidence(rctx, _when(run_started), ok=ok, exit_code=code, message=message)
     site = rctx.site
     failed = FailedVersions(rctx.config.agent.state_dir, site.id)
     still = failed.open_rollbacks() if ok else []

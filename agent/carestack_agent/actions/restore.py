@@ -420,7 +420,7 @@ def _restore_in_place(ctx: Context, plan: Plan, opts: RestoreOptions) -> list[st
             _drop_staged(ctx, db)
 
 
-def _restore_to_target(ctx: Context, plan: Plan, opts: RestoreOptions) -> list[str]:
+def restore_to_target(ctx: Context, plan: Plan, opts: RestoreOptions) -> list[str]:
     """Files (and the dump as a file, unless it goes to a database server) under --target; nothing live."""
     assert opts.target is not None
     done: list[str] = []
@@ -458,7 +458,7 @@ def do_restore(ctx: Context, opts: RestoreOptions) -> str:
     ctx.figures.update({"snapshot_id": plan.short, "snapshot_time": plan.snapshot.get("time")})
     if plan.skipped:
         ctx.figures["snapshots_passed_over"] = plan.skipped
-    restore_parts = _restore_in_place if opts.target is None else _restore_to_target
+    restore_parts = _restore_in_place if opts.target is None else restore_to_target
     parts = restore_parts(ctx, plan, opts)
     if not parts:
         raise JobFailed(f"snapshot {plan.short}: nothing to restore (files and database both left out)")

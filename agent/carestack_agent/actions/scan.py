@@ -8,7 +8,9 @@ CLI runs right after a successful update moves the baseline on to the updated
 files unless anything critical or high is found.
 Critical or high findings fail the job, so its heartbeat pushes the SCAN
 monitor down with a summary; every finding goes to the journal's end record and
-the last full result to <state_dir>/scan/<site>/last.json. A check that could
+the last full result to <state_dir>/scan/<site>/last.json; the bucket gets the
+counts and the top findings' lines (the job's evidence record) and each baseline
+taken, compressed. A check that could
 not look (yara missing, database down) fails the scan too: "nothing found" is
 never claimed for a check that did not run.
 """
@@ -24,6 +26,7 @@ from pathlib import Path
 
 from .. import exitcodes
 from ..config import Config, Scan
+from ..evidence import compressed_json
 from ..jobs import Context, JobFailed, JobResult, Settle, run_job
 from ..journal import now_iso
 from ..scan import all_checks
@@ -43,6 +46,7 @@ from ..scan.files import cache_of, inventory, read_json, write_private
 from ..scan.patterns import RULES_DIR
 
 log = logging.getLogger("carestack_agent.scan")
+BASELINE_ATTACHMENT = "scan-baseline"  # evidence/<site>/scan-baseline/<YYYY>/<MM>/<ended>-<run_id>.json.gz
 JOURNALED = 200  # findings written into the journal's end record; last.json has all
 
 
@@ -108,8 +112,10 @@ def walk(ctx: Context, *, trust_cache: bool) -> dict[str, dict[str, object]]:
 
 
 def take_baseline(ctx: Context, site: ScanSite) -> Baseline:
-    baseline = Baseline(now_iso(), site.files, scan_database.state(site) if site.database else {})
+    baseline = Baseline(now_iso(), site.files, scan_database.state(site))
     write_private(baseline_file(ctx.config, ctx.site.id), baseline.to_json())
+    # A copy beside the run's evidence in the client's bucket: it outlives the server (and its root).
+    ctx.attachments[BASELINE_ATTACHMENT] = compressed_json(baseline.to_json())
     return baseline
 
 

@@ -38,10 +38,18 @@ def query(mariadb: Path, db: DatabaseTarget, sql: str) -> list[list[str]]:
     ]
 
 
+WORDPRESS_KINDS = ("wordpress", "woocommerce")
+
+
+def applies(site: ScanSite) -> bool:
+    """WordPress's tables are read only on a WordPress site: another site's database has its own schema."""
+    return site.database is not None and site.kind in WORDPRESS_KINDS
+
+
 def state(site: ScanSite) -> dict[str, Any]:
-    """The facts the baseline keeps and the check compares."""
+    """The facts the baseline keeps and the check compares ({} where the check does not apply)."""
     db = site.database
-    if db is None:
+    if db is None or not applies(site):
         return {}
     p = db.table_prefix
     admins = query(
@@ -79,7 +87,7 @@ class DatabaseCheck:
     name = NAME
 
     def run(self, site: ScanSite, baseline: Baseline | None) -> list[Finding]:
-        if site.database is None or site.kind not in ("wordpress", "woocommerce"):
+        if not applies(site):
             return []
         now = state(site)
         out = [
