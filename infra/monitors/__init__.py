@@ -2,7 +2,8 @@
 
 desired (plan -> DesiredState) -> diff (one reading of Kuma -> Changes) ->
 apply (Changes -> Kuma), tied together by `sync`; `ownership` says what is
-carestack's in a shared Kuma, `states` reads how the monitors are doing.
+carestack's in a shared Kuma, `states` reads how the monitors are doing,
+`history` what they did over a time range (`read_timelines`).
 The design and its reasons: README.md next to this file.
 """
 
@@ -14,6 +15,7 @@ from infra.monitors.desired import (
     nothing_desired,
 )
 from infra.monitors.diff import Change
+from infra.monitors.history import read_timelines
 from infra.monitors.ownership import (
     KEY_TAG,
     OWNER_TAG,
@@ -41,6 +43,7 @@ __all__ = [
     "monitor_states",
     "nothing_desired",
     "owned_prefix",
+    "read_timelines",
     "status_page_slug",
     "sync",
 ]

@@ -6,6 +6,15 @@ monitor per agent job; per client: one notification per channel and reachable
 contact, the update window as a recurring maintenance covering the page
 monitors, and a status page with one section per site. Nothing here talks to
 Kuma; problems are all reported at once, before anything changes.
+
+Where a page is checked follows the site's DNS stage: while it is pending, on
+its new server's address with the domain as Host header (given in
+`site_addresses`), and its page checks notify nobody: onboarding pages nobody
+about a server visitors do not reach yet (Kuma's dashboard still shows
+its state; the site's job heartbeats alert as routed, its backups are real);
+once live, at its public URL, as visitors see it, alerting as the plan routes. The lab, which has
+no public DNS, hands in addresses for every site; an https:// address is still
+checked with verification on (TLS takes the name from the Host header).
 """
 
 from __future__ import annotations
@@ -110,6 +119,18 @@ def _page(
     )
 
 
+def push_timing(push_interval_seconds: int) -> dict[str, int]:
+    """A push monitor's interval, retry interval and retries that turn it DOWN once the job's heartbeat is
+    `push_interval_seconds` overdue. Kuma caps an interval at MAX_INTERVAL_SECONDS (24 days), shorter
+    than a monthly job's period (the restore drill): then the first miss at the cap only makes the monitor
+    PENDING (Kuma notifies nobody of UP -> PENDING) and one retry after the rest of the period makes it
+    DOWN; a push in between brings it back UP."""
+    if push_interval_seconds <= MAX_INTERVAL_SECONDS:
+        return {"interval": push_interval_seconds, "retryInterval": push_interval_seconds, "maxretries": 0}
+    rest = max(MIN_INTERVAL_SECONDS, push_interval_seconds - MAX_INTERVAL_SECONDS)
+    return {"interval": MAX_INTERVAL_SECONDS, "retryInterval": rest, "maxretries": 1}
+
+
 def _push(plan: CarePlan, site: SitePlan, job: JobPlan) -> DesiredMonitor:
     return DesiredMonitor(
         key=f"{site.id} job {job.name}",
@@ -119,9 +140,7 @@ def _push(plan: CarePlan, site: SitePlan, job: JobPlan) -> DesiredMonitor:
             "type": "push",
             "name": f"{site.id} · {job.name} job",
             "description": _description(plan),
-            "interval": job.push_interval_seconds,
-            "retryInterval": job.push_interval_seconds,
-            "maxretries": 0,
+            **push_timing(job.push_interval_seconds),
             "upsideDown": False,
             "resendInterval": 0,
         },
@@ -168,6 +187,12 @@ def _maintenance(plan: CarePlan) -> dict[str, Any]:
 def _check_addresses(plan: CarePlan, site_addresses: Mapping[str, str]) -> list[str]:
     problems = []
     known = {site.id for site in plan.sites}
+    for site in plan.sites:
+        if site.dns == "pending" and site.id not in site_addresses:
+            problems.append(
+                f"site_addresses.{site.id}: the site's DNS is pending, so its pages are checked on its server's "
+                "address (the domain as Host header), but no address was given"
+            )
     for site_id, address in site_addresses.items():
         if site_id not in known:
             problems.append(f"site_addresses.{site_id}: no such site in the plan (sites: {', '.join(sorted(known))})")
@@ -246,9 +271,11 @@ def desired_state(
     monitors: list[DesiredMonitor] = []
     for site in plan.sites:
         address = site_addresses.get(site.id)
-        # One certificate warning per site: every page shares the site's certificate.
+        # One certificate warning per site: every page shares the site's certificate. Before the
+        # DNS cutover the site has none a CA signed, so there is nothing to warn about yet.
+        warn = site.certificate
         monitors += [
-            _page(plan, site, check, address, cert_warning=site.https and n == 0) for n, check in enumerate(site.checks)
+            _page(plan, site, check, address, cert_warning=warn and n == 0) for n, check in enumerate(site.checks)
         ]
         monitors += [_push(plan, site, job) for job in site.jobs]
     for monitor in monitors:
@@ -256,7 +283,11 @@ def desired_state(
     if len(plan.client.name) > MAX_TITLE:
         problems.append(f"client.name: longer than the {MAX_TITLE} characters of a Kuma status page title")
     notifications, routed = routed_notifications(plan, alerting, problems)
-    monitors = [replace(m, notifications=routed[m.job is not None]) for m in monitors]
+    pending = {site.id for site in plan.sites if site.dns == "pending"}
+    monitors = [
+        replace(m, notifications=() if m.job is None and m.site_id in pending else routed[m.job is not None])
+        for m in monitors
+    ]
     if problems:
         raise KumaPlanError(f"monitors of {plan.client.id}: " + "; ".join(problems))
     return DesiredState(

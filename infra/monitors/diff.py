@@ -16,6 +16,8 @@ from typing import Any
 from infra.kuma_client import KumaSession
 from infra.monitors.desired import DesiredMonitor, DesiredNotification, DesiredState, status_page_fields
 from infra.monitors.ownership import KEY_TAG, is_owned, maintenance_title, status_page_slug, tag_value
+from infra.monitors.retention import SETTING as RETENTION_SETTING
+from infra.monitors.retention import kept_days, raised_retention
 
 
 @dataclass(frozen=True)
@@ -78,8 +80,13 @@ def _plan_settings(desired: DesiredState, settings: Mapping[str, Any], work: Wor
     days = [int(d) for d in settings.get("tlsExpiryNotifyDays") or []]
     if desired.cert_expiry_days is not None and desired.cert_expiry_days not in days:
         new = sorted({*days, desired.cert_expiry_days})
-        work.settings = {**settings, "tlsExpiryNotifyDays": new}
+        work.settings = {**(work.settings or settings), "tlsExpiryNotifyDays": new}
         work.changes.append(Change("update", "setting", "tlsExpiryNotifyDays", (f"{days} → {new}",)))
+    keep = raised_retention(settings) if desired.monitors else None
+    if keep is not None:
+        work.settings = {**(work.settings or settings), RETENTION_SETTING: keep}
+        detail = f"{kept_days(settings)} → {keep} days (the SLA report reads the previous and current month)"
+        work.changes.append(Change("update", "setting", RETENTION_SETTING, (detail,)))
 
 
 def _plan_notifications(desired: DesiredState, current: list[dict[str, Any]], work: Work) -> None:
@@ -216,7 +223,8 @@ def compare(session: KumaSession, desired: DesiredState) -> Work:
     monitor list, which takes seconds at hundreds of monitors.
     """
     with ThreadPoolExecutor(max_workers=4) as pool:
-        settings = pool.submit(session.settings) if desired.cert_expiry_days is not None else None
+        reads_settings = desired.cert_expiry_days is not None or bool(desired.monitors)
+        settings = pool.submit(session.settings) if reads_settings else None
         maintenance = pool.submit(_read_maintenance, session, desired.client_id)
         status_page = pool.submit(session.status_page, status_page_slug(desired.client_id))
         monitors = pool.submit(session.monitors)
