@@ -27,6 +27,8 @@ from infra.plan import CarePlan, SitePlan
 
 CONFIG_DIR = "/etc/carestack"
 SECRETS_DIR = f"{CONFIG_DIR}/secrets"
+# Where converge puts a vulnerability feed given as a file (a URL feed is fetched by each scan).
+FEED_FILE = f"{CONFIG_DIR}/vulnerabilities.json"
 STATE_DIR = "/var/lib/carestack"
 # Regenerable caches: never worth backup space.
 EXCLUDES = {"wordpress": ("wp-content/cache",), "woocommerce": ("wp-content/cache",)}
@@ -64,11 +66,22 @@ def checks_table(site: SitePlan) -> list[dict[str, Any]]:
     return [{"path": c.path, "keyword": c.keyword, "status": c.status} for c in site.checks]
 
 
-def site_table(plan: CarePlan, site: SitePlan, s3_endpoint: str, push_base_url: str | None) -> dict[str, Any]:
-    """One `[sites.<id>]` table; push settings only when the site reports to Kuma (it has tokens)."""
+def feed_location(feed: str | None) -> str | None:
+    """Where a server's scan reads the vulnerability feed: the URL itself, or the file converge installs."""
+    if feed is None:
+        return None
+    return feed if feed.startswith(("http://", "https://")) else FEED_FILE
+
+
+def site_table(
+    plan: CarePlan, site: SitePlan, s3_endpoint: str, push_base_url: str | None, feed: str | None = None
+) -> dict[str, Any]:
+    """One `[sites.<id>]` table; push settings only when the site reports to Kuma (it has tokens); `feed`
+    is the vulnerability feed as the run realizes it (the plan's, or the lab's; see `feed_location`)."""
     table: dict[str, Any] = {
         "domain": site.domain,
         "kind": site.kind,
+        "client": plan.client.id,
         "root": site.root,
         "paths": [site.root],
         "exclude": [f"{site.root}/{path}" for path in EXCLUDES.get(site.kind, ())],
@@ -91,6 +104,7 @@ def site_table(plan: CarePlan, site: SitePlan, s3_endpoint: str, push_base_url: 
         "update_timeout_seconds": site.job("update").timeout_seconds,
         "repository_stall_seconds": plan.backup.stall_seconds,
         "scan_timeout_seconds": site.job("scan").timeout_seconds,
+        "perf_timeout_seconds": site.job("perf").timeout_seconds,
     }
     table["updates"] = {
         "providers": list(site.providers),
@@ -99,24 +113,63 @@ def site_table(plan: CarePlan, site: SitePlan, s3_endpoint: str, push_base_url: 
         "rollback": plan.updates.rollback,
         "probe_slowdown_limit": plan.updates.probe_slowdown_limit,
     }
-    # The pages the agent probes before and after an update.
+    perf = plan.performance
+    table["perf"] = {
+        "requests_per_page": perf.requests_per_page,
+        "limit_percent": perf.limit_percent,
+        "floor_ms": perf.floor_ms,
+        "baseline_weeks": perf.baseline_weeks,
+        "keep_days": perf.keep_days,
+    }
+    if location := feed_location(feed):
+        table["scan"] = {"feed": location}
+    # The pages the agent probes before and after an update (and the performance trend times).
     table["checks"] = checks_table(site)
     return table
 
 
-def client_tables(plan: CarePlan, s3_endpoint: str, push_base_urls: Mapping[str, str]) -> dict[str, Any]:
+def drill_table(site: SitePlan) -> dict[str, Any] | None:
+    """`[sites.<id>.drill]` on the standby: the drill's deadline (the failover RTO it rehearses); where the
+    scratch site goes is the agent's default."""
+    drills = [job for job in site.jobs if job.name == "drill"]
+    return {"timeout_seconds": drills[0].timeout_seconds} if drills else None
+
+
+def drill_fragment(plan: CarePlan, s3_endpoint: str, push_base_urls: Mapping[str, str], feed: str | None = None) -> str:
+    """The client's piece of the standby's agent.toml: each drilled site's table (the same repository and
+    keys as on its server: the drill only reads) with its drill table."""
+    tables = {}
+    for site in plan.sites:
+        drill = drill_table(site)
+        if drill is not None:
+            tables[site.id] = site_table(plan, site, s3_endpoint, push_base_urls.get(site.id), feed) | {"drill": drill}
+    return (
+        f"# {plan.client.id} ({plan.client.name}), tier {plan.client.tier}: restore drills on the standby, "
+        "written by carestack configure\n" + dumps({"sites": tables})
+    )
+
+
+def client_tables(
+    plan: CarePlan, s3_endpoint: str, push_base_urls: Mapping[str, str], feed: str | None = None
+) -> dict[str, Any]:
     """The client's `[sites.*]` tables; `push_base_urls` names the sites that push, and where to."""
-    return {"sites": {site.id: site_table(plan, site, s3_endpoint, push_base_urls.get(site.id)) for site in plan.sites}}
+    return {
+        "sites": {
+            site.id: site_table(plan, site, s3_endpoint, push_base_urls.get(site.id), feed) for site in plan.sites
+        }
+    }
 
 
 def header(server: str) -> str:
     return dumps(agent_table(server))
 
 
-def client_fragment(plan: CarePlan, s3_endpoint: str, push_base_urls: Mapping[str, str]) -> str:
+def client_fragment(
+    plan: CarePlan, s3_endpoint: str, push_base_urls: Mapping[str, str], feed: str | None = None
+) -> str:
     return (
         f"# {plan.client.id} ({plan.client.name}), tier {plan.client.tier}: written by carestack configure\n"
-        + dumps(client_tables(plan, s3_endpoint, push_base_urls))
+        + dumps(client_tables(plan, s3_endpoint, push_base_urls, feed))
     )
 
 

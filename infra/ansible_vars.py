@@ -13,8 +13,10 @@ the realization says where that server is (`hosts`).
 from __future__ import annotations
 
 import ipaddress
+import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -45,6 +47,15 @@ class HostAccess:
 
 
 @dataclass(frozen=True)
+class AcmeOverride:
+    """A stand-in certificate authority (the lab's): its ACME directory replaces the plan's, and the
+    servers trust the CA of its HTTPS endpoint (PEM)."""
+
+    directory: str
+    endpoint_ca_pem: str = field(repr=False)
+
+
+@dataclass(frozen=True)
 class Realization:
     """Where and how a plan becomes real: the servers' addresses, S3, Kuma, admin access."""
 
@@ -53,6 +64,15 @@ class Realization:
     push_base_url: str | None = None
     admin_cidrs: tuple[str, ...] = ()
     admin_keys: tuple[str, ...] = ()
+    acme: AcmeOverride | None = None  # None: the agency's CA from the plan
+    # Never banned for failed logins: the controller that runs Ansible and the
+    # monitors that probe the sites (addresses or networks as the servers see them).
+    trusted_addresses: tuple[str, ...] = ()
+    # The platform's standby, where the clients' restore drills run (their timers and drill config go there);
+    # None: drills are not placed by this run.
+    standby: str | None = None
+    # A vulnerability feed file on the controller in place of the agency's (the lab's own); None: the plan's.
+    vulnerability_feed: str | None = None
 
 
 @dataclass(frozen=True)
@@ -85,6 +105,13 @@ def check_realization(clients: Sequence[Client], realization: Realization) -> No
         problems += _token_problems(plan, client.secrets.push_tokens)
         if realization.push_base_url:
             problems += _missing_token_problems(plan, client.secrets.push_tokens)
+    problems += _acme_problems(clients, realization)
+    problems += _feed_problems(clients, realization)
+    if realization.standby is not None and realization.standby not in realization.hosts:
+        known = ", ".join(sorted(realization.hosts)) or "none"
+        problems.append(
+            f"--hosts: no entry for the standby {realization.standby!r} (the drills run there); given: {known}"
+        )
     for name, host in realization.hosts.items():
         try:
             ipaddress.ip_address(host.address)
@@ -102,8 +129,67 @@ def check_realization(clients: Sequence[Client], realization: Realization) -> No
             ipaddress.ip_network(cidr)
         except ValueError:
             problems.append(f"--admin-cidr: must be a network such as 10.77.0.0/24, got {cidr!r}")
+    for address in realization.trusted_addresses:
+        try:
+            ipaddress.ip_network(address)
+        except ValueError:
+            problems.append(
+                f"--trusted-address: must be an address or network such as 10.77.0.1 or 10.77.0.0/28, got {address!r}"
+            )
     if problems:
         raise RealizationError("\n".join(problems))
+
+
+def vulnerability_feed(plan: CarePlan, realization: Realization) -> str | None:
+    """The feed this run gives the plan's sites: the realization's file, else the agency's."""
+    return realization.vulnerability_feed or plan.security.vulnerability_feed
+
+
+def _feed_problems(clients: Sequence[Client], realization: Realization) -> list[str]:
+    """A feed file must be readable JSON before anything is converged."""
+    problems = []
+    for feed in sorted({f for c in clients if (f := vulnerability_feed(c.plan, realization))}):
+        if agent_config.feed_location(feed) != agent_config.FEED_FILE:
+            continue
+        where = "vulnerability_feed" if feed == realization.vulnerability_feed else "agency.vulnerability_feed"
+        try:
+            json.loads(Path(feed).read_text(encoding="utf-8"))
+        except OSError as exc:
+            problems.append(f"{where}: {feed}: {exc.strerror or exc}")
+        except ValueError as exc:
+            problems.append(f"{where}: {feed}: not JSON ({exc})")
+    return problems
+
+
+def _feed_file(plan: CarePlan, realization: Realization) -> str:
+    """The feed file's content for the servers ("" when the feed is a URL or there is none)."""
+    feed = vulnerability_feed(plan, realization)
+    if feed is None or agent_config.feed_location(feed) != agent_config.FEED_FILE:
+        return ""
+    return Path(feed).read_text(encoding="utf-8")
+
+
+def _acme_problems(clients: Sequence[Client], realization: Realization) -> list[str]:
+    """A server runs one certbot with one account per CA: its clients must agree on it (they do when
+    they come from one catalog, whose agency owns the account)."""
+    problems = []
+    accounts: dict[str, tuple[str, tuple[str, str | None]]] = {}
+    for client in clients:
+        plan = client.plan
+        account = (plan.certificates.acme_directory, plan.certificates.acme_email)
+        first = accounts.setdefault(plan.hosting.server, (plan.client.id, account))
+        if first[1] != account:
+            problems.append(
+                f"agency.acme: clients {first[0]} and {plan.client.id} share server {plan.hosting.server} but "
+                "name different ACME accounts; one catalog's agency names one account"
+            )
+    if realization.acme is not None:
+        parts = urlsplit(realization.acme.directory)
+        if parts.scheme != "https" or not parts.netloc:
+            problems.append(f"acme.directory: must be an https:// URL, got {realization.acme.directory!r}")
+        if "-----BEGIN CERTIFICATE-----" not in realization.acme.endpoint_ca_pem:
+            problems.append("acme.endpoint_ca_pem: must be a PEM certificate (-----BEGIN CERTIFICATE-----)")
+    return problems
 
 
 def _token_problems(plan: CarePlan, tokens: Mapping[str, Mapping[str, str]]) -> list[str]:
@@ -150,9 +236,12 @@ def site_vars(plan: CarePlan, site: SitePlan) -> dict[str, Any]:
         "title": plan.client.name,
         "admin_email": owner or f"webmaster@{site.domain}",
         "domain": site.domain,
+        "names": list(site.names),
         "kind": site.kind,
         "app": APPS[site.kind],
         "https": site.https,
+        "dns": site.dns,
+        "certificate": site.certificate,
         "url": site.url,
         "root": site.root,
         "home": f"{SITE_HOMES}/{site.linux_user}",
@@ -166,6 +255,7 @@ def site_vars(plan: CarePlan, site: SitePlan) -> dict[str, Any]:
                 "randomized_delay_seconds": job.schedule.randomized_delay_seconds,
             }
             for job in site.jobs
+            if not job.on_standby  # the restore drill's timer is the standby's (see `drill_vars`)
         ],
     }
 
@@ -188,12 +278,26 @@ def _host_vars(plan: CarePlan, access: HostAccess, realization: Realization) -> 
             "timezone": plan.client.timezone if plan.hosting.mode == "dedicated" else SHARED_HOST_TIMEZONE,
             "admin_cidrs": sorted(set(realization.admin_cidrs)),
             "admins": admins,
+            "trusted_addresses": sorted(set(realization.trusted_addresses)),
             "memory_mb": access.memory_mb,
             "agent_header": agent_config.header(server),
         },
         "carestack_clients": {},
         "carestack_sites": {},
+        "carestack_drills": {},
         "carestack_secret_paths": [],
+        "carestack_acme": acme_vars(plan, realization),
+        "carestack_vulnerability_feed": _feed_file(plan, realization),
+    }
+
+
+def acme_vars(plan: CarePlan, realization: Realization) -> dict[str, Any]:
+    """The ACME account the server orders its sites' certificates with."""
+    override = realization.acme
+    return {
+        "directory": override.directory if override else plan.certificates.acme_directory,
+        "email": plan.certificates.acme_email,
+        "endpoint_ca_pem": override.endpoint_ca_pem if override else None,
     }
 
 
@@ -212,7 +316,9 @@ def inventory(clients: Sequence[Client], realization: Realization) -> dict[str, 
         host["carestack_clients"][plan.client.id] = {
             "id": plan.client.id,
             "name": plan.client.name,
-            "agent_fragment": agent_config.client_fragment(plan, realization.s3_endpoint, push_urls),
+            "agent_fragment": agent_config.client_fragment(
+                plan, realization.s3_endpoint, push_urls, vulnerability_feed(plan, realization)
+            ),
         }
         host["carestack_secret_paths"] += [
             agent_config.password_file(plan.client.id),
@@ -223,7 +329,56 @@ def inventory(clients: Sequence[Client], realization: Realization) -> dict[str, 
             host["carestack_sites"][site.id] = site_vars(plan, site)
             if pushes:
                 host["carestack_secret_paths"].append(agent_config.push_tokens_file(site.id))
+        if realization.standby is not None and drilled_sites(plan):
+            _place_drills(client, realization, hosts)
     return {"all": {"children": {"carestack": {"hosts": hosts}}}}
+
+
+def drilled_sites(plan: CarePlan) -> list[SitePlan]:
+    return [site for site in plan.sites if any(job.on_standby for job in site.jobs)]
+
+
+def drill_vars(site: SitePlan) -> dict[str, Any]:
+    """A drilled site on the standby: only what its drill timer needs (the site itself does not run there)."""
+    return {
+        "id": site.id,
+        "domain": site.domain,
+        "jobs": [
+            {
+                "name": job.name,
+                "on_calendar": job.schedule.on_calendar,
+                "randomized_delay_seconds": job.schedule.randomized_delay_seconds,
+            }
+            for job in site.jobs
+            if job.on_standby
+        ],
+    }
+
+
+def _place_drills(client: Client, realization: Realization, hosts: dict[str, dict[str, Any]]) -> None:
+    """The standby gets the client's drill config, its repository secrets and push tokens, and a drill timer
+    per site. It reads the repository with the client's own keys (those a failover would use there)."""
+    plan, standby = client.plan, realization.standby
+    assert standby is not None
+    if standby not in hosts:
+        host = hosts[standby] = _host_vars(plan, realization.hosts[standby], realization)
+        host["carestack_server"].update(
+            name=standby, timezone=SHARED_HOST_TIMEZONE, agent_header=agent_config.header(standby)
+        )
+    host = hosts[standby]
+    url = realization.push_base_url
+    push_urls = {s.id: url for s in plan.sites if url and _pushes(client, s, realization)}
+    entry = host["carestack_clients"].setdefault(plan.client.id, {"id": plan.client.id, "name": plan.client.name})
+    if "agent_fragment" not in entry:  # the client's sites run on the standby itself (a failover): theirs wins
+        entry["agent_fragment"] = agent_config.drill_fragment(
+            plan, realization.s3_endpoint, push_urls, vulnerability_feed(plan, realization)
+        )
+    paths = [agent_config.password_file(plan.client.id), agent_config.credentials_file(plan.client.id)]
+    for site in drilled_sites(plan):
+        host["carestack_drills"][site.id] = drill_vars(site)
+        if site.id in push_urls:
+            paths.append(agent_config.push_tokens_file(site.id))
+    host["carestack_secret_paths"] += [p for p in paths if p not in host["carestack_secret_paths"]]
 
 
 def secret_vars(clients: Sequence[Client], realization: Realization) -> dict[str, Any]:

@@ -12,14 +12,17 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from infra import configure, monitors_cli, sla_doc_cli, stack_cli
+from infra import configure, failover_cli, import_cli, monitors_cli, report_cli, sla_doc_cli, stack_cli
 from infra.command import Command, Register
 
 COMMANDS: tuple[Register, ...] = (
     stack_cli.register,
     configure.register,
+    import_cli.register,
     monitors_cli.register,
     sla_doc_cli.register,
+    failover_cli.register,
+    report_cli.register,
 )
 
 

@@ -168,6 +168,18 @@ def _ansible_playbook() -> str:
     return found
 
 
+# Forks: one controller process (tens of MB) and one SSH connection per server converged at once. A
+# fleet's servers are independent, so all of them at once up to what the controller can drive.
+FORKS_PER_CPU = 10
+MAX_FORKS = 50
+
+
+def forks_for(servers: int, cpus: int | None = None) -> int:
+    """Ansible's forks for a run over `servers` servers: every one at once, within the controller's means."""
+    means = max(FORKS_PER_CPU, FORKS_PER_CPU * (cpus or os.cpu_count() or 1))
+    return max(1, min(servers, means, MAX_FORKS))
+
+
 def converge(
     clients: Sequence[Client],
     realization: Realization,
@@ -192,6 +204,8 @@ def converge(
         cmd = [playbook, str(ANSIBLE_DIR / "site.yml"), "-i", str(inventory_file), "-e", f"@{secrets_file}"]
         cmd += ["-" + "v" * verbosity] if verbosity else []
         cmd += ["--limit", ",".join(limit)] if limit else []
+        servers = len(limit) if limit else len(group["hosts"])
+        cmd += ["--forks", str(forks_for(servers))]
         env = {k: v for k, v in os.environ.items() if k not in SECRET_ENV}
         env |= {"ANSIBLE_CONFIG": str(ANSIBLE_DIR / "ansible.cfg"), "ANSIBLE_FORCE_COLOR": "0", "PYTHONUNBUFFERED": "1"}
         returncode, output = _run(cmd, env, stream.write if stream else None)
@@ -240,6 +254,7 @@ def _configure(args: argparse.Namespace) -> int:
             push_base_url=args.push_base_url,
             admin_cidrs=tuple(args.admin_cidr),
             admin_keys=tuple(line for path in args.admin_key for line in _public_keys(path)),
+            trusted_addresses=tuple(args.trusted_address),
         )
         result = converge(
             [client], realization, ssh_config=args.ssh_config, ssh_key=args.ssh_key, verbosity=args.verbose
@@ -277,6 +292,13 @@ def register(verbs: Verbs) -> None:
     )
     parser.add_argument(
         "--admin-cidr", action="append", default=[], metavar="CIDR", help="also allow SSH from here (repeatable)"
+    )
+    parser.add_argument(
+        "--trusted-address",
+        action="append",
+        default=[],
+        metavar="ADDRESS",
+        help="never ban this address or network for failed logins: the controller, the monitors (repeatable)",
     )
     parser.add_argument(
         "--admin-key", action="append", default=[], type=Path, metavar="FILE", help="admin user's public keys"

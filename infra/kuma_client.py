@@ -149,6 +149,21 @@ class KumaSession:
         data: dict[str, Any] = self._call("getSettings")["data"]
         return data
 
+    def beats(self, monitor_id: int, hours: int) -> list[dict[str, Any]]:
+        """The monitor's heartbeats of the last `hours` (every one Kuma still holds), oldest first, as stored."""
+        data: list[dict[str, Any]] = self._call("getMonitorBeats", monitor_id, hours)["data"]
+        return data
+
+    def important_beats(self, monitor_id: int, offset: int, count: int) -> list[dict[str, Any]]:
+        """A page of the monitor's status changes (2.x stable), newest first, as stored."""
+        data: list[dict[str, Any]] = self._call("monitorImportantHeartbeatListPaged", monitor_id, offset, count)["data"]
+        return data
+
+    def chart_data(self, monitor_id: int, hours: int) -> list[dict[str, Any]]:
+        """The monitor's aggregate counts (2.x stable): per minute up to 24 h, per hour up to 720, else per day."""
+        data: list[dict[str, Any]] = self._call("getMonitorChartData", monitor_id, hours)["data"]
+        return data
+
     def status_page(self, slug: str) -> dict[str, Any] | None:
         """The status page's settings and its `publicGroupList` (sections with their monitors); None if absent."""
         answer = self._ask("getStatusPage", slug)

@@ -6,7 +6,9 @@ default. They differ where the sync writes: the bulk import (`uploadBackup`)
 exists on 1.23 and on the 2.0.0-dev.0 snapshot, and was removed upstream before
 2.0.0-beta.0 ("Drop backup"), so 2.x stable creates monitors one `add` at a time
 (cheap there: `add` sends only the new monitor, not the whole list) and needs
-the `conditions` column that 2.x added set on each.
+the `conditions` column that 2.x added set on each. They differ in what history
+they keep: 2.x stable keeps aggregates instead of every heartbeat
+(`infra.monitors.history`).
 """
 
 from __future__ import annotations
@@ -28,6 +30,9 @@ class KumaVersion:
     text: str
     bulk_import: bool  # `uploadBackup` creates many monitors in one request
     conditions: bool  # monitors have the NOT NULL `conditions` column (2.x stable)
+    # Every heartbeat is kept for the retention setting (1.23, 2.0.0-dev.0); 2.x stable keeps ordinary beats
+    # 24 h only, status changes for the retention setting, and per-minute/hour/day counts (stat_* tables).
+    keeps_every_beat: bool = True
 
     def __str__(self) -> str:
         return self.text
@@ -43,7 +48,7 @@ def kuma_version(text: str | None, where: str) -> KumaVersion:
         if text == "2.0.0-dev.0":
             return KumaVersion(str(text), bulk_import=True, conditions=False)
         if major == 2 and pre is None:
-            return KumaVersion(str(text), bulk_import=False, conditions=True)
+            return KumaVersion(str(text), bulk_import=False, conditions=True, keeps_every_beat=False)
     shown = repr(text) if text else "no version"
     raise UnsupportedKumaVersion(
         f"Uptime Kuma at {where} announced {shown}, which carestack does not support; "

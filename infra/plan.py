@@ -18,16 +18,20 @@ CarePlan
           restore_timeout_seconds, stall_seconds (no repository progress for this long fails a job)
   updates: schedule, window{weekday, start, duration_minutes}, apt_policy,
            wordpress_policy, rollback, probe_slowdown_limit, timeout_seconds
-  security: scan (schedule), scan_timeout_seconds
+  security: scan (schedule), scan_timeout_seconds, vulnerability_feed (the agency's, or None)
+  performance: sample (schedule), requests_per_page, limit_percent, floor_ms, baseline_weeks, keep_days,
+               timeout_seconds
   monitoring: interval_seconds, retries, retry_interval_seconds, timeout_seconds,
               alert_within_seconds, channels, cert_expiry_days, maintenance (the update window)
   alerts: site_checks, job_heartbeats (each: client_channels, agency): who hears of a monitor's down/up
-  sites[]: id, name, domain, kind, https, url, root, linux_user, database (or None),
+  certificates: acme_directory, acme_email (or None): the agency's ACME account
+  sites[]: id, name, domain, aliases, kind, https, dns (pending|live), url, root, linux_user, database (or None),
            providers, checks[path, keyword, status, url], jobs[name, schedule, timeout_seconds,
            push_grace_seconds, push_interval_seconds]
   sla: uptime_target_percent, downtime_budget_minutes_per_month, downtime_budget_hours_per_year,
        support{days, from, to, outage_line_until}, severities[name, response, fix],
-       small_jobs{per_month, max_minutes}, failover{rto_minutes, max_days} | None,
+       small_jobs{per_month, max_minutes}, failover{rto_minutes, max_days, dns_ttl_seconds, warn_after_days,
+       traffic, hosted_zone_id} | None,
        restore_drill (schedule) | None, time_bank{included_minutes_per_month, rollover_months},
        credits{bands[below_percent, credit_percent, credit_amount], cap_percent, cap_amount, claim,
        currency}, fee{monthly, currency} | None (infra/sla_terms.py)
@@ -44,7 +48,7 @@ from dataclasses import dataclass
 from typing import Any, Union, get_args, get_origin, get_type_hints
 
 from infra.sla_terms import CreditPlan, FeePlan, TimeBankPlan, credit_plan, fee_plan, time_bank_plan
-from infra.spec import ClientSpec, Recurring, Tier, site_name
+from infra.spec import PERFORMANCE_BASELINE_WEEKS, ClientSpec, Recurring, Tier, Traffic, site_name
 from infra.units import SupportTime, parse_minute_of_hour, parse_time_of_day
 
 # Calendar lengths used for budgets and retention horizons.
@@ -156,6 +160,21 @@ class UpdatePlan:
 class SecurityPlan:
     scan: Schedule
     scan_timeout_seconds: int
+    vulnerability_feed: str | None = None  # the agency's: a URL, or a file on the controller; None: not checked
+
+
+@dataclass(frozen=True)
+class PerformancePlan:
+    """The trend check: pages timed on `sample`'s schedule; the last week's median per page against
+    the `baseline_weeks` before it."""
+
+    sample: Schedule
+    requests_per_page: int
+    limit_percent: float
+    floor_ms: int
+    baseline_weeks: int
+    keep_days: int
+    timeout_seconds: int
 
 
 @dataclass(frozen=True)
@@ -208,6 +227,7 @@ class JobPlan:
     timeout_seconds: int
     push_grace_seconds: int
     push_interval_seconds: int
+    on_standby: bool = False  # runs on the platform's standby (the restore drill), not on the site's server
 
 
 @dataclass(frozen=True)
@@ -215,8 +235,10 @@ class SitePlan:
     id: str
     name: str
     domain: str
+    aliases: tuple[str, ...]
     kind: str
     https: bool
+    dns: str  # pending: the names do not point at the server yet; live: after the DNS cutover
     url: str
     root: str
     linux_user: str
@@ -228,6 +250,25 @@ class SitePlan:
 
     def job(self, name: str) -> JobPlan:
         return next(job for job in self.jobs if job.name == name)
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        """Every name the site answers to: its domain first, then its aliases."""
+        return (self.domain, *self.aliases)
+
+    @property
+    def certificate(self) -> bool:
+        """Whether the site gets a certificate from the CA: HTTPS, and its names point at its server
+        (HTTP-01 validation reaches the server by name)."""
+        return self.https and self.dns == "live"
+
+
+@dataclass(frozen=True)
+class CertificatePlan:
+    """The agency's ACME account, which every certificate of the client is ordered with."""
+
+    acme_directory: str
+    acme_email: str | None
 
 
 @dataclass(frozen=True)
@@ -253,6 +294,10 @@ class SupportPlan:
 class FailoverPlan:
     rto_minutes: int
     max_days: int
+    dns_ttl_seconds: int  # the switched records' TTL
+    warn_after_days: float  # an active failover's age that warns the agency (80 % of max_days)
+    traffic: str  # the switch: "route53" | "manual"
+    hosted_zone_id: str | None
 
 
 @dataclass(frozen=True)
@@ -283,6 +328,14 @@ class CarePlan:
     sla: SlaPlan
     alerts: AlertRoutingPlan
     security: SecurityPlan
+    performance: PerformancePlan
+    certificates: CertificatePlan
+
+    def site_job_timers(self) -> list[str]:
+        """The timers of the jobs that run where the sites are served (not the standby's restore drills)."""
+        return [
+            f"carestack-{job.name}@{site.id}.timer" for site in self.sites for job in site.jobs if not job.on_standby
+        ]
 
     def to_dict(self) -> dict[str, Any]:
         data: dict[str, Any] = _jsonable(dataclasses.asdict(self))
@@ -307,8 +360,13 @@ def _from_jsonable(kind: Any, value: Any) -> Any:
     """Rebuild a value of type `kind` (the plan's dataclasses, tuples, dicts, optionals) from JSON data."""
     if isinstance(kind, type) and dataclasses.is_dataclass(kind):
         hints = get_type_hints(kind)
+        # A field added since the data was written (a plan kept in Pulumi's state, say) takes its default.
         return kind(
-            **{f.name: _from_jsonable(hints[f.name], value[f.name.rstrip("_")]) for f in dataclasses.fields(kind)}
+            **{
+                f.name: _from_jsonable(hints[f.name], value[f.name.rstrip("_")])
+                for f in dataclasses.fields(kind)
+                if f.name.rstrip("_") in value or f.default is dataclasses.MISSING
+            }
         )
     origin, args = get_origin(kind), get_args(kind)
     if origin in (Union, types.UnionType):
@@ -342,6 +400,14 @@ def backup_schedule(every: str, at: str, timezone: str) -> Schedule:
 def recurring_schedule(recurring: Recurring, timezone: str) -> Schedule:
     day = f"{recurring.day} " if recurring.every == "weekly" else ""
     return _schedule(f"{day}*-*-* {_clock(recurring.at)}", _PERIOD[recurring.every], timezone)
+
+
+def sample_schedule(every_seconds: int, at: str, timezone: str) -> Schedule:
+    """Every `every_seconds` (whole hours dividing a day, checked by the spec) at minute `at` of the hour."""
+    hours = every_seconds // 3600
+    minute = parse_minute_of_hour(at)
+    hour = "00" if hours == 24 else ("*" if hours == 1 else f"00/{hours}")
+    return _schedule(f"*-*-* {hour}:{minute:02d}:00", every_seconds, timezone)
 
 
 def weekly_schedule(weekday: str, at: str, timezone: str) -> Schedule:
@@ -378,9 +444,9 @@ def check_timeout(interval: int) -> int:
     return min(MAX_CHECK_TIMEOUT_SECONDS, int(interval * 0.8))
 
 
-def _job(name: str, schedule: Schedule, timeout: int) -> JobPlan:
+def _job(name: str, schedule: Schedule, timeout: int, *, on_standby: bool = False) -> JobPlan:
     grace = timeout + schedule.randomized_delay_seconds + PUSH_SLACK_SECONDS
-    return JobPlan(name, schedule, timeout, grace, schedule.period_seconds + grace)
+    return JobPlan(name, schedule, timeout, grace, schedule.period_seconds + grace, on_standby)
 
 
 def _providers(kind: str, tier: Tier) -> tuple[str, ...]:
@@ -452,7 +518,25 @@ def update_plan(spec: ClientSpec) -> UpdatePlan:
 def security_plan(spec: ClientSpec) -> SecurityPlan:
     """When each site's security scan runs, and its deadline."""
     scan = spec.tier.security.scan
-    return SecurityPlan(scan=recurring_schedule(scan, spec.stack.timezone), scan_timeout_seconds=scan.timeout)
+    return SecurityPlan(
+        scan=recurring_schedule(scan, spec.stack.timezone),
+        scan_timeout_seconds=scan.timeout,
+        vulnerability_feed=spec.agency.vulnerability_feed,
+    )
+
+
+def performance_plan(spec: ClientSpec) -> PerformancePlan:
+    """When each site's pages are timed, and what counts as getting slower."""
+    perf = spec.tier.performance
+    return PerformancePlan(
+        sample=sample_schedule(perf.sample.every, perf.sample.at, spec.stack.timezone),
+        requests_per_page=perf.sample.requests,
+        limit_percent=perf.limit_percent,
+        floor_ms=perf.floor_ms,
+        baseline_weeks=PERFORMANCE_BASELINE_WEEKS,
+        keep_days=math.ceil(perf.keep / 86400),
+        timeout_seconds=perf.timeout,
+    )
 
 
 def monitoring_plan(spec: ClientSpec) -> MonitoringPlan:
@@ -484,14 +568,28 @@ def hosting_plan(spec: ClientSpec) -> HostingPlan:
     )
 
 
-def site_jobs(backup: BackupPlan, updates: UpdatePlan, security: SecurityPlan) -> tuple[JobPlan, ...]:
-    """The agent's scheduled jobs every site runs, each with its push monitor's interval."""
+def site_jobs(
+    backup: BackupPlan, updates: UpdatePlan, security: SecurityPlan, performance: PerformancePlan, sla: SlaPlan
+) -> tuple[JobPlan, ...]:
+    """The agent's scheduled jobs every site runs, each with its push monitor's interval; with a restore
+    drill, the drill on the standby, whose deadline is the failover RTO it rehearses."""
+    drill: tuple[JobPlan, ...] = ()
+    if sla.restore_drill is not None and sla.failover is not None:
+        drill = (_job("drill", sla.restore_drill, sla.failover.rto_minutes * 60, on_standby=True),)
+    return server_jobs(backup, updates, security, performance) + drill
+
+
+def server_jobs(
+    backup: BackupPlan, updates: UpdatePlan, security: SecurityPlan, performance: PerformancePlan
+) -> tuple[JobPlan, ...]:
+    """The jobs each site runs on its own server."""
     return (
         _job("backup", backup.schedule, backup.timeout_seconds),
         _job("prune", backup.prune, backup.timeout_seconds),
         _job("check", backup.check, backup.timeout_seconds),
         _job("update", updates.schedule, updates.timeout_seconds),
         _job("scan", security.scan, security.scan_timeout_seconds),
+        _job("perf", performance.sample, performance.timeout_seconds),
     )
 
 
@@ -508,8 +606,10 @@ def site_plans(spec: ClientSpec, storage: StoragePlan, jobs: tuple[JobPlan, ...]
                 id=site_id,
                 name=name,
                 domain=site.domain,
+                aliases=tuple(site.aliases),
                 kind=site.kind,
                 https=site.https,
+                dns=site.dns,
                 url=f"{scheme}://{site.domain}/",
                 root=f"{SITES_ROOT}/{site_id}",
                 linux_user=site_id,
@@ -538,11 +638,28 @@ def sla_plan(spec: ClientSpec) -> SlaPlan:
         severities=tuple(_severity(name, s.response, s.fix) for name, s in sla.severities.items()),
         small_jobs_per_month=sla.small_jobs.per_month,
         small_job_max_minutes=sla.small_jobs.max // 60,
-        failover=FailoverPlan(sla.failover.within // 60, sla.failover.max_days) if sla.failover else None,
+        failover=failover_plan(spec),
         restore_drill=(_schedule(f"*-*-{drill.day:02d} {_clock(drill.at)}", _PERIOD["monthly"], tz) if drill else None),
         time_bank=time_bank_plan(sla.time_bank),
         credits=credit_plan(sla.credits, spec.stack.fee),
         fee=fee_plan(spec.stack.fee),
+    )
+
+
+FAILOVER_WARN_SHARE = 0.8  # of max_days: the agency is warned in time to fail back before the promise ends
+
+
+def failover_plan(spec: ClientSpec) -> FailoverPlan | None:
+    failover, traffic = spec.tier.sla.failover, spec.stack.traffic or Traffic()
+    if failover is None:
+        return None
+    return FailoverPlan(
+        rto_minutes=failover.within // 60,
+        max_days=failover.max_days,
+        dns_ttl_seconds=failover.dns_ttl,
+        warn_after_days=round(failover.max_days * FAILOVER_WARN_SHARE, 1),
+        traffic=traffic.provider,
+        hosted_zone_id=traffic.hosted_zone_id,
     )
 
 
@@ -564,8 +681,10 @@ def build_plan(spec: ClientSpec) -> CarePlan:
     backup = backup_plan(spec)
     updates = update_plan(spec)
     security = security_plan(spec)
+    performance = performance_plan(spec)
     monitoring = monitoring_plan(spec)
-    sites = site_plans(spec, storage, site_jobs(backup, updates, security))
+    sla = sla_plan(spec)
+    sites = site_plans(spec, storage, site_jobs(backup, updates, security, performance, sla))
     return CarePlan(
         client=client_plan(spec),
         hosting=hosting_plan(spec),
@@ -574,7 +693,9 @@ def build_plan(spec: ClientSpec) -> CarePlan:
         updates=updates,
         monitoring=monitoring,
         sites=sites,
-        sla=sla_plan(spec),
+        sla=sla,
         alerts=alert_routing_plan(monitoring),
         security=security,
+        performance=performance,
+        certificates=CertificatePlan(spec.agency.acme.directory, spec.agency.acme.email),
     )

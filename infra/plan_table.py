@@ -51,6 +51,13 @@ def _rows(plan: CarePlan) -> list[tuple[str, str]]:
             f"{_when(plan.security.scan)}, timeout {format_duration(plan.security.scan_timeout_seconds)}",
         ),
         (
+            "performance trend",
+            f"pages timed {_when(plan.performance.sample)}, {plan.performance.requests_per_page} request(s) each, "
+            f"timeout {format_duration(plan.performance.timeout_seconds)}; a page slower by "
+            f"{plan.performance.limit_percent:g} % and {plan.performance.floor_ms} ms (last week's median vs the "
+            f"{plan.performance.baseline_weeks} weeks before) alerts; samples kept {plan.performance.keep_days} d",
+        ),
+        (
             "bucket",
             f"{st.bucket}: versioned, old versions kept {st.noncurrent_version_days} d, "
             f"object lock {st.object_lock_days} d"
@@ -100,12 +107,20 @@ def _rows(plan: CarePlan) -> list[tuple[str, str]]:
     rows.append(
         (
             "failover",
-            f"standby restore within {s.failover.rto_minutes} min, up to {s.failover.max_days} days"
+            f"standby restore within {s.failover.rto_minutes} min, up to {s.failover.max_days} days "
+            f"(warned after {s.failover.warn_after_days:g}); traffic switch {s.failover.traffic}, "
+            f"DNS TTL {s.failover.dns_ttl_seconds} s"
             if s.failover
             else "none",
         )
     )
-    rows.append(("restore drill", _when(s.restore_drill) if s.restore_drill else "none"))
+    drill = (
+        f"{_when(s.restore_drill)} on the standby: each site's latest complete snapshot restored into a scratch "
+        f"site and its pages checked; RTO (deadline {s.failover.rto_minutes} min) and RPO recorded"
+        if s.restore_drill and s.failover
+        else "none"
+    )
+    rows.append(("restore drill", drill))
     for site in plan.sites:
         pages = ", ".join(f"{c.path} ~ {c.keyword!r}" for c in site.checks)
         rows.append(
@@ -116,7 +131,8 @@ def _rows(plan: CarePlan) -> list[tuple[str, str]]:
                 (
                     f"  job {job.name}",
                     f"push expected every {format_duration(job.push_interval_seconds)} "
-                    f"(grace {format_duration(job.push_grace_seconds)})",
+                    f"(grace {format_duration(job.push_grace_seconds)})"
+                    + (" on the standby" if job.on_standby else ""),
                 )
             )
     return rows

@@ -65,10 +65,17 @@ def stack_warnings(spec: StackSpec) -> list[str]:
 
 def catalog_warnings(catalog: Catalog) -> list[str]:
     """The agency's settings that cannot be meant for production."""
+    warnings = []
     prefix = catalog.agency.bucket_prefix
-    if "example" not in prefix:
-        return []
-    return [
-        f"agency.bucket_prefix: {prefix!r} is the example catalog's; S3 bucket names are global, so "
-        f"{prefix}-<client>-backups may already be another agency's; choose the agency's own prefix"
-    ]
+    if "example" in prefix:
+        warnings.append(
+            f"agency.bucket_prefix: {prefix!r} is the example catalog's; S3 bucket names are global, so "
+            f"{prefix}-<client>-backups may already be another agency's; choose the agency's own prefix"
+        )
+    email = catalog.agency.acme.email
+    if email and example_domain(email.rsplit("@", 1)[-1]):
+        warnings.append(
+            f"agency.acme.email: {email} is at an example domain: the CA's notices about the agency's "
+            "ACME account reach nobody"
+        )
+    return warnings

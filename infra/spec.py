@@ -121,6 +121,30 @@ class SecurityTier(Strict):
     """When the malware and integrity scan runs on each site (also the agent's `scan` timer)."""
 
 
+class PerformanceSample(Strict):
+    every: Duration = Field(gt=0)
+    """How often each site's checked pages are timed from the server: whole hours that divide a day
+    (1h, 2h, 3h, 4h, 6h, 8h, 12h, 24h); also the agent's `perf` timer."""
+    at: str
+    """The minute past the hour the samples are taken (":40")."""
+    requests: int = Field(ge=1, le=10)
+    """Requests per checked page in each sample (the load on the site stays bounded)."""
+
+
+class PerformanceTier(Strict):
+    sample: PerformanceSample
+    """When the pages are timed and how many requests each sample makes."""
+    limit_percent: float = Field(gt=0.0, le=1000.0)
+    """A page whose median of the last week is this much slower than its median of the four weeks
+    before is a regression (together with floor_ms)."""
+    floor_ms: int = Field(ge=0, le=60000)
+    """...and at least this many milliseconds slower: small pages do not alert on noise."""
+    keep: Duration = Field(gt=0)
+    """How long the samples are kept on the server (at least 35d: the week judged and the four before)."""
+    timeout: Duration = Field(gt=0)
+    """A sample running longer fails (and alerts)."""
+
+
 class BackupTier(Strict):
     every: Literal["hourly", "daily"]
     """How often a site is backed up (its RPO)."""
@@ -205,6 +229,8 @@ class Failover(Strict):
     """A failed site is restored onto the standby within this time."""
     max_days: int = Field(ge=1, le=365)
     """The longest the sites stay on the standby."""
+    dns_ttl: Duration = Field(ge=1, le=86400)
+    """The TTL of the sites' DNS records while they are switched (short, so failback takes effect soon)."""
 
 
 class RestoreDrill(Strict):
@@ -271,6 +297,8 @@ class Tier(Strict):
     """Page checks and alerts."""
     security: SecurityTier
     """The security scan."""
+    performance: PerformanceTier
+    """The weekly performance trend."""
     sla: SlaTier
     """The promise: uptime, support, severities."""
 
@@ -300,12 +328,16 @@ def _bucket_prefix(value: object) -> str:
 BucketPrefix = Annotated[str, BeforeValidator(_bucket_prefix)]
 
 
-class Agency(Strict):
-    """The agency running this catalog: what is the same for all of its clients."""
+def _vulnerability_feed(value: object) -> str:
+    if isinstance(value, str) and (_URL.match(value) or (value.startswith("/") and ".." not in value.split("/"))):
+        return value
+    raise ValueError(
+        "expected an http(s) URL the servers fetch at every scan, or the absolute path of a JSON file on the "
+        f"controller that every converge copies to the servers, got {value!r}"
+    )
 
-    bucket_prefix: BucketPrefix
-    """Starts every client's bucket name, <bucket_prefix>-<client id>-backups. S3 bucket names are global
-    across all AWS accounts: make it the agency's own."""
+
+VulnerabilityFeed = Annotated[str, BeforeValidator(_vulnerability_feed)]
 
 
 # --- the stacks --------------------------------------------------------------
@@ -370,6 +402,38 @@ Currency = Annotated[str, _pattern(re.compile(r"^[A-Z]{3}$"), "an ISO 4217 curre
 PagePath = Annotated[str, _pattern(re.compile(r"^/\S*$"), 'a path on the site starting with "/"')]
 
 
+# Let's Encrypt's production directory: publicly trusted certificates.
+LETS_ENCRYPT_DIRECTORY = "https://acme-v02.api.letsencrypt.org/directory"
+_HTTPS_URL = re.compile(r"^https://[^\s/]+(/\S*)?$")
+
+
+HttpsUrl = Annotated[str, _pattern(_HTTPS_URL, "an https:// URL of an ACME directory")]
+
+
+class Acme(Strict):
+    """The ACME account every client's certificates are ordered with: one per agency, not per client."""
+
+    directory: HttpsUrl = LETS_ENCRYPT_DIRECTORY
+    """The certificate authority's ACME directory; default Let's Encrypt (its staging directory for trials)."""
+    email: Email | None = None
+    """The ACME account's contact; the CA writes here about the account (policy changes, revocations)."""
+
+
+class Agency(Strict):
+    """The agency running this catalog: what is the same for all of its clients."""
+
+    bucket_prefix: BucketPrefix
+    """Starts every client's bucket name, <bucket_prefix>-<client id>-backups. S3 bucket names are global
+    across all AWS accounts: make it the agency's own."""
+    acme: Acme = Field(default_factory=Acme)
+    """Where the sites' HTTPS certificates come from (ACME, HTTP-01 through nginx)."""
+    vulnerability_feed: VulnerabilityFeed | None = None
+    """The known-vulnerable versions the weekly scan checks each site's core, plugins and themes against
+    (JSON, agent/carestack_agent/scan/vulns.py's format): an http(s) URL every server fetches at each
+    scan, or the absolute path of a file on the controller that every converge copies to the servers.
+    Unset: versions are not checked."""
+
+
 class ClientInfo(Strict):
     id: Slug
     """Names everything of the client: its bucket, server, Linux users, monitors, site ids."""
@@ -402,6 +466,12 @@ class PageCheck(Strict):
 class Site(Strict):
     domain: DomainName
     """The site's public name; its pages are checked at https://<domain><path>."""
+    aliases: list[DomainName] = Field(default_factory=list)
+    """Further names the site answers to (e.g. the domain without www); its certificate covers them too."""
+    dns: Literal["pending", "live"] = "live"
+    """pending (while onboarding, until the DNS cutover): the names do not point at the site's server yet;
+    its monitors check the server by address (the domain as Host header) and no certificate is ordered.
+    live: monitors check by name and, with https, a certificate is ordered from the agency's ACME CA."""
     name: Slug | None = None
     """Short name within the client (site id <client id>-<name>); default: the domain's first label that is not www."""
     kind: Literal["wordpress", "woocommerce", "php", "static"]
@@ -417,6 +487,14 @@ class Fee(Strict):
     """The monthly fee."""
     currency: Currency
     """Its ISO 4217 currency code, e.g. EUR."""
+
+
+class Traffic(Strict):
+    provider: Literal["route53", "manual"] = "manual"
+    """How a failover switches the sites' traffic: route53 (UPSERT the records in the hosted zone) or manual
+    (the records are printed and the operator confirms the change)."""
+    hosted_zone_id: str | None = None
+    """route53: the Route 53 hosted zone that holds the sites' records, e.g. Z0123456789ABCDEFGHIJ."""
 
 
 class ClientStack(Strict):
@@ -440,6 +518,8 @@ class ClientStack(Strict):
     """Shared tiers: the platform stack's full Pulumi name, e.g. organization/carestack/platform."""
     fee: Fee | None = None
     """The monthly fee and its currency; optional: without it credits are shown in percent."""
+    traffic: Traffic | None = None
+    """How a failover moves the sites' traffic to the standby and back (tiers with failover); default: manual."""
 
 
 class SharedHost(Strict):
@@ -712,6 +792,7 @@ def tier_problems(tier: Tier) -> list[str]:
             problems.append(f"{name}.day: a weekly schedule needs a day ({', '.join(WEEKDAYS)})")
         if schedule.every == "daily" and schedule.day is not None:
             problems.append(f"{name}.day: a daily schedule takes no day; remove it or use every: weekly")
+    problems.extend(_performance_problems(tier.performance))
     if tier.hosting.mode == "dedicated" and (tier.hosting.instance_type is None or tier.hosting.volume_gb is None):
         problems.append("hosting: a dedicated server needs instance_type and volume_gb")
     if tier.hosting.mode == "shared" and (tier.hosting.instance_type or tier.hosting.volume_gb):
@@ -754,6 +835,38 @@ def tier_problems(tier: Tier) -> list[str]:
     return problems
 
 
+# The performance verdict: the last week against the PERFORMANCE_BASELINE_WEEKS before it.
+PERFORMANCE_BASELINE_WEEKS = 4
+PERFORMANCE_SAMPLE_HOURS = (1, 2, 3, 4, 6, 8, 12, 24)
+
+
+def _performance_problems(perf: PerformanceTier) -> list[str]:
+    problems: list[str] = []
+    every = perf.sample.every
+    if every % 3600 or every // 3600 not in PERFORMANCE_SAMPLE_HOURS:
+        hours = ", ".join(f"{h}h" for h in PERFORMANCE_SAMPLE_HOURS)
+        problems.append(
+            f"performance.sample.every: {format_duration(every)} does not divide a day into whole hours; "
+            f"use one of {hours}"
+        )
+    try:
+        parse_minute_of_hour(perf.sample.at)
+    except ValueError as exc:
+        problems.append(f"performance.sample.at: {exc}")
+    needed = (PERFORMANCE_BASELINE_WEEKS + 1) * 7 * 86400
+    if perf.keep < needed:
+        problems.append(
+            f"performance.keep: {format_duration(perf.keep)} is shorter than the verdict reads (the week judged "
+            f"and the {PERFORMANCE_BASELINE_WEEKS} before it); keep at least {format_duration(needed)}"
+        )
+    if perf.timeout >= every:
+        problems.append(
+            f"performance.timeout: {format_duration(perf.timeout)} is not shorter than the sampling period "
+            f"{format_duration(every)}"
+        )
+    return problems
+
+
 def _credit_problems(sla: SlaTier) -> list[str]:
     """A credit table reads from the target downwards: each band lower and dearer than the one before."""
     problems: list[str] = []
@@ -790,13 +903,19 @@ def _minutes_between(start: str, end: str) -> int:
 
 def _client_problems(stack: ClientStack, tier: Tier) -> list[str]:
     problems: list[str] = []
-    seen_domains: dict[str, int] = {}
+    if stack.traffic is not None and stack.traffic.provider == "route53" and not stack.traffic.hosted_zone_id:
+        problems.append(
+            "carestack:traffic.hosted_zone_id: the route53 switch needs the hosted zone that holds the sites' "
+            "records (e.g. Z0123456789ABCDEFGHIJ), or use provider: manual"
+        )
+    seen_domains: dict[str, str] = {}  # every name a site answers to, and where it was given
     seen_names: dict[str, int] = {}
     for index, site in enumerate(stack.sites):
         here = f"carestack:sites[{index}]"
-        if site.domain in seen_domains:
-            problems.append(f"{here}.domain: {site.domain} is already sites[{seen_domains[site.domain]}].domain")
-        seen_domains.setdefault(site.domain, index)
+        for where, domain in [("domain", site.domain)] + [(f"aliases[{n}]", a) for n, a in enumerate(site.aliases)]:
+            if domain in seen_domains:
+                problems.append(f"{here}.{where}: {domain} is already {seen_domains[domain]}")
+            seen_domains.setdefault(domain, f"sites[{index}].{where}")
         name = site_name(site)
         if name in seen_names:
             problems.append(

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from infra.command import Verbs
-from infra.plan import build_plan
+from infra.plan import CarePlan, build_plan
 from infra.plan_table import render
 from infra.production_warnings import catalog_warnings, stack_warnings
 from infra.spec import ClientSpec, SpecError, load_catalog, load_stack
@@ -50,6 +50,25 @@ def _plan(args: argparse.Namespace) -> int:
         return 2
     plan = build_plan(spec)
     print(json.dumps(plan.to_dict(), indent=2, ensure_ascii=False) if args.json else render(plan))
+    if args.active:
+        return _active_failover(plan)
+    return 0
+
+
+def _active_failover(plan: CarePlan) -> int:
+    """The client's active failover from the leases in its bucket (the agency's AWS credentials)."""
+    import boto3  # only this option reaches S3
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    from infra.failover import active_failover
+    from infra.failover_lease import LeaseError, LeaseStore
+
+    try:
+        active = active_failover(plan, LeaseStore(boto3.client("s3"), plan.storage.bucket).active())
+    except (BotoCoreError, ClientError, LeaseError) as exc:
+        print(f"{plan.storage.bucket}: cannot read the leases: {exc}", file=sys.stderr)
+        return 1
+    print(active.line() if active else f"{plan.client.id}: no active failover")
     return 0
 
 
@@ -61,4 +80,7 @@ def register(verbs: Verbs) -> None:
     plan = verbs.add_parser("plan", help="print the care plan a client stack resolves to")
     plan.add_argument("stack", type=Path, metavar="STACK_FILE")
     plan.add_argument("--json", action="store_true", help="machine-readable output")
+    plan.add_argument(
+        "--active", action="store_true", help="also an active failover and its age, from the bucket's leases (AWS)"
+    )
     plan.set_defaults(run=_plan)

@@ -34,6 +34,7 @@ _NAMED = {
     "e-mail address": spec.Email,
     'phone number, international ("+4930123456")': spec.Phone,
     "http(s) URL": spec.WebhookUrl,
+    "https:// URL": spec.HttpsUrl,
     "network in CIDR notation (not /0)": spec.Cidr,
     "IANA time zone (Europe/Berlin, UTC)": spec.TimeZone,
     'path starting with "/"': spec.PagePath,
@@ -108,6 +109,8 @@ def _required(field: FieldInfo) -> str:
         return "required"
     default = field.get_default(call_default_factory=True)
     if default is None or default == {} or default == []:
+        return "optional"
+    if isinstance(default, BaseModel):  # a section whose keys all have defaults: they are listed below it
         return "optional"
     return f"default `{yaml.safe_dump(default).removesuffix(chr(10)).removesuffix('...').strip()}`"
 

@@ -13,6 +13,11 @@ Choices that are not tier numbers:
 - Deletes only add delete markers (versioning); noncurrent versions expire after
   `plan.storage.noncurrent_version_days`, which the plan makes outlive the
   longest retention and the lock.
+- `pulumi destroy` keeps the bucket: it and its settings (versioning, lock,
+  lifecycle, encryption, access block, policy) are retained on delete and never
+  force-destroyed, so an offboarded client's backups stay for the retention the
+  contract promises. Only the restic user, its key and the password leave the
+  state (the key is revoked); deleting the bucket later is the operator's own step.
 """
 
 from __future__ import annotations
@@ -67,14 +72,16 @@ class BackupBucket(pulumi.ComponentResource):
     ) -> None:
         super().__init__("carestack:aws:BackupBucket", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
+        kept = pulumi.ResourceOptions(parent=self, retain_on_delete=True)  # survives `pulumi destroy`
         locked = storage.object_lock_days > 0
 
         self.bucket = aws.s3.Bucket(
             name,
             bucket=storage.bucket,
             object_lock_enabled=locked,
+            force_destroy=False,
             tags=tags,
-            opts=child,
+            opts=kept,
         )
         bucket_id = self.bucket.id
         self.versioning = aws.s3.BucketVersioning(
@@ -83,7 +90,7 @@ class BackupBucket(pulumi.ComponentResource):
             versioning_configuration=aws.s3.BucketVersioningVersioningConfigurationArgs(
                 status="Enabled" if storage.versioning else "Suspended"
             ),
-            opts=child,
+            opts=kept,
         )
         self.encryption = aws.s3.BucketServerSideEncryptionConfiguration(
             f"{name}-encryption",
@@ -95,7 +102,7 @@ class BackupBucket(pulumi.ComponentResource):
                     ),
                 )
             ],
-            opts=child,
+            opts=kept,
         )
         self.public_access_block = aws.s3.BucketPublicAccessBlock(
             f"{name}-public-access-block",
@@ -104,16 +111,16 @@ class BackupBucket(pulumi.ComponentResource):
             block_public_policy=True,
             ignore_public_acls=True,
             restrict_public_buckets=True,
-            opts=child,
+            opts=kept,
         )
         # S3 rejects a policy written while the access block is being changed.
         self.tls_policy = aws.s3.BucketPolicy(
             f"{name}-tls-only",
             bucket=bucket_id,
             policy=tls_only_policy(storage.bucket),
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[self.public_access_block]),
+            opts=pulumi.ResourceOptions(parent=self, retain_on_delete=True, depends_on=[self.public_access_block]),
         )
-        after_versioning = pulumi.ResourceOptions(parent=self, depends_on=[self.versioning])
+        after_versioning = pulumi.ResourceOptions(parent=self, retain_on_delete=True, depends_on=[self.versioning])
         self.lifecycle = aws.s3.BucketLifecycleConfiguration(
             f"{name}-lifecycle",
             bucket=bucket_id,

@@ -75,6 +75,12 @@ def configure_command(stack_file: Path, hosts: dict[str, Any], s3_endpoint: str,
     return shlex.join(argv)
 
 
+def pending_site_addresses(plan: CarePlan, address: str) -> dict[str, str]:
+    """Base URLs of the sites whose DNS does not point at their server yet: that server, over HTTP
+    (no CA signs a certificate for a name that points elsewhere)."""
+    return {site.id: f"http://{address}" for site in plan.sites if site.dns == "pending"}
+
+
 class Onboarding(pulumi.ComponentResource):
     """The client's monitors, then Ansible on its server with the bucket's credentials."""
 
@@ -94,9 +100,9 @@ class Onboarding(pulumi.ComponentResource):
         self.monitors = ClientMonitors(
             f"{name}-monitors",
             plan_json=document,
-            # Empty: production checks each page's public URL (`check.url`, through DNS
-            # and TLS, as visitors see it); only the lab hands in its servers' addresses.
-            site_addresses={},
+            # A live site is checked at its public URL (`check.url`, through DNS and TLS, as
+            # visitors see it); a site whose DNS is pending on its server's address.
+            site_addresses=hosting.address.apply(lambda address: pending_site_addresses(plan, address)),
             opts=pulumi.ResourceOptions(parent=self, depends_on=[hosting]),
         )
         # The provider marks the tokens secret; say so here too, whatever it does.

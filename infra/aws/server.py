@@ -150,7 +150,9 @@ class Server(pulumi.ComponentResource):
             tags={**tags, "Name": name},
             # A newer Debian image must not replace a running server (and its sites):
             # the image is chosen once, at creation; Ansible keeps the packages current.
-            opts=pulumi.ResourceOptions(parent=self, ignore_changes=["ami"]),
+            # Likewise the key pair: EC2 reads it only at first boot, and a new one would
+            # replace the server; the admin keys a server accepts are converged by Ansible.
+            opts=pulumi.ResourceOptions(parent=self, ignore_changes=["ami", "keyName"]),
         )
         # Sites' DNS points here, so the address must survive a stop/start.
         self.ip = aws.ec2.Eip(

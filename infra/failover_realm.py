@@ -1,0 +1,156 @@
+"""The production failover realm: the servers over ssh, the bucket and Route 53 with the agency's AWS keys.
+
+Built from what `carestack configure` takes (HOSTS_JSON naming the standby and
+the client's own server, the S3 endpoint, Kuma's push URL, the client's
+secrets in CARESTACK_* variables) plus the platform stack file (the standby's
+size). The controller's own AWS credentials (the usual AWS_* environment or
+profile) write the leases and evidence and change Route 53.
+
+One limit: converging the standby needs every placed client's secrets, and
+this realm holds one client's. A standby that already carries another
+client's sites is therefore refused (fail that client back first).
+"""
+
+from __future__ import annotations
+
+import http.client
+import os
+import re
+import shlex
+import ssl
+import subprocess
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from infra.ansible_vars import Client, ClientSecrets, HostAccess, Realization
+from infra.configure import converge
+from infra.failover import AgentAnswer, FailoverError, Standby
+from infra.failover_lease import LeaseStore
+from infra.failover_room import capacity
+from infra.plan import CarePlan
+from infra.spec import PlatformSpec
+from infra.traffic.base import TrafficSwitch
+from infra.traffic.manual import ManualSwitch
+from infra.traffic.route53 import Route53Switch, route53_client
+
+HTTP_TIMEOUT = 15
+_VALIDATED = re.compile(r"\(\d+ site\(s\): (.*)\)\s*$")  # `carestack-agent validate`'s line
+
+
+class ProductionRealm:
+    def __init__(
+        self,
+        platform: PlatformSpec,
+        hosts: dict[str, HostAccess],
+        realization: Realization,
+        secrets: ClientSecrets,
+        *,
+        confirm: bool,
+        ssh_key: Path | None = None,
+    ) -> None:
+        self.platform = platform
+        self.hosts = hosts
+        self.realization = realization
+        self.secrets = secrets
+        self.confirm = confirm
+        self.ssh_key = ssh_key
+        self._s3: Any = None
+
+    def standby(self) -> Standby:
+        host = self.platform.stack.standby
+        return Standby(host.name, capacity(host.instance_type, host.volume_gb))
+
+    def _host(self, server: str) -> HostAccess:
+        if server not in self.hosts:
+            raise FailoverError(f"--hosts: {server} is missing (it names: {', '.join(self.hosts)})")
+        return self.hosts[server]
+
+    def address(self, server: str) -> str:
+        return self._host(server).address
+
+    def placed_on(self, server: str, exclude: str) -> list[CarePlan]:
+        listed = self.agent(server, ["validate"], timeout=60)
+        found = _VALIDATED.search(listed.stdout) if listed.returncode == 0 else None
+        sites = [s for s in (found[1].split(", ") if found else []) if s != "none"]
+        others = [s for s in sites if not s.startswith(exclude + "-")]
+        if others:
+            raise FailoverError(
+                f"standby {server} already carries other clients' sites ({', '.join(others)}); "
+                "fail them back first (converging it needs every placed client's secrets)"
+            )
+        return []
+
+    def bucket_client(self, plan: CarePlan) -> Any:
+        if self._s3 is None:
+            import boto3
+
+            self._s3 = boto3.client("s3", endpoint_url=os.environ.get("CARESTACK_S3_ADMIN_ENDPOINT") or None)
+        return self._s3
+
+    def leases(self, plan: CarePlan) -> LeaseStore:
+        return LeaseStore(self.bucket_client(plan), plan.storage.bucket)
+
+    def converge(self, server: str, plans: Sequence[CarePlan], echo: Callable[[str], None]) -> None:
+        if not plans:
+            return
+        result = converge(
+            [Client(plan, self.secrets) for plan in plans], self.realization, ssh_key=self.ssh_key, limit=[server]
+        )
+        if not result.ok:
+            raise FailoverError(f"Ansible could not converge {server} (exit {result.returncode}); see its output above")
+
+    def _ssh(self, server: str, command: str, timeout: float) -> subprocess.CompletedProcess[str]:
+        host = self._host(server)
+        argv = ["ssh", "-o", "StrictHostKeyChecking=accept-new", "-o", "BatchMode=yes"]
+        argv += ["-i", str(self.ssh_key)] if self.ssh_key else []
+        sudo = "" if host.ssh_user == "root" else "sudo -n "
+        argv += [f"{host.ssh_user}@{host.address}", sudo + command]
+        return subprocess.run(argv, capture_output=True, text=True, timeout=timeout, check=False)
+
+    def agent(self, server: str, argv: Sequence[str], timeout: float) -> AgentAnswer:
+        answer = self._ssh(server, "carestack-agent " + shlex.join(argv), timeout)
+        return AgentAnswer(answer.returncode, answer.stdout, answer.stderr)
+
+    def stop_jobs(self, server: str, plan: CarePlan) -> None:
+        timers = [
+            f"carestack-{job.name}@{site.id}.timer" for site in plan.sites for job in site.jobs if not job.on_standby
+        ]
+        answer = self._ssh(server, f"systemctl disable --now {shlex.join(timers)}", 120)
+        if answer.returncode != 0:
+            raise FailoverError(f"could not stop the jobs on {server}: {answer.stderr.strip()}")
+
+    def fetch(self, server: str, domain: str, path: str) -> tuple[int | None, str]:
+        # By address with the site's name (Host and SNI): DNS still points elsewhere. The standby's
+        # certificate is not verified here; the page and its keyword are what is checked.
+        context = ssl.create_default_context()
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+        conn: http.client.HTTPConnection = _SniConnection(self.address(server), domain, context, HTTP_TIMEOUT)
+        try:
+            conn.request("GET", path, headers={"Host": domain})
+            answer = conn.getresponse()
+            return answer.status, answer.read().decode("utf-8", "replace")
+        except OSError:
+            return None, ""
+        finally:
+            conn.close()
+
+    def switch(self, plan: CarePlan) -> TrafficSwitch:
+        assert plan.sla.failover is not None
+        if plan.sla.failover.traffic == "route53":
+            return Route53Switch(route53_client(), plan.sla.failover.hosted_zone_id)
+        return ManualSwitch(self.confirm)
+
+
+class _SniConnection(http.client.HTTPSConnection):
+    """HTTPS to an address, presenting the site's name in SNI."""
+
+    def __init__(self, address: str, server_name: str, context: ssl.SSLContext, timeout: float) -> None:
+        super().__init__(address, 443, timeout=timeout, context=context)
+        self.server_name = server_name
+        self.ssl_context = context
+
+    def connect(self) -> None:
+        http.client.HTTPConnection.connect(self)
+        self.sock = self.ssl_context.wrap_socket(self.sock, server_hostname=self.server_name)
