@@ -1,4 +1,4 @@
-"""`carestack lab up | status | failover | down | install`, and the installed `carestack` command.
+"""`carestack lab up | status | failover | stop | start | down | install`, and the installed `carestack` command.
 
 `main` is the console script: infra's production commands (`infra.cli.COMMANDS`)
 plus `lab`, registered the same way as every other command module. The lab's
@@ -12,10 +12,14 @@ import argparse
 import json
 import sys
 from dataclasses import fields
+from functools import partial
 from pathlib import Path
 
 from infra import cli as infra_cli
-from infra.command import Verbs
+from infra import failover_cli
+from infra.command import Register, Verbs
+from infra.failover import FailoverError, Realm
+from infra.plan import CarePlan
 from lab.config import STATE_DIR_ENV, LabConfig, load_config
 from lab.errors import LabError
 from lab.kuma_sources import SOURCES_ENV, SUPPORTED_VERSIONS
@@ -29,6 +33,7 @@ def _up(args: argparse.Namespace) -> int:
         s3_port=args.s3_port,
         kuma_port=args.kuma_port,
         alert_port=args.alert_port,
+        acme_port=args.acme_port,
         image_cache=str(args.image_dir.resolve()) if args.image_dir else None,
         server_memory_mb=args.server_memory_mb,
         kuma_version=args.kuma_version,
@@ -59,6 +64,17 @@ def _failover(args: argparse.Namespace) -> int:
     report = failover(load_config(), args.client, out=sys.stderr if args.json else sys.stdout)
     if args.json:
         print(json.dumps(report.to_dict(), indent=2))
+    return 0
+
+
+def _power(args: argparse.Namespace) -> int:
+    from lab import servers
+
+    config = load_config()
+    if args.lab_verb == "stop":
+        print(f"{args.server}: {'stopped' if servers.power_off(config, args.server) else 'was not running'}")
+    else:
+        print(f"{args.server}: answers ssh after {servers.power_on(config, args.server):.1f}s")
     return 0
 
 
@@ -103,7 +119,7 @@ def register(verbs: Verbs) -> None:
     )
     up.add_argument("--subnet", help=f"the lab's IPv4 subnet (default {defaults['subnet']})")
     up.add_argument("--bridge", help=f"the lab bridge's name (default {defaults['bridge']})")
-    for name in ("apt", "s3", "kuma", "alert"):
+    for name in ("apt", "s3", "kuma", "alert", "acme"):
         default = defaults[f"{name}_port"]
         up.add_argument(f"--{name}-port", type=int, help=f"port of the {name} service (default {default})")
     up.add_argument(
@@ -134,13 +150,39 @@ def register(verbs: Verbs) -> None:
     fail.add_argument("--json", action="store_true", help="print the report as JSON")
     fail.set_defaults(run=_guarded, lab_run=_failover)
 
+    for verb, text in (("stop", "stop one server entirely, as when it is lost"), ("start", "boot a stopped server")):
+        power = lab_verbs.add_parser(verb, help=text)
+        power.add_argument("server", metavar="SERVER", help="a lab server, e.g. shop-1")
+        power.set_defaults(run=_guarded, lab_run=_power)
+
     down = lab_verbs.add_parser("down", help="stop everything and remove what the lab created")
     down.add_argument("--keep-image", action="store_true", help="keep the cached base image and package cache")
     down.set_defaults(run=_guarded, lab_run=_down)
 
 
+def _lab_realm(args: argparse.Namespace, plan: CarePlan) -> Realm:
+    """`carestack failover|failback` without production options: the running lab is the realm."""
+    from lab.realm import LabRealm
+    from lab.state import LabState
+    from lab.system import require_root
+
+    require_root()
+    config = load_config()
+    try:
+        state = LabState.load(config.state_dir)
+        state.client(plan.client.id)
+    except (LabError, KeyError) as exc:
+        raise FailoverError(f"no production options (--hosts ...) and no lab to fail over in: {exc}") from None
+    return LabRealm(config, state)
+
+
+def _commands() -> tuple[Register, ...]:
+    production = tuple(c for c in infra_cli.COMMANDS if c is not failover_cli.register)
+    return (*production, partial(failover_cli.register, fallback=_lab_realm, errors=(LabError,)), register)
+
+
 def main(argv: list[str] | None = None) -> int:
-    return infra_cli.main(argv, (*infra_cli.COMMANDS, register))
+    return infra_cli.main(argv, _commands())
 
 
 if __name__ == "__main__":

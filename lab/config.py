@@ -18,6 +18,9 @@ from typing import Any
 from lab.errors import LabError
 from lab.kuma_sources import NPM_VERSION, SUPPORTED_VERSIONS
 
+# The lab's ACME server's ports are this far apart (lab.acme_server reads it from here).
+ACME_PORT_STRIDE = 1000
+
 DEFAULT_STATE_DIR = Path("/var/lib/carestack-lab")
 STATE_DIR_ENV = "CARESTACK_LAB_DIR"
 CONFIG_FILE = "config.json"
@@ -40,6 +43,9 @@ class LabConfig:
     s3_port: int = 9000
     kuma_port: int = 3001
     alert_port: int = 9099
+    # The lab's ACME server (pebble) on the bridge address: its directory here, its management API,
+    # its DNS and the DNS's management API ACME_PORT_STRIDE apart above (lab.acme_server.AcmePorts).
+    acme_port: int = 14000
     # The memory each lab server sizes PHP-FPM and MariaDB for: the servers share this machine,
     # and a container's /proc/meminfo shows the whole machine's memory.
     server_memory_mb: int = 512
@@ -64,6 +70,13 @@ class LabConfig:
         for name, port in ports.items():
             if not 1024 <= port <= 65535:
                 problems.append(f"{name}: expected a port in 1024..65535, got {port}")
+        if not 1024 <= self.acme_port <= 65535 - 3 * ACME_PORT_STRIDE:
+            problems.append(
+                f"acme_port: expected a port in 1024..{65535 - 3 * ACME_PORT_STRIDE} (the ACME server uses it and "
+                f"the three ports {ACME_PORT_STRIDE} apart above it), got {self.acme_port}"
+            )
+        for n, name in enumerate(("acme_port", "acme_management_port", "acme_dns_port", "acme_dns_management_port")):
+            ports[name] = self.acme_port + n * ACME_PORT_STRIDE
         if not 256 <= self.server_memory_mb <= 65536:
             problems.append(f"server_memory_mb: expected 256..65536, got {self.server_memory_mb}")
         if self.kuma_version not in SUPPORTED_VERSIONS:

@@ -67,8 +67,12 @@ class FailoverReport:
 
 
 def on_standby(plan: CarePlan, standby: str) -> CarePlan:
-    """The client's plan with its sites placed on the standby; everything else as the plan says."""
-    return dataclasses.replace(plan, hosting=dataclasses.replace(plan.hosting, server=standby))
+    """The client's plan with its sites placed on the standby; everything else as the plan says.
+
+    The sites' names still point at the client's server (a drill moves no DNS), so on the standby
+    they are pending: no certificate is ordered there, the CA would validate on the other server."""
+    sites = tuple(dataclasses.replace(site, dns="pending") for site in plan.sites)
+    return dataclasses.replace(plan, hosting=dataclasses.replace(plan.hosting, server=standby), sites=sites)
 
 
 def _check_pages(state: LabState, standby: str, plan: CarePlan) -> list[PageAnswer]:
@@ -135,7 +139,12 @@ def failover(config: LabConfig, client_id: str, out: TextIO = sys.stdout) -> Fai
         rto = time.monotonic() - started
 
         with progress.step(f"{standby}: stop {client_id}'s jobs (its own server still runs them)") as step:
-            timers = [f"carestack-{job.name}@{site.id}.timer" for site in plan.sites for job in site.jobs]
+            timers = [
+                f"carestack-{job.name}@{site.id}.timer"
+                for site in plan.sites
+                for job in site.jobs
+                if not job.on_standby
+            ]
             answer = state.ssh(standby, f"systemctl disable --now {shlex.join(timers)}", timeout=60)
             if answer.returncode != 0:
                 raise LabError(f"could not stop the jobs on {standby}: {answer.stderr.strip()}")

@@ -7,7 +7,8 @@ variable points into it (Kuma's DATA_DIR, moto's state directory), if its
 command line names an address of the lab's subnet (the S3 gateway, the Kuma
 relay, ssh control masters), if its root file system is a lab overlay (the guests), or if it
 descends from one of those. A shell that merely works in the state directory
-is not the lab's.
+is not the lab's, and neither is another lab that names this lab's base image
+(`--image-dir` pointing into this state directory): several labs share one image.
 """
 
 from __future__ import annotations
@@ -64,18 +65,31 @@ def _names_subnet(cmdline: bytes, subnet: ipaddress.IPv4Network) -> bool:
     return False
 
 
-def _points_inside(environ: bytes, inside: bytes) -> bool:
+def _names_state_dir(blob: bytes, state_dir: bytes, image_dir: bytes) -> bool:
+    """`blob` names a path in the state directory itself, not a longer name (`/x/lab-2`) or the shared image."""
+    blob = blob.replace(image_dir, b"")
+    start = blob.find(state_dir)
+    while start != -1:
+        after = blob[start + len(state_dir) : start + len(state_dir) + 1]
+        if after in (b"", b"/", b"\0", b" ", b"="):
+            return True
+        start = blob.find(state_dir, start + 1)
+    return False
+
+
+def _points_inside(environ: bytes, state_dir: bytes, image_dir: bytes) -> bool:
     """An environment variable (not a shell's working directory) names a path in the state dir."""
+    inside = state_dir + b"/"
     for entry in environ.split(b"\0"):
         key, _, value = entry.partition(b"=")
-        if value.startswith(inside) and key not in (b"PWD", b"OLDPWD"):
+        if value.startswith(inside) and not value.startswith(image_dir) and key not in (b"PWD", b"OLDPWD"):
             return True
     return False
 
 
 def lab_processes(config: LabConfig) -> list[int]:
-    marker = str(config.state_dir).encode()
-    inside = marker + b"/"
+    state_dir = str(config.state_dir).encode()
+    image_dir = str(config.image_dir).encode()
     upper_prefix = str(config.hosts_dir) + "/"
     me = os.getpid()
     roots = []
@@ -91,8 +105,8 @@ def lab_processes(config: LabConfig) -> list[int]:
         if not cmdline:  # kernel threads
             continue
         if (
-            marker in cmdline
-            or _points_inside(environ, inside)
+            _names_state_dir(cmdline, state_dir, image_dir)
+            or _points_inside(environ, state_dir, image_dir)
             or _names_subnet(cmdline, config.network)
             or (procs.root_upperdir(pid) or "").startswith(upper_prefix)
         ):

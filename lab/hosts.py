@@ -144,6 +144,12 @@ def _write(path: Path, text: str, mode: int) -> None:
 # -- boot and stop --------------------------------------------------------------------------
 
 
+# The server's own network namespace gets a writable /proc/sys/net, as on a real server, so the
+# common role's kernel network settings apply inside it; the rest of /proc/sys stays read-only
+# (those settings belong to this machine's kernel).
+NSPAWN_ENVIRONMENT = {"SYSTEMD_NSPAWN_API_VFS_WRITABLE": "network"}
+
+
 def nspawn_argv(h: Host, link: HostLink) -> list[str]:
     return [
         "systemd-nspawn",
@@ -166,6 +172,7 @@ def nspawn_argv(h: Host, link: HostLink) -> list[str]:
 
 def _supervisor_script(argv: list[str], cgroup_dirs: list[Path]) -> str:
     command = " ".join(shlex.quote(a) for a in argv)
+    exports = "".join(f"export {name}={shlex.quote(value)}\n" for name, value in NSPAWN_ENVIRONMENT.items())
     # Into the server's own cgroups first (see cgroups.py): nspawn and the guest inherit them.
     enter = "".join(
         f"mkdir -p {shlex.quote(str(d))} && echo $$ > {shlex.quote(str(d / 'cgroup.procs'))}"
@@ -173,7 +180,7 @@ def _supervisor_script(argv: list[str], cgroup_dirs: list[Path]) -> str:
         for d in cgroup_dirs
     )
     return (
-        enter + "trap 'kill -TERM $child 2>/dev/null; wait $child; exit 0' TERM INT\n"
+        enter + exports + "trap 'kill -TERM $child 2>/dev/null; wait $child; exit 0' TERM INT\n"
         "while :; do\n"
         f"  {command} &\n"
         "  child=$!\n"
@@ -204,16 +211,18 @@ def running(h: Host) -> bool:
 
 
 def booted_as_wanted(h: Host, link: HostLink) -> bool:
-    """The running nspawn has today's command line and runs in the server's own cgroup."""
+    """The running nspawn has today's command line and environment and runs in the server's own cgroup."""
     wanted_argv = "\0".join(nspawn_argv(h, link)).encode()
+    wanted_environment = {f"{name}={value}".encode() for name, value in NSPAWN_ENVIRONMENT.items()}
     own = f"/{cgroups.name(h.lab_id, h.name)}"
     for pid in nspawn_pids(h):
         try:
             argv = Path(f"/proc/{pid}/cmdline").read_bytes().rstrip(b"\0")
+            environment = set(Path(f"/proc/{pid}/environ").read_bytes().split(b"\0"))
             membership = Path(f"/proc/{pid}/cgroup").read_text()
         except OSError:
             continue
-        return argv == wanted_argv and own in membership
+        return argv == wanted_argv and wanted_environment <= environment and own in membership
     return False
 
 

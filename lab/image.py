@@ -2,13 +2,16 @@
 
 Built with debootstrap from this machine's mirror into a temporary directory
 and renamed into place only when complete, so an interrupted build is never
-mistaken for an image. Per-host identity (machine-id, ssh host keys, hostname)
+mistaken for an image. Labs that share one image directory (the tests' second lab, parallel
+labs on one machine) build it one at a time: the first builds, the others wait and use it.
+Per-host identity (machine-id, ssh host keys, hostname)
 is removed here and created per host (`hosts.py`); so is the apt proxy
 setting, which depends on the lab's subnet.
 """
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import shutil
@@ -21,6 +24,7 @@ from lab.config import LabConfig
 from lab.errors import LabError
 from lab.mirror import DebianMirror
 
+BUILD_LOCK = ".build.lock"
 PACKAGES = (
     "systemd-sysv",
     "openssh-server",
@@ -116,6 +120,13 @@ def build(config: LabConfig, mirror: DebianMirror) -> Image:
     if image is not None:
         return image
     config.image_dir.mkdir(parents=True, exist_ok=True)
+    with open(config.image_dir / BUILD_LOCK, "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        image = cached(config)  # another lab built it while this one waited
+        return image if image is not None else _build(config, mirror)
+
+
+def _build(config: LabConfig, mirror: DebianMirror) -> Image:
     target = config.image_dir / "rootfs.partial"
     if target.exists():
         shutil.rmtree(target)

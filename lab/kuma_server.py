@@ -35,6 +35,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -219,8 +220,13 @@ def start(
     cache_dir: Path | None = None,
     timeout: float = 120.0,
     package: Path | None = None,
+    extra_ca_file: Path | None = None,
+    direct_hosts: Sequence[str] = (),
 ) -> KumaServer:
     """Start Kuma on host:port (and a relay on bridge_host:port); a live recorded server is reused.
+
+    `extra_ca_file`: roots Kuma trusts beside the public ones (node reads it once, at start: stop
+    Kuma to change it). `direct_hosts`: addresses Kuma reaches directly, past the closed proxy.
 
     Raises KumaServerError with the tail of Kuma's log if it exits or does not
     answer within `timeout` seconds (a fresh database takes about 10 s).
@@ -256,10 +262,14 @@ def start(
         "UPTIME_KUMA_PORT": str(port),
         "NODE_ENV": "production",
         # Nothing leaves the machine: Kuma's update check (an HTTPS request at boot and every
-        # 48 h) goes to a closed loopback port instead of the internet. The lab checks its
-        # sites over http (their address, the domain as Host header), so no check is affected.
+        # 48 h) goes to a closed loopback port instead of the internet. The lab's sites (their
+        # addresses, the domain as Host header) are reached directly, over http and https.
         "https_proxy": CLOSED_PROXY,
     }
+    if direct_hosts:
+        env["no_proxy"] = ",".join(direct_hosts)
+    if extra_ca_file is not None:
+        env["NODE_EXTRA_CA_CERTS"] = str(extra_ca_file)
     log = state_dir / LOG_FILE
     record = procs.spawn(
         [_node(), "server/server.js"], pid_file=state_dir / PID_FILE, log_file=log, cwd=package, env=env

@@ -3,8 +3,10 @@
 No package registry serves a released Kuma (npm has only the 2.0.0-dev.0 snapshot the lab
 installs by default). A source tarball of a pinned version is taken from the directory
 named by CARESTACK_KUMA_SOURCES (`uptime-kuma-<version>.tar.gz`, as upstream's `git archive`
-of the tag), checked against its pinned sha256, unpacked under the cache directory and
-given its production dependencies by npm. The web UI is not built (that needs the dev
+of the tag) or, where that directory does not hold it, downloaded from upstream's tag archive
+(CARESTACK_KUMA_RELEASE_URL overrides the URL, `{version}` in it, for a mirror) into the cache;
+either way checked against its pinned sha256 before anything is unpacked, then unpacked under
+the cache directory and given its production dependencies by npm. The web UI is not built (that needs the dev
 dependencies and vite): the socket API and the status page API work without it; a person
 opening Kuma in a browser sees an empty page.
 
@@ -23,11 +25,16 @@ import os
 import shutil
 import subprocess
 import tarfile
+import urllib.error
+import urllib.request
 from pathlib import Path
 
 from lab.procs import log_tail
 
 SOURCES_ENV = "CARESTACK_KUMA_SOURCES"
+RELEASE_URL_ENV = "CARESTACK_KUMA_RELEASE_URL"
+UPSTREAM_RELEASE_URL = "https://github.com/louislam/uptime-kuma/archive/refs/tags/{version}.tar.gz"
+DOWNLOAD_TIMEOUT_SECONDS = 60
 # sha256 of upstream's tag archives (vendor/uptime-kuma/README.md).
 SOURCE_RELEASES = {
     "1.23.16": "04cda9ce88c5cec90eb612d495c58859e2f3ff9d813295d660cd3f6b4bd3ffad",
@@ -41,6 +48,10 @@ _READY_MARKER = ".carestack-installed"
 
 class KumaSourceError(RuntimeError):
     """A released Kuma could not be installed; the message says what is missing and where."""
+
+
+class NotThePinnedRelease(KumaSourceError):
+    """A tarball whose sha256 is not the pinned one: never unpacked, never retried elsewhere."""
 
 
 def tarball_name(version: str) -> str:
@@ -64,19 +75,58 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _tarball(version: str, sources: Path | None) -> Path:
-    if sources is None:
-        raise KumaSourceError(
-            f"Uptime Kuma {version} is installed from its source tarball: set {SOURCES_ENV} to the directory "
-            f"holding {tarball_name(version)}"
-        )
-    path = Path(sources) / tarball_name(version)
-    if not path.is_file():
-        raise KumaSourceError(f"{path}: no such file ({SOURCES_ENV}={sources})")
+def release_url(version: str) -> str:
+    return (os.environ.get(RELEASE_URL_ENV) or UPSTREAM_RELEASE_URL).format(version=version)
+
+
+def _pinned(path: Path, version: str, origin: str) -> None:
     found = _sha256(path)
     if found != SOURCE_RELEASES[version]:
-        raise KumaSourceError(f"{path}: sha256 {found} is not the pinned {SOURCE_RELEASES[version]} of {version}")
-    return path
+        raise NotThePinnedRelease(f"{origin}: sha256 {found} is not the pinned {SOURCE_RELEASES[version]} of {version}")
+
+
+def _download(version: str, cache_dir: Path) -> Path:
+    """The pinned tarball of `version` in the cache's downloads, fetched from the release URL if not
+    there yet. A download is written aside and checked before it takes the tarball's name."""
+    target = Path(cache_dir) / "downloads" / tarball_name(version)
+    if target.is_file():
+        _pinned(target, version, str(target))
+        return target
+    url = release_url(version)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    partial = target.with_name(f"{target.name}.{os.getpid()}.partial")
+    try:
+        with urllib.request.urlopen(url, timeout=DOWNLOAD_TIMEOUT_SECONDS) as answer, open(partial, "wb") as out:
+            shutil.copyfileobj(answer, out, 1 << 20)
+        _pinned(partial, version, url)
+        partial.rename(target)
+    except (urllib.error.URLError, OSError, ValueError) as exc:
+        reason = getattr(exc, "reason", None) or exc
+        raise KumaSourceError(f"{url}: could not be downloaded ({reason})") from None
+    finally:
+        partial.unlink(missing_ok=True)
+    return target
+
+
+def source_tarball(version: str, cache_dir: Path, sources: Path | None) -> Path:
+    """The pinned source tarball of `version`: from `sources` if it holds it, else downloaded."""
+    if sources is not None and (Path(sources) / tarball_name(version)).is_file():
+        path = Path(sources) / tarball_name(version)
+        _pinned(path, version, str(path))
+        return path
+    try:
+        return _download(version, cache_dir)
+    except NotThePinnedRelease:
+        raise
+    except KumaSourceError as exc:
+        if sources is None:
+            raise KumaSourceError(
+                f"Uptime Kuma {version} is installed from its source tarball: set {SOURCES_ENV} to the directory "
+                f"holding {tarball_name(version)}, or let it be downloaded ({exc})"
+            ) from None
+        raise KumaSourceError(
+            f"{Path(sources) / tarball_name(version)}: no such file ({SOURCES_ENV}={sources}), and {exc}"
+        ) from None
 
 
 def check_available(version: str, cache_dir: Path, sources: Path | None = None) -> None:
@@ -86,7 +136,7 @@ def check_available(version: str, cache_dir: Path, sources: Path | None = None) 
             f"no pinned source release of Uptime Kuma {version}; pinned: {', '.join(sorted(SOURCE_RELEASES))}"
         )
     if not (install_dir(version, cache_dir) / _READY_MARKER).exists():
-        _tarball(version, sources if sources is not None else sources_dir())
+        source_tarball(version, cache_dir, sources if sources is not None else sources_dir())
 
 
 def ensure_source_install(version: str, cache_dir: Path, sources: Path | None = None) -> Path:
@@ -102,7 +152,7 @@ def ensure_source_install(version: str, cache_dir: Path, sources: Path | None = 
     target = install_dir(version, cache_dir)
     if (target / _READY_MARKER).exists():
         return target
-    tarball = _tarball(version, sources if sources is not None else sources_dir())
+    tarball = source_tarball(version, cache_dir, sources if sources is not None else sources_dir())
     npm = shutil.which("npm")
     if npm is None or shutil.which("node") is None:
         raise KumaSourceError("node and npm are needed to install Uptime Kuma from source (apt-get install nodejs npm)")

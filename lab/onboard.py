@@ -26,13 +26,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO, cast
 
-from infra.ansible_vars import Client, ClientSecrets, HostAccess, Realization
+from infra.ansible_vars import AcmeOverride, Client, ClientSecrets, HostAccess, Realization
 from infra.configure import ConvergeResult, converge
 from infra.converge_sources import converge_fingerprint
 from infra.kuma_client import connect
 from infra.monitors import desired_state, sync
 from infra.secret_file import write_secret
-from lab import status
+from lab import status, traffic
 from lab.config import LabConfig
 from lab.errors import LabError
 from lab.placement import PlacedClient
@@ -51,9 +51,20 @@ class ConvergeReport:
 
 
 def site_addresses(state: LabState, client: PlacedClient) -> dict[str, str]:
-    """Where the lab's Kuma checks each site: its server's address (the domain goes in the Host header)."""
-    address = state.host(client.server).address
-    return {site.id: f"http://{address}" for site in client.plan.sites}
+    """Where the lab's Kuma checks each site: the address its traffic goes to (the domain goes in the Host
+    header): its own server's, or the standby's while it is failed over (`lab.traffic`).
+
+    The lab has no public DNS, so even a site whose DNS is live is checked on its address; one with
+    a certificate over https, where TLS takes the name from the Host header and Kuma verifies the
+    certificate for it against the lab CA's root, as production's Kuma does by name. A site failed
+    over is checked over http: the standby holds no certificate for it until one is ordered there."""
+    moved = traffic.switched(state, client.id)
+    addresses: dict[str, str] = {}
+    for site in client.plan.sites:
+        server = moved.get(site.id, client.server)
+        scheme = "https" if site.certificate and site.id not in moved else "http"
+        addresses[site.id] = f"{scheme}://{state.host(server).address}"
+    return addresses
 
 
 def sync_monitors(
@@ -74,17 +85,27 @@ def sync_monitors(
     return tokens, changes
 
 
+LAB_FEED = Path(__file__).with_name("vulnerabilities.json")
+
+
 def realization(state: LabState) -> Realization:
     """How the lab realizes the plans: its servers (as root, with their memory share), its S3 and Kuma,
     its admin range and key."""
     if state.s3_endpoint is None:
         raise LabError("onboarding needs S3, but the lab has none (its step did not run)")
+    if state.acme_directory is None or state.acme_endpoint_ca_file is None:
+        raise LabError("onboarding needs the lab's CA, but the lab has none (its step did not run)")
     return Realization(
         hosts={h.name: HostAccess(h.address, "root", state.server_memory_mb) for h in state.hosts},
         s3_endpoint=state.s3_endpoint,
         push_base_url=state.kuma_push_base_url,
         admin_cidrs=(state.subnet,),
         admin_keys=(state.ssh_key.with_suffix(".pub").read_text().strip(),),
+        acme=AcmeOverride(state.acme_directory, state.acme_endpoint_ca_file.read_text()),
+        # Ansible, the tests and Kuma reach the servers from the bridge.
+        trusted_addresses=(state.bridge_address,),
+        # The lab's own small feed (no agency feed in the example catalog): the scans check versions for real.
+        vulnerability_feed=str(LAB_FEED),
     )
 
 
@@ -106,6 +127,8 @@ def _fingerprint(state: LabState, client: PlacedClient, secrets: ClientSecrets, 
         "server": [state.host(client.server).address, state.host(client.server).machine_id],
         "s3": state.s3_endpoint,
         "push": state.kuma_push_base_url,
+        # A new lab CA root: the servers forgot their certificates and order them again.
+        "acme": [state.acme_directory, state.acme_root_file.read_text() if state.acme_root_file else None],
         "code": code,
     }
     digest.update(json.dumps(material, sort_keys=True).encode())

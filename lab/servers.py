@@ -108,3 +108,22 @@ def machine_ids(config: LabConfig, names: Sequence[str]) -> dict[str, str]:
         if machine_id:
             found[name] = machine_id
     return found
+
+
+def power_off(config: LabConfig, name: str) -> bool:
+    """Stop one server entirely, as when it is lost (its disk and network stay); True if it was running."""
+    record = hosts.load_record(config, name)
+    if record is None:
+        raise LabError(f"no lab server {name!r}")
+    return hosts.stop(hosts.host(config, name, str(record["address"])))
+
+
+def power_on(config: LabConfig, name: str) -> float:
+    """Boot a stopped server again with its disk as it was; seconds until it answers ssh."""
+    record = hosts.load_record(config, name)
+    if record is None:
+        raise LabError(f"no lab server {name!r}")
+    h = hosts.host(config, name, str(record["address"]))
+    if not hosts.running(h):
+        hosts.boot(h, host_link(config, h))
+    return hosts.wait_ssh(h)

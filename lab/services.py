@@ -1,4 +1,4 @@
-"""The lab's monitoring services: Uptime Kuma (`kuma_server`) and the alert receiver (`alert_receiver`).
+"""The lab's services: Uptime Kuma (`kuma_server`), the alert receiver (`alert_receiver`), the CA (`acme_server`).
 
 Kuma listens on loopback, and through a relay on the bridge address so the
 servers' agents can push heartbeats; its admin account is created on first
@@ -6,6 +6,11 @@ start and its credentials kept 0600 in the state directory. The alert receiver
 (loopback only: only Kuma on this machine calls it) records every notification;
 `lab_alerting` routes every channel of every contact to it, and the same
 settings are written as an alerting file for `carestack monitors sync --alerting`.
+
+The lab's CA (pebble) stands in for Let's Encrypt: the servers order their
+sites' certificates from it, and Kuma trusts its root, so Kuma checks the sites
+over HTTPS with verification on, as production's Kuma does with public roots.
+Pebble makes a new root at each start; Kuma is restarted to trust the new one.
 """
 
 from __future__ import annotations
@@ -16,7 +21,7 @@ from pathlib import Path
 import yaml
 
 from infra.alerting import AlertingConfig
-from lab import alert_receiver, kuma_server, procs
+from lab import acme_server, alert_receiver, kuma_server, procs
 from lab.config import LabConfig
 from lab.errors import LabError
 from lab.kuma_sources import KumaSourceError, check_available, ensure_source_install
@@ -40,6 +45,24 @@ class Monitoring:
 def lab_alerting(receiver_url: str) -> AlertingConfig:
     """Every alert channel as a webhook to the lab's alert receiver."""
     return AlertingConfig(receiver_url=receiver_url)
+
+
+def acme_dir(config: LabConfig) -> Path:
+    return config.run_dir / "acme"
+
+
+def acme_ports(config: LabConfig) -> acme_server.AcmePorts:
+    return acme_server.AcmePorts(config.acme_port)
+
+
+def start_acme(config: LabConfig) -> acme_server.AcmeServer:
+    """The lab's CA on the bridge address (reused while it runs: the same root)."""
+    return acme_server.start(acme_dir(config), acme_ports(config), bridge_host=config.bridge_address)
+
+
+def trusted_roots_file(config: LabConfig) -> Path:
+    """The roots the lab's Kuma trusts beside the public ones: the lab CA's."""
+    return kuma_dir(config) / "trusted-roots.pem"
 
 
 def kuma_dir(config: LabConfig) -> Path:
@@ -68,6 +91,7 @@ def pid_files(config: LabConfig) -> list[Path]:
         kuma_dir(config) / kuma_server.PID_FILE,
         kuma_dir(config) / kuma_server.RELAY_PID_FILE,
         alerts_dir(config) / alert_receiver.PID_FILE,
+        *acme_server.pid_files(acme_dir(config)),
     ]
 
 
@@ -108,8 +132,22 @@ def kuma_package(config: LabConfig) -> Path | None:
         raise LabError(f"--kuma-version {config.kuma_version}: {exc}") from None
 
 
-def bring_up(config: LabConfig) -> Monitoring:
+def _trust(config: LabConfig, roots_pem: str) -> bool:
+    """Write the roots Kuma trusts; True if they changed (a running Kuma must restart to read them)."""
+    path = trusted_roots_file(config)
+    if path.exists() and path.read_text() == roots_pem:
+        return False
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    path.write_text(roots_pem)
+    return True
+
+
+def bring_up(config: LabConfig, trusted_roots_pem: str | None = None) -> Monitoring:
+    """Kuma (trusting `trusted_roots_pem` beside the public roots) and the alert receiver."""
     restarted = _what_died(config)
+    if trusted_roots_pem is not None and _trust(config, trusted_roots_pem) and kuma_running(config):
+        kuma_server.stop(kuma_dir(config))
+        restarted.append("Kuma (to trust the lab CA's new root)")
     kuma_started = not kuma_running(config)
     server = kuma_server.start(
         kuma_dir(config),
@@ -117,6 +155,9 @@ def bring_up(config: LabConfig) -> Monitoring:
         port=config.kuma_port,
         bridge_host=config.bridge_address,
         package=kuma_package(config),
+        extra_ca_file=trusted_roots_file(config) if trusted_roots_pem is not None else None,
+        # The servers' addresses: Kuma checks the sites there, past its closed proxy.
+        direct_hosts=[str(address) for address in config.network.hosts()],
     )
     kuma_server.ensure_admin(server, kuma_dir(config))
     receiver_started = not receiver_running(config)
@@ -140,4 +181,5 @@ def stop(config: LabConfig) -> dict[str, bool]:
     return {
         "Kuma": kuma_server.stop(kuma_dir(config)),
         "alert receiver": alert_receiver.stop(alerts_dir(config)),
+        "ACME server": acme_server.stop(acme_dir(config)),
     }

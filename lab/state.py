@@ -69,6 +69,10 @@ class LabState:
     kuma_credentials_file: Path | None = None  # JSON {url, username, password}, mode 0600
     alert_url: str | None = None  # the webhook Kuma notifies
     alert_log: Path | None = None  # every notification received, one JSON object per line
+    platform_stack: Path | None = None  # the platform stack the lab was placed from (the standby's size)
+    acme_directory: str | None = None  # the lab CA's ACME directory (bridge address), where servers order
+    acme_endpoint_ca_file: Path | None = None  # PEM: the CA of that HTTPS endpoint
+    acme_root_file: Path | None = None  # PEM: the root the lab CA issues the sites' certificates under
 
     def host(self, name: str) -> LabHost:
         for host in self.hosts:
@@ -206,4 +210,8 @@ def _from_json(data: dict[str, Any]) -> LabState:
         kuma_credentials_file=_path(data.get("kuma_credentials_file")),
         alert_url=data.get("alert_url"),
         alert_log=_path(data.get("alert_log")),
+        platform_stack=_path(data.get("platform_stack")),
+        acme_directory=data.get("acme_directory"),
+        acme_endpoint_ca_file=_path(data.get("acme_endpoint_ca_file")),
+        acme_root_file=_path(data.get("acme_root_file")),
     )

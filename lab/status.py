@@ -13,17 +13,19 @@ import socket
 import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
+from infra.failover import active_failover
+from infra.failover_lease import LeaseError, LeaseStore
 from infra.kuma_client import KumaError, connect
 from infra.monitors import monitor_states, status_page_slug
 from infra.plan import SitePlan
-from lab import aptproxy, hosts, storage
+from lab import aptproxy, hosts, storage, traffic
 from lab import services as lab_services
 from lab.alert_receiver import read_alerts
 from lab.config import LabConfig, load_config
@@ -62,6 +64,7 @@ class Summary:
     services: dict[str, dict[str, Any]]
     monitors: dict[str, dict[str, int]]  # client -> {"up": n, "down": n, ...}; {} if Kuma does not answer
     latest_alerts: list[dict[str, Any]]  # the newest notifications the alert receiver recorded
+    failovers: list[str] = field(default_factory=list)  # each client failed over: where, since when, its age
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -114,7 +117,7 @@ def last_backup(state: LabState, client_id: str, site_id: str) -> str | None:
 
 
 def _site_status(state: LabState, client: LabClient, site: SitePlan) -> SiteStatus:
-    server = state.host(client.server)
+    server = state.host(traffic.switched(state, client.id).get(site.id, client.server))  # where its traffic goes
     path = site.checks[0].path if site.checks else "/"
     answer = http_status(server.address, site.domain, path)
     return SiteStatus(
@@ -168,7 +171,29 @@ def summary(state: LabState, config: LabConfig | None = None) -> Summary:
         }
         for a in alerts[-LATEST_ALERTS:]
     ]
-    return Summary(str(state.state_dir), server_list, sites, services, monitor_counts(state), latest)
+    return Summary(str(state.state_dir), server_list, sites, services, monitor_counts(state), latest, failovers(state))
+
+
+def failovers(state: LabState) -> list[str]:
+    """Each client's active failover (its leases in the bucket) with its age against the plan's max_days."""
+    lines = []
+    for client in state.clients:
+        plan = state.plan(client.id)
+        if plan.sla.failover is None or state.s3_endpoint is None:
+            continue
+        try:
+            key_id, secret = state.s3_admin_credentials()
+            s3 = boto3.client(
+                "s3", endpoint_url=state.s3_endpoint, region_name="us-east-1", aws_access_key_id=key_id,
+                aws_secret_access_key=secret, config=Config(s3={"addressing_style": "path"}),
+            )  # fmt: skip
+            active = active_failover(plan, LeaseStore(s3, plan.storage.bucket).active())
+        except (BotoCoreError, ClientError, LeaseError) as exc:
+            lines.append(f"{client.id}: leases unreadable ({exc})")
+            continue
+        if active is not None:
+            lines.append(active.line())
+    return lines
 
 
 def monitor_counts(state: LabState) -> dict[str, dict[str, int]]:
@@ -213,6 +238,9 @@ def render_summary(s: Summary) -> str:
         states = ", ".join(f"{n} {name}" for name, n in sorted(tally.items())) or "none"
         page = f"; status page {kuma_url}/status/{status_page_slug(client)}" if kuma_url else ""
         lines.append(f"    {client:<12} {states}{page}")
+    if s.failovers:
+        lines.append("  active failovers:")
+    lines += [f"    {line}" for line in s.failovers]
     if s.latest_alerts:
         lines.append("  latest alerts (what the agency's e-mail/SMS/webhook gateway would have sent):")
     for alert in s.latest_alerts:  # Kuma's message names the monitor and its state

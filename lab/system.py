@@ -24,6 +24,9 @@ REQUIRED_TOOLS = {
     "ssh": "openssh-client",
     "ssh-keygen": "openssh-client",
     "mount": "mount",
+    "pebble": "pebble",
+    "pebble-challtestsrv": "pebble",
+    "openssl": "openssl",
 }
 # Python packages of the `lab` extra the lab runs (moto_server is moto's)
 LAB_PYTHON_MODULES = ("moto", "boto3")

@@ -19,7 +19,9 @@ from infra import agent_config
 from infra.spec import example_stacks
 from lab import (
     access,
+    acme_server,
     aptproxy,
+    certificates,
     hosts,
     image,
     network,
@@ -44,7 +46,7 @@ from lab.status import render_summary, summary
 
 def service_ports(config: LabConfig) -> list[int]:
     """The machine's ports the servers may reach on the bridge address."""
-    return [config.apt_port, config.s3_port, config.kuma_port]
+    return [config.apt_port, config.s3_port, config.kuma_port, config.acme_port]
 
 
 def own_pids(config: LabConfig) -> set[int]:
@@ -79,6 +81,7 @@ def preflight(config: LabConfig) -> None:
         ("kuma", config.kuma_port, "127.0.0.1"),
         ("kuma", config.kuma_port, config.bridge_address),
         ("alert", config.alert_port, "127.0.0.1"),
+        *(("acme", port, config.bridge_address) for port in services.acme_ports(config).all()),
     ]
     for name, port, address in ports:
         taken = system.port_taken(address, port)
@@ -111,6 +114,7 @@ def _state(config: LabConfig, placement: Placement, report: servers.ServerReport
         known_hosts=access.known_hosts_path(config),
         inventory=access.inventory_path(config),
         server_memory_mb=config.server_memory_mb,
+        platform_stack=placement.platform,
     )
 
 
@@ -211,8 +215,23 @@ def lab_up(config: LabConfig, stacks: Sequence[Path] = (), out: TextIO = sys.std
                 changed=stored.started or bool(stored.restarted),
             )
 
+        with progress.step("certificate authority (pebble, Let's Encrypt's test CA)") as step:
+            ca = services.start_acme(config)
+            root = acme_server.root_pem(ca)
+            forgot = certificates.reissue_under(config, state, root)
+            acme_server.resolve(ca, certificates.site_names(state, placement.clients))
+            state = replace(
+                state,
+                acme_directory=ca.directory,
+                acme_endpoint_ca_file=ca.endpoint_ca_file,
+                acme_root_file=certificates.save_root(config, root),
+            )
+            state.save()
+            again = f"; its root is new: {', '.join(forgot)} order their certificates again" if forgot else ""
+            step.note(f"{'started' if ca.fresh else 'running'} at {ca.directory}{again}", changed=ca.fresh)
+
         with progress.step("Uptime Kuma and the alert receiver") as step:
-            monitoring = services.bring_up(config)
+            monitoring = services.bring_up(config, root)
             state = replace(
                 state,
                 kuma_url=monitoring.kuma_url,
