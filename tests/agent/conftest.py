@@ -50,10 +50,11 @@ PLAN_JOBS = {
     "backup_timeout_seconds": 3600, "check_timeout_seconds": 3600, "prune_timeout_seconds": 3600,
     "restore_timeout_seconds": 3600, "check_read_data_subsets": 1, "update_timeout_seconds": 3600,
     "repository_stall_seconds": 300,
-    "scan_timeout_seconds": 3600,
+    "scan_timeout_seconds": 3600, "perf_timeout_seconds": 600,
 }  # fmt: skip
 PLAN_UPDATES = {"providers": [], "apt_policy": "security", "wordpress_policy": "minor", "rollback": True,
                 "probe_slowdown_limit": 3.0}  # fmt: skip
+PLAN_PERF = {"requests_per_page": 3, "limit_percent": 20.0, "floor_ms": 100, "baseline_weeks": 4, "keep_days": 35}
 
 
 def free_port() -> int:
@@ -362,7 +363,12 @@ class Site:
         site.update(self.extra_site)
         if self.db_name and self.mariadb:
             site["database"] = {"name": self.db_name, "socket": str(self.mariadb.socket)}
-        site |= {"retention": PLAN_RETENTION | self.retention, "jobs": PLAN_JOBS | self.jobs, "updates": PLAN_UPDATES}
+        site |= {
+            "retention": PLAN_RETENTION | self.retention,
+            "jobs": PLAN_JOBS | self.jobs,
+            "updates": PLAN_UPDATES,
+            "perf": PLAN_PERF,
+        }
         return dumps({"agent": agent, "sites": {self.id: site}})
 
     def write_config(self) -> Path:

@@ -57,6 +57,7 @@ check_read_data_subsets = 4
 update_timeout_seconds = 7200
 repository_stall_seconds = 60
 scan_timeout_seconds = 3600
+perf_timeout_seconds = 600
 
 [sites.bakery-www.updates]
 providers = []
@@ -64,17 +65,35 @@ apt_policy = "security"
 wordpress_policy = "minor"
 rollback = true
 probe_slowdown_limit = 3
+
+[sites.bakery-www.perf]
+requests_per_page = 3
+limit_percent = 20
+floor_ms = 100
+baseline_weeks = 4
+keep_days = 35
+
+[sites.bakery-www.drill]
+timeout_seconds = 3600
 """
 # Every key above without an agent-side default, by where its value comes from (the schema must agree).
 PLAN_KEYS = {
     "agent.host",
     *(f"sites.bakery-www.{k}" for k in ("domain", "kind", "root", "paths", "database.name", "checks")),
     *(f"sites.bakery-www.retention.keep_{k}" for k in ("last", "hourly", "daily", "weekly", "monthly", "yearly")),
-    *(f"sites.bakery-www.jobs.{j}_timeout_seconds" for j in ("backup", "check", "prune", "restore", "update", "scan")),
+    *(
+        f"sites.bakery-www.jobs.{j}_timeout_seconds"
+        for j in ("backup", "check", "prune", "restore", "update", "scan", "perf")
+    ),
     "sites.bakery-www.jobs.check_read_data_subsets",
     "sites.bakery-www.jobs.repository_stall_seconds",
     *(f"sites.bakery-www.updates.{k}" for k in ("providers", "apt_policy", "wordpress_policy", "rollback")),
     "sites.bakery-www.updates.probe_slowdown_limit",
+    *(
+        f"sites.bakery-www.perf.{k}"
+        for k in ("requests_per_page", "limit_percent", "floor_ms", "baseline_weeks", "keep_days")
+    ),
+    "sites.bakery-www.drill.timeout_seconds",
 }
 REQUIRED_KEYS = {"agent.state_dir", *(f"sites.bakery-www.{k}" for k in ("exclude", "repository", "password_file"))}
 
@@ -101,6 +120,26 @@ def test_the_contract_example_parses_with_every_value() -> None:
     # the agent's own defaults for keys the controller leaves out (never a value the plan owns)
     assert cfg.agent.retries == 3 and cfg.agent.ionice_idle is True
     assert (site.retention.keep_last, site.retention.keep_yearly) == (0, 0)
+
+
+def test_the_site_id_evidence_is_reserved_for_the_evidence_records_prefix() -> None:
+    errors = errors_of(EXAMPLE.replace("[sites.bakery-www", "[sites.evidence"))
+    assert errors == [
+        "sites.evidence: the site id 'evidence' is reserved: the bucket's evidence/ prefix holds the evidence "
+        "records, and a repository there would mix with them; choose another id"
+    ]
+
+
+def test_a_sites_client_is_a_client_id() -> None:
+    assert (
+        parse(tomllib.loads(EXAMPLE.replace('kind = "wordpress"', 'kind = "wordpress"\nclient = "bakery"')))
+        .site("bakery-www")
+        .client
+        == "bakery"
+    )
+    assert errors_of(EXAMPLE.replace('kind = "wordpress"', 'kind = "wordpress"\nclient = "Bakery Ltd"')) == [
+        'sites.bakery-www.client: must be a client id, got "Bakery Ltd"'
+    ]
 
 
 def _parse_errors(doc: dict[str, Any]) -> list[str]:
@@ -139,7 +178,7 @@ def test_a_missing_table_of_plan_values_names_each_key_it_lacks() -> None:
         f"sites.bakery-www.jobs.{k}: is required"
         for k in ("backup_timeout_seconds", "check_timeout_seconds", "prune_timeout_seconds",
                   "restore_timeout_seconds", "check_read_data_subsets", "update_timeout_seconds",
-                  "repository_stall_seconds", "scan_timeout_seconds")
+                  "repository_stall_seconds", "scan_timeout_seconds", "perf_timeout_seconds")
     ]  # fmt: skip
 
 

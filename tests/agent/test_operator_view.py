@@ -158,3 +158,14 @@ def test_a_killed_database_dump_reaches_kuma_in_plain_words(make_site, push: Pus
 )  # fmt: skip
 def test_heartbeat_wording_says_what_happened(raw: str, plain: str) -> None:
     assert wording.plain(raw) == plain
+
+
+def test_settle_on_a_new_server_before_init_has_nothing_to_settle(make_site) -> None:
+    """At boot a new server settles its sites before the first converge ran `init`: no repository, no failure."""
+    site: Site = make_site(database=False, init=False)
+    res = site.agent("settle", site.id)
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.strip() == f"settle {site.id}: ok: nothing to settle: the site has no repository yet"
+    assert site.agent("init", site.id).returncode == 0
+    backup = site.agent("backup", site.id)
+    assert backup.returncode == 0, backup.stderr

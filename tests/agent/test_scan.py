@@ -23,7 +23,7 @@ from carestack_agent.jobs import JobResult
 
 from infra.agent_config import dumps
 
-from .conftest import PLAN_JOBS, PLAN_RETENTION, PLAN_UPDATES, ROOT, MariaDB, PushRecorder, write_secret
+from .conftest import PLAN_JOBS, PLAN_PERF, PLAN_RETENTION, PLAN_UPDATES, ROOT, MariaDB, PushRecorder, write_secret
 
 pytestmark = [
     pytest.mark.agent,
@@ -80,22 +80,30 @@ class WpSite:
     scan: dict[str, Any]
     push: PushRecorder | None = None
     exclude: list[str] = field(default_factory=list)
+    neighbours: list[Path] = field(default_factory=list)  # other sites' roots on the same host (no database)
+    kind: str = "wordpress"
 
     def write_config(self) -> Path:
         secrets = self.config_path.parent / "secrets"
         write_secret(secrets / "restic-password", "unused by the scan\n")
         site: dict[str, Any] = {
-            "domain": self.domain, "kind": "wordpress", "root": str(self.root), "paths": [str(self.root)],
+            "domain": self.domain, "kind": self.kind, "root": str(self.root), "paths": [str(self.root)],
             "repository": str(self.config_path.parent / "repo"), "password_file": str(secrets / "restic-password"),
             "database": {"name": self.db, "socket": str(self.mariadb.socket)},
             "retention": PLAN_RETENTION | {"keep_daily": 7}, "jobs": PLAN_JOBS, "updates": PLAN_UPDATES,
-            "checks": [], "scan": self.scan, "exclude": self.exclude,
+            "perf": PLAN_PERF, "checks": [], "scan": self.scan, "exclude": self.exclude,
         }  # fmt: skip
         if self.push is not None:
             write_secret(secrets / "push.env", "SCAN=tok-scan-321\n")
             site |= {"push_base_url": self.push.base_url, "push_tokens_file": str(secrets / "push.env")}
         agent = {"host": "test-host", "state_dir": str(self.state_dir), "nice": 0}
-        self.config_path.write_text(dumps({"agent": agent, "sites": {self.id: site}}))
+        sites = {self.id: site}
+        for n, other in enumerate(self.neighbours):
+            sites[f"{self.id}-neighbour{n}"] = {
+                **{k: v for k, v in site.items() if k not in ("database", "push_base_url", "push_tokens_file")},
+                "domain": f"neighbour{n}.{self.domain}", "kind": "php", "root": str(other), "paths": [str(other)],
+            }  # fmt: skip
+        self.config_path.write_text(dumps({"agent": agent, "sites": sites}))
         return self.config_path
 
     def config(self) -> agent_config.Config:
@@ -194,6 +202,25 @@ def test_a_clean_wordpress_site_scores_zero(wp_site: Callable[..., WpSite]) -> N
     assert data["database"]["admins"] == ["owner"]
     assert "wp_version_check" in data["database"]["cron_hooks"]  # WordPress's own hooks were recognised
     assert "wp-includes/version.php" in data["files"]
+
+
+def test_a_php_site_with_its_own_database_takes_a_baseline_and_scores_zero(
+    tmp_path: Path, mariadb: MariaDB, vuln_feed: Path
+) -> None:
+    """Not WordPress: its database has its own tables, which the WordPress checks must not read."""
+    db = f"scan_php_{os.getpid()}"
+    mariadb.sql(f"DROP DATABASE IF EXISTS {db}; CREATE DATABASE {db}; CREATE TABLE {db}.plans (id INT PRIMARY KEY)")
+    root = tmp_path / "plans" / "www"
+    root.mkdir(parents=True)
+    (root / "index.php").write_text("<?php echo 'Plans';\n")
+    site = WpSite(
+        "plans", root, db, "plans.example", tmp_path / "state", tmp_path / "agent.toml", mariadb,
+        {"feed": str(vuln_feed)}, kind="php",
+    )  # fmt: skip
+    accepted = site.scan_now(accept=True)
+    assert accepted.ok and accepted.message == "baseline taken: 1 files", accepted.message
+    scanned = site.scan_now()
+    assert (scanned.ok, scanned.message, site.findings()) == (True, "no findings", [])
 
 
 def test_a_no_change_rescan_hashes_nothing_and_a_restored_mtime_does_not_hide_a_change(
@@ -338,6 +365,39 @@ def test_world_writable_directory_in_the_site_root(wp_site: Callable[..., WpSite
     result = site.scan_now()
     hit = only(site, result, "host", "high", "wp-content/uploads/2026/")
     assert "anyone on the host can write" in hit["message"]
+
+
+def test_a_file_owned_by_another_sites_user_is_found(wp_site: Callable[..., WpSite]) -> None:
+    site = wp_site()
+    neighbour = site.root.parent.parent / f"{site.id}-neighbour" / "www"
+    neighbour.mkdir(parents=True)
+    os.chown(neighbour, 4242, 4242)  # the other site's own user
+    site.neighbours = [neighbour]
+    assert site.scan_now().ok  # a neighbour alone is no finding
+    planted = site.root / "wp-content/themes/twentytwentythree/theme.json"
+    os.chown(planted, 4242, 4242)
+    hit = only(site, site.scan_now(), "host", "high", "wp-content/themes/twentytwentythree/theme.json")
+    assert (
+        hit["message"]
+        == f"wp-content/themes/twentytwentythree/theme.json is owned by the user of another site ({neighbour})"
+    )
+
+
+def test_deleted_files_are_reported_code_above_the_rest(wp_site: Callable[..., WpSite]) -> None:
+    site = wp_site()
+    (site.root / "wp-content/themes/twentytwentythree/theme.json").unlink()
+    quiet = site.scan_now()
+    assert quiet.ok, quiet.message  # a deleted data file is worth a line, not a page
+    assert [(f["severity"], f["message"]) for f in site.findings()] == [
+        ("info", "file deleted: wp-content/themes/twentytwentythree/theme.json")
+    ]
+    (site.root / "wp-content/plugins/akismet/akismet.php").unlink()
+    again = site.scan_now()
+    deleted = [(f["severity"], f["path"]) for f in found(site, "integrity")]
+    assert ("medium", "wp-content/plugins/akismet/akismet.php") in deleted
+    assert ("info", "wp-content/themes/twentytwentythree/theme.json") in deleted
+    assert found(site, "integrity")[0]["path"] == "wp-content/plugins/akismet/akismet.php"  # code ranked first
+    assert again.ok, again.message  # medium: in the scan's record and the report, no page
 
 
 def test_critical_findings_push_the_scan_monitor_down_with_a_summary(

@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from carestack_agent import lease
 from carestack_agent.actions.backup import backup
 from carestack_agent.jobs import JobResult
 from carestack_agent.restic import endpoint_name
@@ -106,7 +107,8 @@ def test_a_stall_shorter_than_the_limit_is_ridden_out_and_mentioned(make_site, s
     site = stall_site(make_site)
     with stalled_s3(s3):  # restic starts while S3 does not answer
         t, out = backup_in_thread(site)
-        time.sleep(7)
+        # The job first waits out its lease read (one attempt, then it runs: restic meets the stall itself).
+        time.sleep(lease.TIMEOUT_SECONDS + 7)
     t.join(120)
     result = out[0]
     assert result.ok, result.message
@@ -164,7 +166,7 @@ def test_a_dump_cut_off_while_s3_stalled_is_reported_as_the_stall(make_site, s3:
     try:
         with stalled_s3(s3):
             t, out = backup_in_thread(site)
-            time.sleep(8)
+            time.sleep(lease.TIMEOUT_SECONDS + 8)  # the lease read gives up first, then the dump and restic start
         t.join(120)
     finally:
         mariadb.sql("SET GLOBAL net_write_timeout = 60")

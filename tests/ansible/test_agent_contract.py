@@ -85,7 +85,7 @@ def test_the_agent_runs_on_the_plans_values(plan: CarePlan) -> None:
             got.retention
         ).items()
         jobs = got.jobs
-        for job in ("backup", "check", "prune", "update"):
+        for job in ("backup", "check", "prune", "update", "scan", "perf"):
             assert getattr(jobs, f"{job}_timeout_seconds") == site.job(job).timeout_seconds, job
         assert jobs.restore_timeout_seconds == plan.backup.restore_timeout_seconds
         assert jobs.check_read_data_subsets == plan.backup.check_read_data_subsets
@@ -99,6 +99,13 @@ def test_the_agent_runs_on_the_plans_values(plan: CarePlan) -> None:
             plan.updates.rollback,
             plan.updates.probe_slowdown_limit,
         )
+        perf = plan.performance
+        assert (got.perf.requests_per_page, got.perf.limit_percent, got.perf.floor_ms) == (
+            perf.requests_per_page,
+            perf.limit_percent,
+            perf.floor_ms,
+        )
+        assert (got.perf.baseline_weeks, got.perf.keep_days) == (perf.baseline_weeks, perf.keep_days)
         assert [(c.path, c.keyword, c.status) for c in got.checks] == [
             (c.path, c.keyword, c.status) for c in site.checks
         ]

@@ -108,6 +108,7 @@ def test_assembled_agent_config_passes_the_agents_validator_and_holds_the_plans_
         for site in c.plan.sites:
             got = config.site(site.id)
             assert (got.domain, got.kind, str(got.root)) == (site.domain, site.kind, site.root)
+            assert got.client == c.plan.client.id  # what the site's evidence records name
             assert got.repository == f"s3:{S3}/{site.repository_path}"
             assert got.database is not None and got.database.name == site.database
             assert {f"keep_{k}": v for k, v in c.plan.backup.keep.items()}.items() <= vars(got.retention).items()
@@ -179,6 +180,16 @@ def test_every_realization_problem_is_reported_at_once() -> None:
         "--admin-cidr: must be a network",
     ):
         assert expected in message
+
+
+def test_trusted_addresses_reach_the_server_and_a_bad_one_is_refused_by_name() -> None:
+    shop = client("shop")
+    hosts = realization(shop).hosts
+    trusted = Realization(hosts, S3, PUSH, trusted_addresses=("10.77.0.1", "10.77.0.1", "192.0.2.0/28"))
+    host = host_vars(inventory([shop], trusted), shop.plan.hosting.server)
+    assert host["carestack_server"]["trusted_addresses"] == ["10.77.0.1", "192.0.2.0/28"]
+    with pytest.raises(RealizationError, match=r"--trusted-address: must be an address or network .* got 'bridge'"):
+        check_realization([shop], Realization(hosts, S3, PUSH, trusted_addresses=("bridge",)))
 
 
 def test_push_tokens_for_unknown_sites_or_jobs_are_refused_without_echoing_them() -> None:
@@ -255,3 +266,73 @@ def test_a_server_can_be_sized_below_what_its_os_reports() -> None:
     assert parse_hosts('{"shared-1": {"address": "10.77.0.10", "memory_mb": 2048}}')["shared-1"].memory_mb == 2048
     with pytest.raises(RealizationError, match=r"shared-1\.memory_mb must be"):
         check_realization([bakery], Realization({"shared-1": HostAccess("10.77.0.10", memory_mb=12)}, S3))
+
+
+def test_the_standby_gets_each_drilled_sites_config_and_drill_timer_and_nothing_of_the_site_itself() -> None:
+    shop, studio = client("shop"), client("studio")
+    real = realization(shop, studio)
+    real = Realization(
+        {**real.hosts, "standby-1": HostAccess("10.77.0.30")}, S3, PUSH, admin_cidrs=("10.77.0.0/24",),
+        standby="standby-1",
+    )  # fmt: skip
+    check_realization([shop, studio], real)
+    inv = inventory([shop, studio], real)
+    standby = host_vars(inv, "standby-1")
+    assert standby["carestack_sites"] == {}  # the sites do not run there
+    assert set(standby["carestack_clients"]) == {"shop"}  # studio's tier has no restore drill
+    assert standby["carestack_server"]["name"] == "standby-1"
+    assert shop.plan.sla.failover is not None and shop.plan.sla.restore_drill is not None
+    for site in shop.plan.sites:
+        drill = site.job("drill")
+        assert standby["carestack_drills"][site.id]["jobs"] == [
+            {"name": "drill", "on_calendar": drill.schedule.on_calendar,
+             "randomized_delay_seconds": drill.schedule.randomized_delay_seconds}
+        ]  # fmt: skip
+        own = host_vars(inv, shop.plan.hosting.server)["carestack_sites"][site.id]["jobs"]
+        assert "drill" not in [j["name"] for j in own]  # its own server never drills it
+    config = parse_agent_config(assembled_config(standby))
+    assert config.agent.host == "standby-1"
+    for site in shop.plan.sites:
+        got = config.site(site.id)
+        assert got.drill is not None and got.drill.timeout_seconds == shop.plan.sla.failover.rto_minutes * 60
+        assert got.repository == f"s3:{S3}/{site.repository_path}" and got.push_base_url == PUSH
+    wanted = {agent_config.password_file("shop"), agent_config.credentials_file("shop")}
+    wanted |= {agent_config.push_tokens_file(s.id) for s in shop.plan.sites}
+    assert set(standby["carestack_secret_paths"]) == wanted
+
+
+def test_a_standby_missing_from_the_hosts_is_refused() -> None:
+    shop = client("shop")
+    real = Realization(realization(shop).hosts, S3, PUSH, standby="standby-1")
+    with pytest.raises(RealizationError, match="no entry for the standby 'standby-1'"):
+        check_realization([shop], real)
+
+
+def _render_units(host: dict[str, Any]) -> dict[str, Any]:
+    """The agent role's units template rendered for a host, as Ansible feeds it to install-files.py."""
+    import jinja2
+    import yaml
+    from ansible.plugins.filter.core import FilterModule
+
+    role = Path(__file__).resolve().parents[2] / "ansible/roles/agent"
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(role / "templates"), keep_trailing_newline=True)
+    env.filters.update(FilterModule().filters())  # Ansible's own filters (to_json, flatten)
+    defaults = yaml.safe_load((role / "defaults/main.yml").read_text())
+    text = env.get_template("units.yml.j2").render(**defaults, **host, ansible_managed="managed by Ansible")
+    rendered: dict[str, Any] = yaml.safe_load(text)
+    return rendered
+
+
+def test_the_standby_gets_a_drill_service_and_one_drill_timer_per_site_on_the_plans_schedule() -> None:
+    shop = client("shop")
+    hosts = {**realization(shop).hosts, "standby-1": HostAccess("10.77.0.30")}
+    inv = inventory([shop], Realization(hosts, S3, PUSH, standby="standby-1"))
+    units = _render_units(host_vars(inv, "standby-1"))
+    site = shop.plan.sites[0]
+    assert units["timers"] == [f"carestack-drill@{s.id}.timer" for s in shop.plan.sites]
+    timer = units["files"][f"/etc/systemd/system/carestack-drill@{site.id}.timer"]
+    assert f"OnCalendar={site.job('drill').schedule.on_calendar}\n" in timer
+    service = units["files"]["/etc/systemd/system/carestack-drill@.service"]
+    assert "ExecStart=/usr/local/bin/carestack-agent drill %i\n" in service
+    own = _render_units(host_vars(inv, shop.plan.hosting.server))
+    assert not [t for t in own["timers"] if t.startswith("carestack-drill@")]

@@ -62,10 +62,15 @@ def test_provider_lifecycle(kuma: Kuma, provider: KumaMonitorsProvider) -> None:
     assert provider.diff(created.id, outs, props("other")).replaces == ["plan_json"]
 
     updated = provider.update(created.id, outs, upgraded)
-    assert updated.outs is not None and updated.outs["push_tokens"] == tokens  # tokens survive updates
+    assert updated.outs is not None
+    new_tokens = updated.outs["push_tokens"]
+    for site, jobs in tokens.items():  # tokens survive updates; premium adds its standby's restore drill
+        assert {job: new_tokens[site][job] for job in jobs} == jobs
+        assert set(new_tokens[site]) - set(jobs) == {"drill"}
     with connect(kuma.login) as session:
         after = owned(session, "pulumi")
-    assert {m["id"] for m in after.values()} == {m["id"] for m in monitors.values()}
+    assert {m["id"] for m in monitors.values()} <= {m["id"] for m in after.values()}
+    assert {key for key in after if key not in monitors} == {f"{site} job drill" for site in tokens}
 
     # A monitor deleted by hand is drift: refresh (read) records it, the next up repairs it.
     with connect(kuma.login) as session:

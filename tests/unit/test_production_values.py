@@ -84,7 +84,8 @@ def test_the_catalog_must_name_its_agency(tmp_path: Path) -> None:
         load_catalog(path)
     assert caught.value.problems[:2] == [
         "agency.bucket_prefix: is required",
-        "agency.bucket_prefx: unknown key; did you mean 'bucket_prefix'? (valid keys: bucket_prefix)",
+        "agency.bucket_prefx: unknown key; did you mean 'bucket_prefix'? "
+        "(valid keys: bucket_prefix, acme, vulnerability_feed)",
     ]
 
 
@@ -164,9 +165,11 @@ def test_a_production_stack_gets_no_warning(tmp_path: Path) -> None:
         ],
     )
     assert stack_warnings(parse_stack("studio", config)) == []
-    path = write_catalog(tmp_path, lambda d: d["agency"].update(bucket_prefix="nordwerk"))
+    path = write_catalog(
+        tmp_path, lambda d: d["agency"].update(bucket_prefix="nordwerk", acme={"email": "certificates@nordwerk.de"})
+    )
     assert catalog_warnings(load_catalog(path)) == []
-    assert [w.split(":")[0] for w in catalog_warnings(load_catalog())] == ["agency.bucket_prefix"]
+    assert [w.split(":")[0] for w in catalog_warnings(load_catalog())] == ["agency.bucket_prefix", "agency.acme.email"]
 
 
 def test_validate_warns_but_passes_and_still_fails_on_errors(

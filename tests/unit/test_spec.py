@@ -102,8 +102,8 @@ def test_empty_lists_name_the_key_and_what_an_entry_is() -> None:
     config["overrides"] = {"monitoring": {"channels": []}}
     assert sorted(problems_of(config)) == [
         "carestack:overrides.monitoring.channels: needs at least 1 entry, got none; entries from: email, sms, webhook",
-        "carestack:sites: needs at least 1 entry, got none; each entry a mapping with keys: domain, name, kind, "
-        "https, checks",
+        "carestack:sites: needs at least 1 entry, got none; each entry a mapping with keys: domain, aliases, dns, "
+        "name, kind, https, checks",
     ]
 
 
@@ -148,6 +148,30 @@ def test_hourly_retention_on_a_nightly_schedule() -> None:
     [problem] = problems_of(config)
     assert problem.startswith("carestack:overrides: with tier standard and these overrides, backup.keep.hourly:")
     assert "can't be kept from one backup a day" in problem
+
+
+def test_performance_sampling_and_retention_errors_name_the_key_and_what_would_do() -> None:
+    config = studio_config()
+    config["overrides"] = {"performance": {"sample": {"every": "5h", "at": "12:00"}, "keep": "28d", "timeout": "6h"}}
+    problems = problems_of(config)
+    prefix = "carestack:overrides."
+    assert sorted(problems) == sorted([
+        prefix + "performance.sample.every: 5h does not divide a day into whole hours; use one of 1h, 2h, 3h, "
+        "4h, 6h, 8h, 12h, 24h",
+        prefix + "performance.sample.at: expected a minute of the hour \":MM\" (\":00\"-\":59\"), got '12:00'",
+        prefix + "performance.keep: 28d is shorter than the verdict reads (the week judged and the 4 before it); "
+        "keep at least 35d",
+        prefix + "performance.timeout: 6h is not shorter than the sampling period 5h",
+    ])  # fmt: skip
+
+
+def test_performance_limits_are_bounded() -> None:
+    config = studio_config()
+    config["overrides"] = {"performance": {"limit_percent": 0, "sample": {"requests": 50}}}
+    assert sorted(problems_of(config)) == [
+        "carestack:overrides.performance.limit_percent: Input should be greater than 0",
+        "carestack:overrides.performance.sample.requests: Input should be less than or equal to 10",
+    ]
 
 
 def test_self_contradicting_override_names_the_override() -> None:

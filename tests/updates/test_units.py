@@ -223,6 +223,7 @@ check_read_data_subsets = 1
 update_timeout_seconds = 7200
 repository_stall_seconds = 300
 scan_timeout_seconds = 3600
+perf_timeout_seconds = 600
 [sites.s-plans.updates]
 providers = {providers}
 apt_policy = "security"
@@ -230,6 +231,12 @@ wordpress_policy = "minor"
 rollback = true
 probe_slowdown_limit = 3.0
 {extra}
+[sites.s-plans.perf]
+requests_per_page = 3
+limit_percent = 20.0
+floor_ms = 100
+baseline_weeks = 4
+keep_days = 35
 [[sites.s-plans.checks]]
 path = "/"
 keyword = "Plan"
