@@ -18,8 +18,10 @@ lint:
 	cd ansible && ../$(VENV)/yamllint -s .
 	cd ansible && PATH=$(CURDIR)/$(VENV):$$PATH ../$(VENV)/ansible-lint --profile production
 
+# Five workers on two cores: the lab's tests, the agent's and each Kuma version's mostly wait
+# (check intervals, timers, servers), so they run side by side (tests/conftest.py: worker_group).
 test: setup lint
-	$(VENV)/pytest
+	$(VENV)/pytest -n 5 --dist loadgroup --durations=30
 
 # The fast set (unit and Pulumi mock tests) for the edit-test loop; CI runs everything.
 test-fast:
