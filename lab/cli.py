@@ -1,4 +1,4 @@
-"""`carestack lab up | status | failover | stop | start | down | install`, and the installed `carestack` command.
+"""`carestack lab up | status | fleet | failover | stop | start | down | install`, and the installed `carestack` command.
 
 `main` is the console script: infra's production commands (`infra.cli.COMMANDS`)
 plus `lab`, registered the same way as every other command module. The lab's
@@ -92,6 +92,23 @@ def _install(args: argparse.Namespace) -> int:
     return 0
 
 
+def _fleet(args: argparse.Namespace) -> int:
+    from lab.fleet import write_fleet
+
+    try:
+        summary = write_fleet(args.out, args.servers, args.sites)
+    except LabError as exc:
+        print(f"carestack lab fleet: error: {exc}", file=sys.stderr)
+        return 1
+    tiers = ", ".join(f"{count} {tier}" for tier, count in summary.clients_per_tier.items())
+    print(
+        f"{args.out}: {len(summary.files)} stack files: {summary.servers} servers, {summary.sites} sites, "
+        f"clients {tiers}, {summary.monitors} monitors\n"
+        f"bring it up with: carestack lab up {args.out}/Pulumi.*.yaml"
+    )
+    return 0
+
+
 def _guarded(verb: argparse.Namespace) -> int:
     from lab.system import require_root
 
@@ -149,6 +166,16 @@ def register(verbs: Verbs) -> None:
     fail.add_argument("client", metavar="CLIENT", help="a client id of the lab (standard and premium tiers)")
     fail.add_argument("--json", action="store_true", help="print the report as JSON")
     fail.set_defaults(run=_guarded, lab_run=_failover)
+
+    fleet = lab_verbs.add_parser(
+        "fleet", help="write an agency-sized set of stack files (every tier, shared and dedicated) for lab up"
+    )
+    fleet.add_argument("--servers", type=int, default=20, help="servers, the standby included (default 20)")
+    fleet.add_argument("--sites", type=int, default=60, help="sites over all clients (default 60)")
+    fleet.add_argument(
+        "--out", type=Path, default=Path("fleet"), help="directory for the stack files (default ./fleet)"
+    )
+    fleet.set_defaults(run=_fleet)
 
     for verb, text in (("stop", "stop one server entirely, as when it is lost"), ("start", "boot a stopped server")):
         power = lab_verbs.add_parser(verb, help=text)
