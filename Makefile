@@ -2,7 +2,7 @@
 VENV := .venv/bin
 STACKS := $(wildcard stacks/Pulumi.*.yaml)
 
-.PHONY: setup demo test test-fast lint down
+.PHONY: setup demo test test-fast lint down bench bench-quick
 
 setup:
 	scripts/setup.sh
@@ -29,3 +29,11 @@ test-fast:
 
 down:
 	$(VENV)/carestack lab down
+
+# Every benchmark and ONE table (bench/run.py; bench/results.json, logs in bench/logs/). Hours, and
+# the lab rows need `make demo` first. bench-quick: small sizes, no lab, minutes, before a change.
+bench: setup
+	$(VENV)/python bench/run.py
+
+bench-quick: setup
+	$(VENV)/python bench/run.py --quick

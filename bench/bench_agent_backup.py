@@ -45,6 +45,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "agent"))
 
+from rows import at_most, record  # noqa: E402
+
 from lab import s3 as lab_s3  # noqa: E402
 from tests.agent.conftest import MariaDB, start_mariadb, stop_mariadb, write_secret  # noqa: E402
 
@@ -402,6 +404,22 @@ def main() -> int:
     for name, value, unit in rows_out:
         print(f"{name.ljust(width)}  {value:9.2f} {unit}")
     print("\nraw:", json.dumps({k: [round(x, 3) for x in v] for k, v in results.items()}))
+    plain = "mariadb-dump to disk + restic backup + forget"
+    for what, agent, anchor, limit in (
+        ("first backup", med["first_agent_s"], med["first_plain_s"], 1.05),
+        ("1 % incremental backup", med["incr_agent_s"], med["incr_plain_s"], 1.05),
+    ):
+        record(f"agent: {what} ({args.files_mb} MB + {args.db_mb} MB db)", agent, "s", anchor=plain,
+               anchor_median=anchor, goal=f"<= {limit}x", met=at_most(agent / anchor, limit))  # fmt: skip
+    restore_ratio = med["restore_agent_s"] / med["restore_plain_s"]
+    record("agent: restore, files + database", med["restore_agent_s"], "s",
+           anchor="restic restore + mariadb < dump", anchor_median=med["restore_plain_s"], goal="<= 1.2x",
+           met=at_most(restore_ratio, 1.2))  # fmt: skip
+    p95_ratio = med["p95_nice_ms"] / med["p95_idle_ms"]
+    record("site p95 during the agent's first backup", med["p95_nice_ms"], "ms", anchor="the site idle",
+           anchor_median=med["p95_idle_ms"], goal="<= 1.2x", met=at_most(p95_ratio, 1.2))  # fmt: skip
+    rss = max(results.get("agent_maxrss_mb", [nan]))
+    record("agent: peak RSS of a backup (restic excluded)", rss, "MB", goal="< 60 MB", met=at_most(rss, 60))
     return 0
 
 

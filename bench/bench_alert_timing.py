@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import math
 import statistics
 import sys
 import time
@@ -32,6 +33,8 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+from rows import record  # noqa: E402
 
 from infra.kuma_client import connect  # noqa: E402
 from infra.monitors import desired_state, monitor_states, nothing_desired, sync  # noqa: E402
@@ -177,6 +180,9 @@ def main() -> int:
         )
         allowed = f"{low:.0f}-{high:.0f}"
         print(f"{tier:<10}{len(taken):>8}{figures}{allowed:>12}{plan.monitoring.alert_within_seconds:>14}")
+        within = plan.monitoring.alert_within_seconds
+        record(f"site down -> alert, {tier} tier, Kuma {version}", statistics.median(taken) if taken else math.nan,
+               "s", goal=f"<= alert_within ({within} s)", met=bool(taken) and max(taken) <= within)  # fmt: skip
     return 0
 
 

@@ -28,6 +28,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from rows import at_most, record  # noqa: E402
+
 from infra.ansible_vars import Client, ClientSecrets, HostAccess, Realization  # noqa: E402
 from infra.configure import ANSIBLE_DIR, ConvergeResult, converge  # noqa: E402
 from infra.plan import build_plan  # noqa: E402
@@ -175,6 +177,12 @@ def main() -> int:
     print(f"task results per rerun: {statistics.median(results(r) for r in reruns):.0f}; one module round trip")
     print(f"cost {statistics.median(trips):.2f} s (20 no-op commands) at the time of the runs")
     print(f"load average at the end: {os.getloadavg()[0]:.1f} (the machine's 2 cores are shared)")
+    record("converge: fresh shared host, 3 sites", statistics.median(r.seconds for r in fresh), "s")
+    rerun_s = statistics.median(r.seconds for r in reruns)
+    record("converge: rerun, 3 sites", rerun_s, "s", goal="< 12 s quiet, changed=0",
+           met=at_most(rerun_s, 12) and all(r.changed == 0 for r in reruns))  # fmt: skip
+    tasks = statistics.median(results(r) for r in reruns)
+    record("converge: task results per rerun", tasks, "tasks", goal="<= 36", met=at_most(tasks, 36))
     return 0
 
 

@@ -32,6 +32,7 @@ sys.path.insert(0, str(ROOT / "agent"))
 sys.path.insert(0, str(ROOT / "bench"))
 
 from bench_agent_backup import DB, fill_database, free_port, make_site_files  # noqa: E402
+from rows import record  # noqa: E402
 
 from infra.agent_config import dumps  # noqa: E402
 from infra.plan import build_plan  # noqa: E402
@@ -175,6 +176,8 @@ def main() -> int:
               f"({100 * med[3] / rto_target:.1f} % of it)")  # fmt: skip
         print(f"{'whole drill job (CLI, cleanup)':32} {med[0]:8.1f} s")
         print(f"restic {subprocess.run(['restic', 'version'], capture_output=True, text=True).stdout.split()[1]}")
+        record(f"restore drill RTO ({args.files_mb} MB + {args.db_mb} MB db)", med[3], "s",
+               goal=f"within the plan's RTO ({rto_target} s)", met=med[3] <= rto_target)  # fmt: skip
         return 0
     finally:
         if php is not None:

@@ -24,6 +24,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "agent"))
 
 from carestack_agent.s3 import S3Client, bucket_of  # noqa: E402
+from rows import record  # noqa: E402
 
 from infra.evidence import EvidenceAccess, read_records  # noqa: E402
 from infra.evidence_record import record_key  # noqa: E402
@@ -89,6 +90,8 @@ def main() -> int:
     print("| --- | --- |")
     print(f"| agent PUT of one record (stdlib SigV4 client, moto) | {statistics.median(puts) * 1000:.1f} ms |")
     print(f"| read_records: one site, one month, {len(records)} records | {statistics.median(reads):.2f} s |")
+    record("evidence: the agent's PUT of one record", statistics.median(puts) * 1000, "ms")
+    record(f"evidence: read one site-month ({len(records)} records)", statistics.median(reads), "s")
     return 0
 
 

@@ -24,6 +24,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from rows import at_most, record  # noqa: E402
+
 from infra.failover import Outcome, failback, failover  # noqa: E402
 from lab import servers  # noqa: E402
 from lab.config import load_config  # noqa: E402
@@ -74,6 +76,11 @@ def main() -> int:
         for step in ("backup", "restore", "pages", "switch", "standby"):
             print(row(f"{label}: failback {step}", backs, step))
         print(row(f"{label}: failback to switched back", backs, None))
+        whole = statistics.median(o.rto_seconds for o in overs)
+        goal = 180 if label == "fresh standby" else 90
+        record(f"failover of {args.client}, {label}", whole, "s", goal=f"< {goal} s (plan {target} min)",
+               met=at_most(whole, goal))  # fmt: skip
+        record(f"failback of {args.client}, {label}", statistics.median(o.rto_seconds for o in backs), "s")
     return 0
 
 

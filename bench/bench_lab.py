@@ -24,6 +24,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from rows import at_most, record  # noqa: E402
+
 from lab import hosts, procs  # noqa: E402
 from lab.config import LabConfig  # noqa: E402
 from lab.footprint import lab_processes  # noqa: E402
@@ -58,8 +60,8 @@ def bench_config(state_dir: Path) -> LabConfig:
     )
 
 
-def _up_args(config: LabConfig) -> list[str]:
-    args = ["up"]
+def _up_args(config: LabConfig, stacks: list[Path]) -> list[str]:
+    args = ["up", *map(str, stacks)]
     for key, value in config.to_json().items():
         if value != "":
             args += [f"--{key.replace('_', '-')}", str(value)]
@@ -96,6 +98,8 @@ def main() -> int:
     parser.add_argument("--cold-runs", type=int, default=1, help="cold runs (each builds the image)")
     parser.add_argument("--state-dir", type=Path, default=Path("/var/lib/carestack-lab-bench"))
     parser.add_argument("--keep", action="store_true", help="leave the bench lab up at the end")
+    parser.add_argument("--stacks", nargs="+", type=Path, default=[], help="stack files (default: the examples), "
+                        "e.g. a fleet written by `carestack lab fleet`")  # fmt: skip
     args = parser.parse_args()
     if os.geteuid() != 0:
         sys.exit("bench_lab: run as root (the lab boots servers)")
@@ -106,12 +110,12 @@ def main() -> int:
     for _ in range(args.cold_runs):
         if state_dir.exists():
             _carestack(state_dir, "down")
-        cold.append(_carestack(state_dir, *_up_args(config)))
+        cold.append(_carestack(state_dir, *_up_args(config, args.stacks)))
     for _ in range(args.runs):
         _carestack(state_dir, "down", "--keep-image")
-        warm.append(_carestack(state_dir, *_up_args(config)))
+        warm.append(_carestack(state_dir, *_up_args(config, args.stacks)))
     for _ in range(args.runs):
-        noop.append(_carestack(state_dir, *_up_args(config)))
+        noop.append(_carestack(state_dir, *_up_args(config, args.stacks)))
     memory = _memory(config)
     state = LabState.load(state_dir)
     if not args.keep:
@@ -130,6 +134,16 @@ def main() -> int:
     for name, kib in sorted(memory.items(), key=lambda item: -item[1]):
         print(f"| {name:<44} | {kib / 1024:>9.1f} |")
     print(f"| {'total':<44} | {sum(memory.values()) / 1024:>9.1f} |")
+    which = f"{len(state.hosts)} servers, {len(state.clients)} clients"
+    if warm:
+        record(f"lab up, warm ({which})", statistics.median(warm), "s",
+               goal="< 180 s" if not args.stacks else "< 15 min",
+               met=at_most(statistics.median(warm), 180 if not args.stacks else 900))  # fmt: skip
+    if noop:
+        record(f"lab up, no-op ({which})", statistics.median(noop), "s", goal="< 10 s",
+               met=at_most(statistics.median(noop), 10))  # fmt: skip
+    total_gib = sum(memory.values()) / 1024 / 1024
+    record(f"lab memory, PSS ({which})", total_gib, "GiB", goal="< 16 GiB", met=at_most(total_gib, 16))
     return 0
 
 

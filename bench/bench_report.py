@@ -26,6 +26,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from rows import record  # noqa: E402
+
 from infra.report.build import build_report  # noqa: E402
 from infra.report.pdf import html_to_pdf  # noqa: E402
 from infra.report.render_html import render_html  # noqa: E402
@@ -119,6 +121,15 @@ def main() -> int:
     print(f"{'-' * width}-|---------")
     for name, seconds in rows:
         print(f"{name.ljust(width)} | {seconds:8.3f}")
+    goals = {  # the report's own bounds
+        "one client-month: document (accounting)": 5.0,
+        "report --all, example stacks, CLI process": 15.0,
+    }
+    for name, seconds in rows:
+        if name in goals or name.startswith("lab client"):
+            limit = goals.get(name)
+            record(f"report: {name}", seconds, "s", goal=f"< {limit:g} s" if limit else None,
+                   met=seconds < limit if limit else None)  # fmt: skip
     return 0
 
 

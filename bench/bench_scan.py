@@ -42,6 +42,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from rows import at_most, record  # noqa: E402
+
 from infra.agent_config import dumps  # noqa: E402
 
 PLAN_JOBS = {"backup_timeout_seconds": 3600, "check_timeout_seconds": 3600, "prune_timeout_seconds": 3600,
@@ -168,6 +170,11 @@ def main() -> int:
                             ("no-change rescan", ("scan", "b"))):  # fmt: skip
             took, rss, last = run(config, *argv)
             print(f"{label:<28} {took:8.1f} {rss / 1024:13.0f}  {last[:90]}")
+            if label != "baseline (scan --accept)":
+                record(f"scan: {label} ({files} files, {size / 2**20:.0f} MiB)", took, "s")
+            else:
+                record(f"scan: peak RSS of the baseline ({files} files)", rss / 1024, "MiB", goal="< 90 MiB",
+                       met=at_most(rss / 1024, 90))  # fmt: skip
         if args.latency_seconds > 0:
             latency(base, config, config0, args.latency_seconds)
     finally:
@@ -195,6 +202,9 @@ def latency(base: Path, config: Path, config0: Path, seconds: float) -> None:
             with Load(port) as load:
                 took, _, last = run(cfg, "scan", "b", prefix=prefix)
             print(f"{label:<44} {took:8.1f} {load.p95():7.1f} {load.p95() / idle.p95():7.2f}  {last[:40]}")
+            if cfg is config and not prefix:
+                record("site p95 (PHP page) during a first scan", load.p95(), "ms", anchor="the site idle",
+                       anchor_median=idle.p95(), goal="<= 1.2x", met=at_most(load.p95() / idle.p95(), 1.2))  # fmt: skip
     finally:
         server.terminate()
         server.wait()

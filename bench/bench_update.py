@@ -31,6 +31,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from rows import record  # noqa: E402
+
 from lab.state import LabState  # noqa: E402
 from tests.updates import artifacts  # noqa: E402
 from tests.updates.conftest import UpdatesLab, updates_lab  # noqa: E402
@@ -93,12 +95,15 @@ def main() -> int:
                 rollback.append(r)
                 wall.append(w)
             what = f"{provider} ({site.kind} site {site.id})"
+            record(f"update: broken {provider} release undone (whole run)", statistics.median(wall), "s",
+                   anchor="an admin restoring the backup by hand")  # fmt: skip
             rows += [row(f"broken {what}: applied -> healthy", healthy),
                      row(f"broken {what}: rollback alone", rollback),
                      row(f"broken {what}: whole run", wall)]  # fmt: skip
         for name in ("web", "plans"):
             site = getattr(lab, name)
             runs = [noop_run(lab, name) for _ in range(args.runs)]
+            record(f"update: no-op run ({site.id})", statistics.median(runs), "s")
             rows.append(row(f"no-op update run ({site.id}: {', '.join(site.providers)})", runs))
     print(f"{'figure (seconds)':<64} {'median':>8} {'min':>8} {'max':>8} {'runs':>5}")
     print("\n".join(rows))
