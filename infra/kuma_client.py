@@ -213,6 +213,17 @@ class KumaSession:
         # `add` on 2.x sends each new monitor alone, which the list reader does not follow: ask for the list.
         self.refresh_monitors()
 
+    def add_monitor_tags(self, monitors: Sequence[tuple[int, Sequence[dict[str, str]]]]) -> None:
+        """Give existing monitors tags (name, color, value), the tags created where missing; pipelined."""
+        if not monitors:
+            return
+        tag_ids = self._tag_ids({str(t["name"]): str(t["color"]) for _, tags in monitors for t in tags})
+        self._pipeline(
+            "addMonitorTag",
+            [(tag_ids[str(t["name"])], monitor_id, str(t["value"])) for monitor_id, tags in monitors for t in tags],
+        )
+        self.refresh_monitors()
+
     def _tag_ids(self, wanted: dict[str, str]) -> dict[str, int]:
         """The ids of the named tags, created (with their colour) where missing."""
         have = {str(t["name"]): int(t["id"]) for t in self._call("getTags").get("tags") or []}

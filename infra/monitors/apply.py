@@ -101,6 +101,9 @@ def apply_work(
     session.delete_monitors([monitor_id for _, monitor_id in work.deletes])
     for change, _ in work.deletes:
         done(change)
+    session.add_monitor_tags([(monitor_id, tags) for _, monitor_id, tags in work.adoptions])
+    for change, _, _ in work.adoptions:
+        done(change)
     final = dict(work.existing)
     session.create_monitors([_import_record(m, desired.client_id, routed(m)) for _, m in work.creates])
     if work.creates:

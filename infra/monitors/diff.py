@@ -15,7 +15,15 @@ from typing import Any
 
 from infra.kuma_client import KumaSession
 from infra.monitors.desired import DesiredMonitor, DesiredNotification, DesiredState, status_page_fields
-from infra.monitors.ownership import KEY_TAG, is_owned, maintenance_title, status_page_slug, tag_value
+from infra.monitors.ownership import (
+    KEY_TAG,
+    OWNER_TAG,
+    is_owned,
+    maintenance_title,
+    owner_tags,
+    status_page_slug,
+    tag_value,
+)
 from infra.monitors.retention import SETTING as RETENTION_SETTING
 from infra.monitors.retention import kept_days, raised_retention
 
@@ -68,6 +76,7 @@ class Work:
     notification_deletes: list[tuple[Change, int]] = field(default_factory=list)
     deletes: list[tuple[Change, int]] = field(default_factory=list)
     creates: list[tuple[Change, DesiredMonitor]] = field(default_factory=list)
+    adoptions: list[tuple[Change, int, list[dict[str, str]]]] = field(default_factory=list)  # id, tags to add
     updates: list[tuple[Change, dict[str, Any], DesiredMonitor]] = field(default_factory=list)
     maintenance: Change | None = None
     maintenance_id: int | None = None
@@ -114,11 +123,19 @@ def our_notifications(notification_ids: Any, names: Mapping[int, str], prefix: s
 def _plan_monitors(desired: DesiredState, monitors: list[dict[str, Any]], names: Mapping[int, str], work: Work) -> None:
     owned = sorted((m for m in monitors if is_owned(m, desired.client_id)), key=lambda m: int(m["id"]))
     wanted_keys = {m.key for m in desired.monitors}
+    keyless = []
     for monitor in owned:  # the oldest monitor of a key is kept; copies and leftovers go
         key = tag_value(monitor, KEY_TAG)
-        if key in wanted_keys and key not in work.existing:
+        if key is None:
+            keyless.append(monitor)
+        elif key in wanted_keys and key not in work.existing:
             work.existing[key] = monitor
         else:
+            work.deletes.append((Change("delete", "monitor", str(monitor["name"])), int(monitor["id"])))
+    untagged = [m for m in monitors if tag_value(m, OWNER_TAG) is None and tag_value(m, KEY_TAG) is None]
+    adopted = _adopt(desired, sorted([*keyless, *untagged], key=lambda m: int(m["id"])), work)
+    for monitor in keyless:
+        if int(monitor["id"]) not in adopted:
             work.deletes.append((Change("delete", "monitor", str(monitor["name"])), int(monitor["id"])))
     for wanted in desired.monitors:
         have = work.existing.get(wanted.key)
@@ -140,7 +157,42 @@ def _plan_monitors(desired: DesiredState, monitors: list[dict[str, Any]], names:
             details.append("push token: new")
         if details:
             work.updates.append((Change("update", "monitor", wanted.fields["name"], tuple(details)), have, wanted))
-    work.changes += [c for c, _ in work.deletes] + [c for c, _ in work.creates] + [c for c, _, _ in work.updates]
+    work.changes += [c for c, _ in work.deletes] + [c for c, _, _ in work.adoptions]
+    work.changes += [c for c, _ in work.creates] + [c for c, _, _ in work.updates]
+
+
+def _adopt(desired: DesiredState, candidates: list[dict[str, Any]], work: Work) -> set[int]:
+    """Monitors a sync created whose ownership tags never came, taken back instead of created again.
+
+    On Kuma 2.x a monitor is an `add` and then its tags: a sync cut off in between leaves a monitor
+    without them (or with the owner tag alone). It is carestack's own by its name and description,
+    which name the client's site and care plan; the oldest such monitor of a desired key that no
+    tagged monitor holds gets its tags. Untagged monitors matching nothing stay foreign.
+    """
+    adopted: set[int] = set()
+    for wanted in desired.monitors:
+        if wanted.key in work.existing:
+            continue
+        match = next(
+            (
+                m
+                for m in candidates
+                if int(m["id"]) not in adopted
+                and m.get("name") == wanted.fields["name"]
+                and m.get("type") == wanted.fields["type"]
+                and (m.get("description") or "") == wanted.fields["description"]
+            ),
+            None,
+        )
+        if match is None:
+            continue
+        have = {t.get("name") for t in match.get("tags") or []}
+        missing = [t for t in owner_tags(desired.client_id, wanted.key) if t["name"] not in have]
+        change = Change("update", "monitor", wanted.fields["name"], ("ownership tags restored",))
+        work.adoptions.append((change, int(match["id"]), missing))
+        work.existing[wanted.key] = match
+        adopted.add(int(match["id"]))
+    return adopted
 
 
 def _read_maintenance(session: KumaSession, client_id: str) -> tuple[dict[str, Any] | None, set[int]]:

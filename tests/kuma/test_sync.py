@@ -354,6 +354,38 @@ def test_interrupted_sync_is_completed_without_duplicates(kuma: Kuma, receiver: 
     assert run_sync(kuma, receiver, plan)[0].writes == 0
 
 
+def test_a_monitor_whose_tags_never_came_is_taken_back_not_created_again(kuma: Kuma, receiver: Receiver) -> None:
+    """On 2.x a monitor is an `add` and then its tags: a sync cut off in between leaves it untagged."""
+    plan = client_plan("studio", "untagged")
+    desired = desired_state(plan, lab_alerting(receiver.url), loopback(plan))
+    page = next(m for m in desired.monitors if m.job is None)
+    push = next(m for m in desired.monitors if m.job is not None)
+    with connect(kuma.login) as session:  # what the cut-off sync left: our fields, no (or half the) tags
+        page_id = add_by_hand(session, **page.fields)
+        push_id = add_by_hand(session, **push.fields, pushToken="keptAcrossTheCut0123456789abcdef")
+        owner_tag = session.api.add_tag(name=OWNER_TAG, color="#0f766e")
+        session.api.add_monitor_tag(tag_id=owner_tag["id"], monitor_id=push_id, value="untagged")
+        # named like ours, but another description: someone's own monitor
+        foreign_id = add_by_hand(session, type="push", name=push.fields["name"], interval=600, pushToken="byhand")
+        session.refresh_monitors()  # 2.x sends a single add alone, not in the list
+        session.wait_for_monitors(lambda listed: foreign_id in {int(m["id"]) for m in listed})
+        foreign_before = snapshot(session)[foreign_id]
+
+    result, _ = run_sync(kuma, receiver, plan)
+
+    restored = [c.name for c in result.changes if c.details == ("ownership tags restored",)]
+    assert sorted(restored) == sorted([page.fields["name"], push.fields["name"]])
+    with connect(kuma.login) as session:
+        monitors = owned(session, "untagged")  # fails on two monitors of one key
+        assert set(monitors) == {m.key for m in desired.monitors}
+        assert monitors[page.key]["id"] == page_id
+        assert monitors[push.key]["id"] == push_id
+        assert monitors[push.key]["pushToken"] == "keptAcrossTheCut0123456789abcdef"
+        assert result.push_tokens[push.site_id][str(push.job)] == "keptAcrossTheCut0123456789abcdef"
+        assert snapshot(session)[foreign_id] == foreign_before
+    assert run_sync(kuma, receiver, plan)[0].writes == 0
+
+
 def test_status_page_keeps_the_agencys_look_and_its_listing_is_repaired(kuma: Kuma, receiver: Receiver) -> None:
     plan = client_plan("studio", "look")
     run_sync(kuma, receiver, plan)
