@@ -19,10 +19,11 @@ from .actions import perf as perf_action
 from .actions import prune as prune_action
 from .actions import recovery
 from .actions import restore as restore_action
+from .actions import rotate as rotate_action
 from .actions import scan as scan_action
 from .actions import status as status_action
 from .actions import update as update_action
-from .config import ConfigError, load
+from .config import Config, ConfigError, config_path, load
 from .jobs import Context, JobResult
 from .providers.failed import FailedVersions, UnknownComponent
 
@@ -75,6 +76,11 @@ def build_parser() -> argparse.ArgumentParser:
                        "pages, record RTO and RPO, remove the scratch site")  # fmt: skip
     s = sub.add_parser("status", help="last result of each job per site")
     s.add_argument("--json", action="store_true")
+    sub.add_parser(
+        "rotate-passwords",
+        help="read {password file: new content} as JSON on stdin (the converge does); for each file that "
+        "changes, add the new password to the sites' repositories, replace the file, remove the old keys",
+    )
     sub.add_parser("validate", help="check the configuration; print every error")
     sub.add_parser("sample-config", help="print a valid sample configuration naming every key")
     return p
@@ -91,6 +97,16 @@ def _report(result: JobResult) -> int:
     return result.exit_code
 
 
+def _rotate(config: Config) -> int:
+    try:
+        done = rotate_action.rotate(config, rotate_action.read_wanted(sys.stdin.read()))
+    except rotate_action.RotationFailed as e:
+        print(f"rotate-passwords: {e}", file=sys.stderr)
+        return e.exit_code
+    print(json.dumps({"changed": done}))
+    return exitcodes.OK
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(
@@ -100,6 +116,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     if args.verb == "sample-config":
         print(config_docs.sample(), end="")
+        return exitcodes.OK
+    if args.verb == "rotate-passwords" and not config_path(args.config).exists():
+        print(json.dumps({"changed": []}))  # the first converge: no site uses a password file yet
         return exitcodes.OK
     try:
         config = load(args.config)
@@ -114,6 +133,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         data = status_action.collect(config)
         print(json.dumps(data, indent=2) if args.json else status_action.render(data))
         return exitcodes.OK if status_action.healthy(data) else exitcodes.FAILED
+    if args.verb == "rotate-passwords":
+        return _rotate(config)
     if args.site not in config.sites:  # a mistyped name is a usage error, not a broken configuration
         known = ", ".join(sorted(config.sites)) or "none"
         print(f"{args.site}: no such site in {config.path} (sites: {known})", file=sys.stderr)

@@ -134,3 +134,17 @@ def cat_config() -> list[str]:
 def unlock() -> list[str]:
     """Removes stale locks only (same host, dead PID); never `--remove-all`, which breaks live jobs elsewhere."""
     return ["unlock"]
+
+
+def key_add(new_password_file: Path) -> list[str]:
+    """Adds a key opened by the password in that file (the new password never appears in argv)."""
+    return ["key", "add", "--new-password-file", str(new_password_file)]
+
+
+def key_list() -> list[str]:
+    """With --json: one array of {id, current, userName, hostName, created}."""
+    return ["key", "list"]
+
+
+def key_remove(key_id: str) -> list[str]:
+    return ["key", "remove", key_id]
