@@ -34,6 +34,15 @@ from .test_robustness import restic_children
 pytestmark = pytest.mark.agent
 
 
+def manifest_in_motion(root: Path) -> dict[str, tuple[str, int, str]] | None:
+    """The manifest of a tree another process may be moving right now; None if an entry vanished while
+    it was read (then it is not yet the tree looked for)."""
+    try:
+        return manifest(root)
+    except FileNotFoundError:
+        return None
+
+
 def manifest(root: Path) -> dict[str, tuple[str, int, str]]:
     """Every entry under root: (mode, size, sha256 of a file's content or a link's target)."""
     out = {}
@@ -152,7 +161,7 @@ def test_kill_9_between_the_file_swap_and_the_database_swap_then_the_next_restor
             start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )  # fmt: skip
         deadline = time.monotonic() + 120
-        while time.monotonic() < deadline and agent.poll() is None and manifest(site.root) != files:
+        while time.monotonic() < deadline and agent.poll() is None and manifest_in_motion(site.root) != files:
             time.sleep(0.05)
         assert agent.poll() is None, "the restore ended before its database swap"
         while time.monotonic() < deadline and not pending_renames(mariadb):

@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from carestack_agent import lease
+from carestack_agent import evidence, lease
 from carestack_agent.actions.backup import backup
 from carestack_agent.jobs import JobResult
 from carestack_agent.restic import endpoint_name
@@ -126,7 +126,10 @@ def test_a_stall_longer_than_the_limit_fails_naming_the_endpoint_and_the_next_ru
     site = stall_site(make_site, push)
     with stalled_s3(s3) as resume:
         t, out = backup_in_thread(site)
-        t.join(STALL_LIMIT + 30)  # the job ends while S3 is still stalled
+        # The job ends while S3 is still stalled: its lease read (one attempt), restic meeting the stall
+        # (a pause may be ridden out before the fatal one), then its evidence pass against the silent S3,
+        # each bounded; the rest is room for a loaded machine. Far below the job's own deadline (hours).
+        t.join(lease.TIMEOUT_SECONDS + 2 * STALL_LIMIT + evidence.BUDGET_SECONDS + 30)
         hung = t.is_alive()
         resume()
     t.join(120)
