@@ -1,4 +1,4 @@
-"""`carestack lab up | status | fleet | failover | stop | start | down | install`, and the installed `carestack` command.
+"""`carestack lab up | status | fleet | failover | stop | start | down | install`, and the `carestack` command.
 
 `main` is the console script: infra's production commands (`infra.cli.COMMANDS`)
 plus `lab`, registered the same way as every other command module. The lab's
