@@ -15,6 +15,7 @@ Goal: a rerun under 30 s. Needs root.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import secrets
@@ -37,6 +38,7 @@ from infra.spec import STACKS_DIR, ClientSpec, load_stack  # noqa: E402
 from lab import s3  # noqa: E402
 from lab.config import LabConfig, load_config  # noqa: E402
 from lab.down import lab_down  # noqa: E402
+from lab.onboard import realization as lab_realization  # noqa: E402
 from lab.onboard import sync_monitors  # noqa: E402
 from lab.placement import PlacedClient  # noqa: E402
 from lab.state import LabState  # noqa: E402
@@ -150,17 +152,14 @@ def main() -> int:
         state = lab_up(config, [PLATFORM_STACK], out=out).state
     try:
         these = clients(state)
-        key = state.ssh_key.with_suffix(".pub").read_text().strip()
         fresh: list[ConvergeResult] = []
         reruns: list[ConvergeResult] = []
         trips: list[float] = []
         for run, host in enumerate(FRESH_HOSTS[: args.runs], 1):
-            realization = Realization(
-                {SERVER: HostAccess(state.host(host).address)},
-                state.s3_endpoint or "",
-                state.kuma_push_base_url,
-                admin_cidrs=(state.subnet,),
-                admin_keys=(key,),
+            # The lab's own realization (its S3, Kuma, CA, admin range and key, feed), the plans' server
+            # played by this fresh host.
+            realization = dataclasses.replace(
+                lab_realization(state), hosts={SERVER: HostAccess(state.host(host).address, "root", None)}
             )
             fresh.append(timed("fresh", run, these, realization, state, log))
             reruns += [timed("rerun", n, these, realization, state, log) for n in range(1, args.reruns + 1)]
