@@ -115,7 +115,7 @@ def test_restic_policy_is_limited_to_the_clients_bucket(deploy: Deployer, mocks:
     arn = bucket_arn(built.plan.storage.bucket)
 
     def check(args: list[Any]) -> None:
-        user, policy = args
+        user, policy, _key = args
         assert policy.inputs["user"] == user.inputs["name"]
         document = json.loads(policy.inputs["policy"])
         granted = {
@@ -135,7 +135,10 @@ def test_restic_policy_is_limited_to_the_clients_bucket(deploy: Deployer, mocks:
         assert key.inputs["user"] == user.inputs["name"]
 
     parts = built.bucket
-    return pulumi.Output.all(registered(parts.user, mocks), registered(parts.user_policy, mocks)).apply(check)
+    # The key too: the check counts the keys, and resources register in no fixed order.
+    return pulumi.Output.all(
+        registered(parts.user, mocks), registered(parts.user_policy, mocks), registered(parts.access_key, mocks)
+    ).apply(check)
 
 
 @pytest.mark.parametrize("client", CLIENTS)
