@@ -138,10 +138,12 @@ def fill_database(db: MariaDB, megabytes: int) -> int:
 
 
 class Load:
-    """Requests to the site at a steady rate; latencies in ms."""
+    """Requests to a page at a steady rate; latencies in ms (bench_scan.py measures with it too)."""
 
-    def __init__(self, port: int, rate: float = 25.0) -> None:
-        self.port, self.interval = port, 1.0 / rate
+    def __init__(self, port: int, rate: float = 25.0, host: str = "127.0.0.1", path: str = "/",
+                 domain: str | None = None, timeout: float = 30.0) -> None:  # fmt: skip
+        self.port, self.interval, self.timeout = port, 1.0 / rate, timeout
+        self.host, self.path, self.headers = host, path, {"Host": domain} if domain else {}
         self.samples: list[float] = []
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
@@ -150,8 +152,8 @@ class Load:
         nxt = time.monotonic()
         while not self._stop.is_set():
             t0 = time.monotonic()
-            conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
-            conn.request("GET", "/")
+            conn = http.client.HTTPConnection(self.host, self.port, timeout=self.timeout)
+            conn.request("GET", self.path, headers=self.headers)
             conn.getresponse().read()
             conn.close()
             self.samples.append((time.monotonic() - t0) * 1000)

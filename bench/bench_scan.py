@@ -25,7 +25,6 @@ files are removed and the site's baseline taken again afterwards.
 from __future__ import annotations
 
 import argparse
-import http.client
 import os
 import shlex
 import shutil
@@ -34,7 +33,6 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -42,6 +40,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench_agent_backup import Load  # noqa: E402
 from rows import at_most, record  # noqa: E402
 
 from infra.agent_config import dumps  # noqa: E402
@@ -62,41 +61,6 @@ for ($i = 0; $i < 400; $i++) {
 }
 echo '<html><body><table>' . implode("\\n", $rows) . '</table></body></html>';
 """
-
-
-class Load:
-    """Requests to the page at a steady rate; latencies in ms."""
-
-    def __init__(self, port: int, rate: float = 20.0, host: str = "127.0.0.1", path: str = "/index.php",
-                 domain: str | None = None) -> None:  # fmt: skip
-        self.port, self.interval = port, 1.0 / rate
-        self.host, self.path, self.headers = host, path, {"Host": domain} if domain else {}
-        self.samples: list[float] = []
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self) -> None:
-        nxt = time.monotonic()
-        while not self._stop.is_set():
-            t0 = time.monotonic()
-            conn = http.client.HTTPConnection(self.host, self.port, timeout=30)
-            conn.request("GET", self.path, headers=self.headers)
-            conn.getresponse().read()
-            conn.close()
-            self.samples.append((time.monotonic() - t0) * 1000)
-            nxt += self.interval
-            time.sleep(max(0.0, nxt - time.monotonic()))
-
-    def __enter__(self) -> Load:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join()
-
-    def p95(self) -> float:
-        return statistics.quantiles(self.samples, n=20)[18] if len(self.samples) >= 20 else float("nan")
 
 
 def php_server(docroot: Path) -> tuple[subprocess.Popen[bytes], int]:
@@ -186,9 +150,9 @@ def main() -> int:
 def latency(base: Path, config: Path, config0: Path, seconds: float) -> None:
     server, port = php_server(base / "php")
     try:
-        with Load(port) as warm:  # PHP's first requests compile the page
+        with Load(port, rate=20.0, path="/index.php") as warm:  # PHP's first requests compile the page
             time.sleep(2)
-        with Load(port) as idle:
+        with Load(port, rate=20.0, path="/index.php") as idle:
             time.sleep(seconds)
         median = statistics.median(idle.samples)
         print(f"\nsite p95, PHP page at 20 req/s: idle {idle.p95():.1f} ms (median {median:.1f} ms, "
@@ -199,7 +163,7 @@ def latency(base: Path, config: Path, config0: Path, seconds: float) -> None:
                     ("at normal priority (yara nice 0)", config0, ()))  # fmt: skip
         for label, cfg, prefix in variants:
             (base / "state/scan/b/patterns.json").unlink(missing_ok=True)  # yara reads every file again
-            with Load(port) as load:
+            with Load(port, rate=20.0, path="/index.php") as load:
                 took, _, last = run(cfg, "scan", "b", prefix=prefix)
             print(f"{label:<44} {took:8.1f} {load.p95():7.1f} {load.p95() / idle.p95():7.2f}  {last[:40]}")
             if cfg is config and not prefix:
