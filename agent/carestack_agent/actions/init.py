@@ -10,7 +10,9 @@ from ..restic import ResticError
 INIT_TIMEOUT = 300
 
 
-def do_init(ctx: Context) -> str:
+def repository_exists(ctx: Context) -> bool:
+    """Whether the site's repository is initialized (read with the configured password)."""
+
     def exists() -> bool:
         try:
             ctx.restic.run(restic_commands.cat_config(), ctx.deadline, what="cat config")
@@ -20,7 +22,11 @@ def do_init(ctx: Context) -> str:
                 return False
             raise
 
-    if ctx.retry(exists, "init"):
+    return ctx.retry(exists, "init")
+
+
+def do_init(ctx: Context) -> str:
+    if repository_exists(ctx):
         ctx.figures["created"] = False
         return f"repository {ctx.site.repository} already initialized"
     ctx.retry(lambda: ctx.restic.run(restic_commands.init(), ctx.deadline, what="init"), "init")

@@ -34,6 +34,7 @@ from .. import exitcodes, restic_commands
 from ..config import Config, Site
 from ..jobs import Context, JobFailed, JobResult, run_job
 from ..restic import Restic, ResticError
+from .init import repository_exists
 
 REKEY_TIMEOUT = 600
 PENDING_SUFFIX = ".new"
@@ -78,16 +79,6 @@ def _opens(ctx: Context, password_file: Path) -> bool:
     return True
 
 
-def _initialized(ctx: Context) -> bool:
-    try:
-        ctx.retry(lambda: ctx.restic.run(restic_commands.cat_config(), ctx.deadline, what="cat config"), "cat config")
-    except ResticError as e:
-        if e.kind == "not_initialized":
-            return False
-        raise
-    return True
-
-
 def add_key(ctx: Context, new_password_file: Path) -> str:
     """Add the new password as a key, authenticated by the current file. Asked first: a repository the
     new password already opens (an earlier, interrupted run added it) needs nothing, even where the old
@@ -108,7 +99,7 @@ def add_key(ctx: Context, new_password_file: Path) -> str:
 
 def remove_old_keys(ctx: Context) -> str:
     """With the (new) configured password: remove every key but the one it opened with."""
-    if not _initialized(ctx):
+    if not repository_exists(ctx):
         return "no repository yet"
     listed = ctx.retry(lambda: ctx.restic.run(restic_commands.key_list(), ctx.deadline, what="key list"), "key list")
     keys = _keys(listed.documents)
