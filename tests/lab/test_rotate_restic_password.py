@@ -23,10 +23,9 @@ from infra.ansible_vars import Client
 from infra.configure import converge
 from lab.state import LabState
 from tests.ansible.lab_inputs import lab_clients, lab_realization
+from tests.lab.test_rotate_ssh_key import SERVER, failed_units
 
 pytestmark = pytest.mark.lab
-
-SERVER = "shop-1"
 
 
 def with_password(client: Client, password: str) -> Client:
@@ -52,11 +51,6 @@ def restic(lab: LabState, client: Client, *args: str, password: str | None = Non
         input=(password + "\n") if password is not None else "", capture_output=True, text=True, timeout=300,
     )  # fmt: skip
     return done.returncode, done.stdout
-
-
-def failed_units(lab: LabState) -> set[str]:
-    listed = lab.ssh(SERVER, "systemctl list-units --failed --plain --no-legend 'carestack*'").stdout
-    return {line.split()[0] for line in listed.splitlines() if line.strip()}
 
 
 def test_the_restic_password_rotates_by_converging_without_a_failed_job(lab: LabState) -> None:
