@@ -13,6 +13,7 @@ from . import __version__, config_docs, exitcodes
 from .actions import backup as backup_action
 from .actions import check as check_action
 from .actions import drill as drill_action
+from .actions import handover as handover_action
 from .actions import import_site as import_action
 from .actions import init as init_action
 from .actions import perf as perf_action
@@ -74,6 +75,10 @@ def build_parser() -> argparse.ArgumentParser:
     im.add_argument("--new-url", help="the URL to rewrite it to (default: WP_HOME of the site's wp-config.php)")
     site_verb("drill", "on the standby: restore the latest complete snapshot into a scratch site, check its "
                        "pages, record RTO and RPO, remove the scratch site")  # fmt: skip
+    h = site_verb("handover", "offboarding: the site's files and database dump from its newest complete snapshot, "
+                              "as a tar.gz, a .sql.gz and a manifest in a root-only directory")  # fmt: skip
+    h.add_argument("--out", required=True, help="the directory to write them into (made 0700)")
+    h.add_argument("--snapshot", help="snapshot id (prefix); default: the newest complete one")
     s = sub.add_parser("status", help="last result of each job per site")
     s.add_argument("--json", action="store_true")
     sub.add_parser(
@@ -173,6 +178,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _report(perf_action.perf(config, args.site, wait=args.wait, settle=settle))
     if args.verb == "drill":  # the site is not live on the standby: nothing of its own to settle here
         return _report(drill_action.drill(config, args.site, wait=args.wait))
+    if args.verb == "handover":
+        wanted = handover_action.HandoverOptions(out=Path(args.out), snapshot=args.snapshot)
+        return _report(handover_action.handover(config, args.site, wanted, wait=args.wait, settle=settle))
     if args.verb == "init":
         return _report(init_action.init(config, args.site, wait=args.wait, settle=settle))
     if args.verb == "import":

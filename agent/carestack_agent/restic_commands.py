@@ -122,6 +122,11 @@ def dump(snapshot_id: str, path: str) -> list[str]:
     return ["dump", snapshot_id, path]
 
 
+def dump_tree(snapshot_id: str, path: str) -> list[str]:
+    """A directory of a snapshot as a tar stream on stdout (members named by their path in the snapshot)."""
+    return ["dump", "--archive", "tar", snapshot_id, path]
+
+
 def init() -> list[str]:
     return ["init"]
 

@@ -7,7 +7,7 @@ exit status decides whether the snapshot counts: if the dump failed, restic is
 told so (EIO on the last read, restic exits 3) and the snapshot it may still
 have written is forgotten at once; the job fails.
 
-Tags: site:<id>, reason:<scheduled|pre-update|manual>, db:<name> (when there is
+Tags: site:<id>, reason:<scheduled|pre-update|manual|offboard>, db:<name> (when there is
 a database), owner:<uid>:<gid>; host via --host. The snapshot is tagged
 `incomplete` until everything in it succeeded, then `complete` (completion.py).
 `prune` is not run here: it has its own timer.
@@ -35,7 +35,7 @@ log = logging.getLogger("carestack_agent.backup")
 
 # Less free space than this in the spool after a failed dump: the disk ran full (a dump writes in smaller pieces).
 SPOOL_FULL_BYTES = 1024 * 1024
-REASONS = ("scheduled", "pre-update", "manual")  # why a backup ran: tagged reason:<it> on the snapshot
+REASONS = ("scheduled", "pre-update", "manual", "offboard")  # why a backup ran: tagged reason:<it> on the snapshot
 
 
 def backup_args(ctx: Context, reason: str) -> list[str]:
