@@ -12,7 +12,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from infra import configure, failover_cli, import_cli, monitors_cli, report_cli, sla_doc_cli, stack_cli
+from infra import configure, failover_cli, import_cli, monitors_cli, offboard_cli, report_cli, sla_doc_cli, stack_cli
 from infra.command import Command, Register
 
 COMMANDS: tuple[Register, ...] = (
@@ -22,6 +22,7 @@ COMMANDS: tuple[Register, ...] = (
     monitors_cli.register,
     sla_doc_cli.register,
     failover_cli.register,
+    offboard_cli.register,
     report_cli.register,
 )
 

@@ -192,16 +192,42 @@ def converge(
 ) -> ConvergeResult:
     """Run the playbook for these clients' servers; the output goes to `stream` as it comes."""
     check_realization(clients, realization)
+    inv = inventory(clients, realization)
+    return run_playbook(
+        "site.yml",
+        inv,
+        secret_vars(clients, realization),
+        {"carestack_agent_wheel": str(build_agent_wheel())},
+        ssh_config=ssh_config,
+        ssh_key=ssh_key,
+        verbosity=verbosity,
+        stream=stream,
+        limit=limit,
+    )
+
+
+def run_playbook(
+    playbook_name: str,
+    inv: dict[str, Any],
+    secrets: dict[str, Any] | None,
+    group_vars: dict[str, Any],
+    *,
+    ssh_config: Path | None = None,
+    ssh_key: Path | None = None,
+    verbosity: int = 0,
+    stream: TextIO | None = sys.stdout,
+    limit: Sequence[str] = (),
+) -> ConvergeResult:
+    """One of carestack's playbooks over this inventory; secrets only through a 0600 vars file."""
     playbook = _ansible_playbook()
     started = time.monotonic()
     with private_dir() as workdir:
-        wheel = build_agent_wheel()
-        inv = inventory(clients, realization)
         group = inv["all"]["children"]["carestack"]
-        group["vars"] = {"carestack_agent_wheel": str(wheel), **_ssh_vars(ssh_config, ssh_key)}
+        group["vars"] = {**group_vars, **_ssh_vars(ssh_config, ssh_key)}
         inventory_file = write_private(workdir / "inventory.json", inv)
-        secrets_file = write_private(workdir / "secrets.json", secret_vars(clients, realization))
-        cmd = [playbook, str(ANSIBLE_DIR / "site.yml"), "-i", str(inventory_file), "-e", f"@{secrets_file}"]
+        cmd = [playbook, str(ANSIBLE_DIR / playbook_name), "-i", str(inventory_file)]
+        if secrets is not None:
+            cmd += ["-e", f"@{write_private(workdir / 'secrets.json', secrets)}"]
         cmd += ["-" + "v" * verbosity] if verbosity else []
         cmd += ["--limit", ",".join(limit)] if limit else []
         servers = len(limit) if limit else len(group["hosts"])

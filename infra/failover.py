@@ -122,6 +122,11 @@ def on_server(plan: CarePlan, server: str, sites: Sequence[SitePlan] | None = No
     return dataclasses.replace(plan, hosting=dataclasses.replace(plan.hosting, server=server), sites=pending)
 
 
+def job_timers(plan: CarePlan) -> list[str]:
+    """The timers of the plan's sites' jobs on their own server (the drills run on the standby)."""
+    return [f"carestack-{job.name}@{site.id}.timer" for site in plan.sites for job in site.jobs if not job.on_standby]
+
+
 def _chosen(plan: CarePlan, site_ids: Sequence[str]) -> list[SitePlan]:
     known = {site.id: site for site in plan.sites}
     names = {site.name: site for site in plan.sites}

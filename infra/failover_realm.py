@@ -25,7 +25,7 @@ from typing import Any
 
 from infra.ansible_vars import Client, ClientSecrets, HostAccess, Realization
 from infra.configure import converge
-from infra.failover import AgentAnswer, FailoverError, Standby
+from infra.failover import AgentAnswer, FailoverError, Standby, job_timers
 from infra.failover_lease import LeaseStore
 from infra.failover_room import capacity
 from infra.plan import CarePlan
@@ -36,6 +36,14 @@ from infra.traffic.route53 import Route53Switch, route53_client
 
 HTTP_TIMEOUT = 15
 _VALIDATED = re.compile(r"\(\d+ site\(s\): (.*)\)\s*$")  # `carestack-agent validate`'s line
+
+
+def ssh_argv(host: HostAccess, ssh_key: Path | None, command: str) -> list[str]:
+    """ssh to a server as its admin user, the command run as root (sudo unless the user is root)."""
+    argv = ["ssh", "-o", "StrictHostKeyChecking=accept-new", "-o", "BatchMode=yes"]
+    argv += ["-i", str(ssh_key)] if ssh_key else []
+    sudo = "" if host.ssh_user == "root" else "sudo -n "
+    return [*argv, f"{host.ssh_user}@{host.address}", sudo + command]
 
 
 class ProductionRealm:
@@ -101,11 +109,7 @@ class ProductionRealm:
             raise FailoverError(f"Ansible could not converge {server} (exit {result.returncode}); see its output above")
 
     def _ssh(self, server: str, command: str, timeout: float) -> subprocess.CompletedProcess[str]:
-        host = self._host(server)
-        argv = ["ssh", "-o", "StrictHostKeyChecking=accept-new", "-o", "BatchMode=yes"]
-        argv += ["-i", str(self.ssh_key)] if self.ssh_key else []
-        sudo = "" if host.ssh_user == "root" else "sudo -n "
-        argv += [f"{host.ssh_user}@{host.address}", sudo + command]
+        argv = ssh_argv(self._host(server), self.ssh_key, command)
         return subprocess.run(argv, capture_output=True, text=True, timeout=timeout, check=False)
 
     def agent(self, server: str, argv: Sequence[str], timeout: float) -> AgentAnswer:
@@ -113,9 +117,7 @@ class ProductionRealm:
         return AgentAnswer(answer.returncode, answer.stdout, answer.stderr)
 
     def stop_jobs(self, server: str, plan: CarePlan) -> None:
-        timers = [
-            f"carestack-{job.name}@{site.id}.timer" for site in plan.sites for job in site.jobs if not job.on_standby
-        ]
+        timers = job_timers(plan)
         answer = self._ssh(server, f"systemctl disable --now {shlex.join(timers)}", 120)
         if answer.returncode != 0:
             raise FailoverError(f"could not stop the jobs on {server}: {answer.stderr.strip()}")

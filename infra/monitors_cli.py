@@ -30,27 +30,30 @@ from infra.spec import ClientSpec, SpecError, load_stack
 ENV_URL, ENV_USER, ENV_PASSWORD = "CARESTACK_KUMA_URL", "CARESTACK_KUMA_USERNAME", "CARESTACK_KUMA_PASSWORD"
 
 
-class _UsageError(Exception):
+class KumaUsageError(Exception):
     pass
 
 
-def _login(args: argparse.Namespace) -> KumaLogin:
+def kuma_login(args: argparse.Namespace) -> KumaLogin:
+    """Kuma from --credentials, else the CARESTACK_KUMA_* environment; --kuma-url overrides the URL."""
     if args.credentials:
         login = read_login(args.credentials)
     elif os.environ.get(ENV_URL) or os.environ.get(ENV_PASSWORD):
         missing = [name for name in (ENV_URL, ENV_USER, ENV_PASSWORD) if not os.environ.get(name)]
         if missing:
-            raise _UsageError(f"set {', '.join(missing)} as well (or give --credentials FILE)")
+            raise KumaUsageError(f"set {', '.join(missing)} as well (or give --credentials FILE)")
         login = KumaLogin(os.environ[ENV_URL], os.environ[ENV_USER], os.environ[ENV_PASSWORD])
     else:
-        raise _UsageError(f"where is Uptime Kuma? give --credentials FILE or set {ENV_URL}/{ENV_USER}/{ENV_PASSWORD}")
+        raise KumaUsageError(
+            f"where is Uptime Kuma? give --credentials FILE or set {ENV_URL}/{ENV_USER}/{ENV_PASSWORD}"
+        )
     return KumaLogin(args.kuma_url, login.username, login.password) if args.kuma_url else login
 
 
 def _alerting(args: argparse.Namespace) -> AlertingConfig:
     if args.alerting:
         return load_alerting(args.alerting)
-    raise _UsageError("how do alerts go out? give --alerting FILE (the agency's SMTP/SMS settings)")
+    raise KumaUsageError("how do alerts go out? give --alerting FILE (the agency's SMTP/SMS settings)")
 
 
 def _site_addresses(args: argparse.Namespace) -> dict[str, str]:
@@ -58,7 +61,7 @@ def _site_addresses(args: argparse.Namespace) -> dict[str, str]:
     for item in args.site_address:
         site_id, sep, url = item.partition("=")
         if not sep:
-            raise _UsageError(
+            raise KumaUsageError(
                 f"--site-address: expected SITE_ID=URL such as studio-web=http://10.77.0.10, got {item!r}"
             )
         addresses[site_id] = url
@@ -69,12 +72,12 @@ def _sync(args: argparse.Namespace) -> int:
     try:
         spec = load_stack(args.stack)
         if not isinstance(spec, ClientSpec):
-            raise _UsageError(f"{args.stack}: a platform stack has no monitors; give a client stack")
+            raise KumaUsageError(f"{args.stack}: a platform stack has no monitors; give a client stack")
         plan = build_plan(spec)
         desired = desired_state(plan, _alerting(args), _site_addresses(args))
-        with connect(_login(args)) as session:
+        with connect(kuma_login(args)) as session:
             result = sync(session, desired, dry_run=args.dry_run)
-    except (SpecError, _UsageError, AlertingError, KumaPlanError, KumaError) as exc:
+    except (SpecError, KumaUsageError, AlertingError, KumaPlanError, KumaError) as exc:
         print(f"carestack monitors sync: {exc}", file=sys.stderr)
         return 1
     if args.push_tokens_out:

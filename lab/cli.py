@@ -16,9 +16,10 @@ from functools import partial
 from pathlib import Path
 
 from infra import cli as infra_cli
-from infra import failover_cli
+from infra import failover_cli, offboard_cli
 from infra.command import Register, Verbs
 from infra.failover import FailoverError, Realm
+from infra.offboard import OffboardError, OffboardRealm
 from infra.plan import CarePlan
 from lab.config import STATE_DIR_ENV, LabConfig, load_config
 from lab.errors import LabError
@@ -203,9 +204,31 @@ def _lab_realm(args: argparse.Namespace, plan: CarePlan) -> Realm:
     return LabRealm(config, state)
 
 
+def _lab_offboard_realm(args: argparse.Namespace, plan: CarePlan) -> OffboardRealm:
+    """`carestack offboard` without production options: the running lab is the realm."""
+    from lab.realm import LabRealm
+    from lab.state import LabState
+    from lab.system import require_root
+
+    require_root()
+    config = load_config()
+    try:
+        state = LabState.load(config.state_dir)
+        state.client(plan.client.id)
+    except (LabError, KeyError) as exc:
+        raise OffboardError(f"no production options (--hosts ...) and no lab client to offboard: {exc}") from None
+    return LabRealm(config, state)
+
+
 def _commands() -> tuple[Register, ...]:
-    production = tuple(c for c in infra_cli.COMMANDS if c is not failover_cli.register)
-    return (*production, partial(failover_cli.register, fallback=_lab_realm, errors=(LabError,)), register)
+    lab_backed = (failover_cli.register, offboard_cli.register)
+    production = tuple(c for c in infra_cli.COMMANDS if c not in lab_backed)
+    return (
+        *production,
+        partial(failover_cli.register, fallback=_lab_realm, errors=(LabError,)),
+        partial(offboard_cli.register, fallback=_lab_offboard_realm, errors=(LabError,)),
+        register,
+    )
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -9,17 +9,25 @@ the traffic switch is the lab's (`lab.traffic`).
 
 from __future__ import annotations
 
+import dataclasses
+import os
 import shlex
+import subprocess
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 import boto3
 from botocore.config import Config as BotoConfig
 
-from infra.ansible_vars import Client
-from infra.failover import AgentAnswer, Standby, on_server
+from infra.ansible_vars import Client, drilled_sites
+from infra.configure import run_playbook
+from infra.failover import AgentAnswer, Standby, job_timers, on_server
 from infra.failover_lease import LeaseStore
 from infra.failover_room import capacity
+from infra.kuma_client import connect
+from infra.monitors import nothing_desired, sync
+from infra.offboard_vars import offboard_inventory
 from infra.plan import CarePlan
 from infra.spec import PlatformSpec, SpecError, example_stacks, load_stack
 from infra.traffic.base import TrafficSwitch
@@ -121,15 +129,51 @@ class LabRealm:
         return AgentAnswer(answer.returncode, answer.stdout, answer.stderr)
 
     def stop_jobs(self, server: str, plan: CarePlan) -> None:
-        timers = [
-            f"carestack-{job.name}@{site.id}.timer" for site in plan.sites for job in site.jobs if not job.on_standby
-        ]
+        timers = job_timers(plan)
         answer = self.state.ssh(server, f"systemctl disable --now {shlex.join(timers)}", timeout=120)
         if answer.returncode != 0:
             raise LabError(f"could not stop the jobs on {server}: {answer.stderr.strip()}")
 
     def fetch(self, server: str, domain: str, path: str) -> tuple[int | None, str]:
         return fetch_page(self.address(server), domain, path)
+
+    # --- offboarding (`carestack offboard` without production options) -------------
+
+    def download(self, server: str, remote: str, local: Path) -> None:
+        argv = ["ssh", "-F", str(self.state.ssh_config), server, f"cat {shlex.quote(remote)}"]
+        local.unlink(missing_ok=True)
+        with os.fdopen(os.open(local, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "wb") as sink:
+            done = subprocess.run(argv, stdout=sink, stderr=subprocess.PIPE, timeout=AGENT_TIMEOUT, check=False)
+        if done.returncode != 0:
+            raise LabError(f"could not fetch {remote} from {server}: {done.stderr.decode().strip()}")
+
+    def drill_server(self, plan: CarePlan) -> str | None:
+        standby = onboard.realization(self.state).standby
+        return standby if standby and drilled_sites(plan) else None
+
+    def remove_sites(self, plan: CarePlan, servers: Sequence[str], echo: Callable[[str], None]) -> None:
+        log = self.config.run_dir / "offboard.log"
+        log.parent.mkdir(parents=True, exist_ok=True)
+        inventory = offboard_inventory(plan, onboard.realization(self.state).hosts, servers)
+        with open(log, "w") as out:
+            result = run_playbook("offboard.yml", inventory, None, {}, ssh_config=self.state.ssh_config,
+                                  ssh_key=self.state.ssh_key, stream=out)  # fmt: skip
+        if not result.ok:
+            tail = "\n  ".join(result.output.strip().splitlines()[-15:])
+            raise LabError(
+                f"Ansible could not remove {plan.client.id}'s sites from {', '.join(servers)}; {log}:\n  {tail}"
+            )
+        # The lab no longer carries the client: `lab status` stops checking it, `lab up` would onboard it anew.
+        hosts = tuple(
+            dataclasses.replace(h, clients=tuple(c for c in h.clients if c != plan.client.id)) for h in self.state.hosts
+        )
+        clients = tuple(c for c in self.state.clients if c.id != plan.client.id)
+        self.state = dataclasses.replace(self.state, hosts=hosts, clients=clients)
+        self.state.save()
+
+    def remove_monitors(self, plan: CarePlan) -> int:
+        with connect(self.state.kuma_login()) as session:
+            return len(sync(session, nothing_desired(plan.client.id), report=None).changes)
 
     def switch(self, plan: CarePlan) -> TrafficSwitch:
         return LabSwitch(self.state, plan, self.resync)

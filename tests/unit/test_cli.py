@@ -18,7 +18,18 @@ def verbs(parser: argparse.ArgumentParser) -> set[str]:
 
 
 def test_infra_registers_only_production_verbs() -> None:
-    production = {"validate", "plan", "configure", "import", "monitors", "sla-doc", "failover", "failback", "report"}
+    production = {
+        "validate",
+        "plan",
+        "configure",
+        "import",
+        "monitors",
+        "sla-doc",
+        "failover",
+        "failback",
+        "offboard",
+        "report",
+    }
     assert verbs(infra_cli.build_parser()) == production
 
 
