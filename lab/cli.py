@@ -214,9 +214,11 @@ def _lab_offboard_realm(args: argparse.Namespace, plan: CarePlan) -> OffboardRea
     config = load_config()
     try:
         state = LabState.load(config.state_dir)
-        state.client(plan.client.id)
-    except (LabError, KeyError) as exc:
-        raise OffboardError(f"no production options (--hosts ...) and no lab client to offboard: {exc}") from None
+    except LabError as exc:
+        raise OffboardError(f"no production options (--hosts ...) and no lab to offboard from: {exc}") from None
+    # Not the client's entry: a rerun after a complete offboard finds it gone from the lab, as it should.
+    if plan.hosting.server not in {host.name for host in state.hosts}:
+        raise OffboardError(f"no production options (--hosts ...), and the lab has no server {plan.hosting.server}")
     return LabRealm(config, state)
 
 

@@ -31,6 +31,7 @@ from infra.plan import SitePlan
 from lab.cli import main as carestack
 from lab.state import LabState
 from lab.status import fetch_page
+from tests.lab.test_certificates import page_monitor, served_certificate
 
 pytestmark = pytest.mark.lab
 
@@ -99,7 +100,8 @@ def test_a_client_leaves_with_its_hand_over_and_nothing_of_it_stays_on_the_share
         for site in plan.sites:
             assert lab.ssh(server, f"id {site.linux_user}").returncode != 0, site.linux_user
             assert lab.ssh(server, f"test -e {site.root}").returncode != 0, site.root
-            assert sh(lab, server, f"systemctl list-unit-files --no-legend 'carestack-*@{site.id}.*'").strip() == ""
+            units = lab.ssh(server, f"systemctl list-unit-files --no-legend 'carestack-*@{site.id}.*'").stdout
+            assert units.strip() == "", units  # (exit 1: no unit matches)
             assert lab.ssh(server, f"test -e /etc/nginx/sites-enabled/{site.id}.conf").returncode != 0
             assert lab.ssh(server, f"test -e {agent_config.push_tokens_file(site.id)}").returncode != 0
         assert sh(lab, server, f"mariadb -N -e \"SHOW DATABASES LIKE '{web.database}'\"").strip() == ""
@@ -118,7 +120,7 @@ def test_a_client_leaves_with_its_hand_over_and_nothing_of_it_stays_on_the_share
         assert owned_monitors(lab) == []
         kept = snapshots(lab, web)
         handed = next(s for s in outcome["sites"] if s["site"] == web.id)
-        assert len(kept) >= 2 and kept[-1]["id"] == handed["snapshot"]
+        assert kept and kept[-1]["id"] == handed["snapshot"]  # (keep-daily kept one of today's: the final one)
         assert "reason:offboard" in kept[-1]["tags"]  # type: ignore[operator]
 
         # a second run finds nothing left to do, and says so
@@ -141,5 +143,11 @@ def test_a_client_leaves_with_its_hand_over_and_nothing_of_it_stays_on_the_share
     for check in web.checks:
         status, body = fetch_page(lab.host(server).address, web.domain, check.path)
         assert status == check.status and (check.keyword or "") in body, check.path
+    # over HTTPS with a certificate from the lab's CA, and Kuma checks it with verification on
+    if web.certificate:
+        _, parsed = served_certificate(lab, lab.host(server).address, web.domain)  # verified against its root
+        assert "Pebble" in dict(item[0] for item in parsed["issuer"])["commonName"]
+        monitor = page_monitor(lab, web)
+        assert monitor["url"].startswith("https://") and monitor["ignoreTls"] is False
     sh(lab, server, f"mariadb {web.database} -e 'DROP TABLE marker'")
     sh(lab, server, f"rm -f {web.root}/marker.txt")
