@@ -31,6 +31,7 @@ from .config_rules import (
     HOSTNAME,
     RELATIVE_PATH,
     SITE_ID,
+    USER_NAME,
     Rule,
     abspath,
     boolean,
@@ -317,6 +318,13 @@ class Drill:
         "PHP-FPM socket the scratch vhost passes .php to; unset: files only (static sites)",
         default=None,
         example="/run/php/carestack-drill.sock",
+    )
+    user: str | None = key(
+        string(USER_NAME, "a Linux user name"),
+        "the scratch site's files are given to this user (its PHP pool's) and its wp-config.php logs into the "
+        "scratch database as it (unix_socket); unset: as restored",
+        default=None,
+        example="carestack-drill",
     )
 
 

@@ -16,6 +16,7 @@ from typing import Any
 SITE_ID = re.compile(r"^[a-z][a-z0-9-]{0,31}$")
 HOSTNAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9.-]{0,62}$")
 DB_NAME = re.compile(r"^[A-Za-z0-9_]{1,64}$")
+USER_NAME = re.compile(r"^[a-z_][a-z0-9_-]{0,31}$")  # a Linux user (useradd's default rule)
 DOMAIN = re.compile(
     r"^(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$"
 )

@@ -24,6 +24,8 @@ monitor says why.
 from __future__ import annotations
 
 import logging
+import os
+import pwd
 import re
 import subprocess
 import time
@@ -45,6 +47,7 @@ VHOST_PREFIX = "carestack-drill-"
 CLEANUP_SECONDS = 120  # removing a scratch site must work even after the drill's deadline passed
 RELOAD_SECONDS = 60
 _DB_NAME_DEFINE = re.compile(r"""(define\(\s*['"]DB_NAME['"]\s*,\s*)(['"])[^'"]*\2""")
+_DB_USER_DEFINE = re.compile(r"""(define\(\s*['"]DB_USER['"]\s*,\s*)(['"])[^'"]*\2""")
 
 
 @dataclass(frozen=True)
@@ -164,16 +167,36 @@ def remove_scratch(ctx: Context, scratch: Scratch, drill: Drill) -> list[str]:
     return removed
 
 
-def _point_config_at_scratch(scratch: Scratch, docroot: Path) -> bool:
-    """The restored wp-config.php names the live database; the scratch site must use the scratch one."""
+def _point_config_at_scratch(scratch: Scratch, docroot: Path, user: str | None) -> bool:
+    """The restored wp-config.php names the live database and its user; the scratch site must use the scratch
+    database, as the drill's user where there is one (the site's own user does not exist on the standby)."""
     config = docroot / "wp-config.php"
     if scratch.database is None or not config.is_file():
         return False
     text = config.read_text(encoding="utf-8", errors="surrogateescape")
     changed, count = _DB_NAME_DEFINE.subn(lambda m: f"{m.group(1)}'{scratch.database}'", text)
-    if count:
+    if user is not None:
+        changed = _DB_USER_DEFINE.sub(lambda m: f"{m.group(1)}'{user}'", changed)
+    if changed != text:
         config.write_text(changed, encoding="utf-8", errors="surrogateescape")
     return bool(count)
+
+
+def _give_to(root: Path, docroot: Path, user: str) -> None:
+    """Every restored file to the drill's user (restic restored the primary's numeric owners); the groups stay,
+    so nginx (www-data) reads what it read on the primary. The directories above the docroot (the
+    primary's path inside the scratch directory) let nginx pass, as /srv/www does on the primary."""
+    try:
+        uid = pwd.getpwnam(user).pw_uid
+    except KeyError:
+        raise JobFailed(f"the drill's user {user} does not exist on this host (converge the standby)",
+                        exitcodes.CONFIG) from None  # fmt: skip
+    for path in [root, *root.rglob("*")]:
+        os.lchown(path, uid, -1)
+    for above in [docroot.parent, *docroot.parent.parents]:
+        if above == root.parent:
+            break
+        os.chmod(above, 0o711)
 
 
 def _age_seconds(snapshot: snapshots.Snapshot) -> float:
@@ -207,7 +230,9 @@ def _restore_and_verify(ctx: Context, drill: Drill, scratch: Scratch) -> str:
     docroot = scratch.docroot(plan.parts)
     if not docroot.is_dir():
         raise JobFailed(f"snapshot {plan.short} restored no {plan.parts.paths[0]}: nothing to serve")
-    _point_config_at_scratch(scratch, docroot)
+    if drill.user is not None:
+        _give_to(scratch.root, docroot, drill.user)
+    _point_config_at_scratch(scratch, docroot, drill.user)
     scratch.vhost.parent.mkdir(parents=True, exist_ok=True)
     scratch.vhost.write_text(vhost_text(site, drill, docroot), encoding="utf-8")
     _reload(drill)
