@@ -30,6 +30,13 @@ SECRETS_DIR = f"{CONFIG_DIR}/secrets"
 # Where converge puts a vulnerability feed given as a file (a URL feed is fetched by each scan).
 FEED_FILE = f"{CONFIG_DIR}/vulnerabilities.json"
 STATE_DIR = "/var/lib/carestack"
+# The restore drills' scratch sites on the standby: PHP runs as this user through this pool, and the
+# scratch database is reached as the MariaDB user of the same name (unix_socket, rights on drill_*).
+DRILL_USER = "carestack-drill"
+DRILL_HOME = f"/home/{DRILL_USER}"
+DRILL_PHP_SOCKET = f"/run/php/{DRILL_USER}.sock"
+DRILL_SCRATCH_DIR = "/srv/carestack-drill"
+DRILL_DATABASE_PATTERN = "drill\\_%"  # in GRANT, _ is a wildcard: escaped, the grant covers drill_* only
 # Regenerable caches: never worth backup space.
 EXCLUDES = {"wordpress": ("wp-content/cache",), "woocommerce": ("wp-content/cache",)}
 
@@ -129,10 +136,15 @@ def site_table(
 
 
 def drill_table(site: SitePlan) -> dict[str, Any] | None:
-    """`[sites.<id>.drill]` on the standby: the drill's deadline (the failover RTO it rehearses); where the
-    scratch site goes is the agent's default."""
+    """`[sites.<id>.drill]` on the standby: the drill's deadline (the failover RTO it rehearses), the scratch
+    directory, and for PHP sites the drill pool's socket and user (the standby's site role makes them)."""
     drills = [job for job in site.jobs if job.name == "drill"]
-    return {"timeout_seconds": drills[0].timeout_seconds} if drills else None
+    if not drills:
+        return None
+    table: dict[str, Any] = {"timeout_seconds": drills[0].timeout_seconds, "scratch_dir": DRILL_SCRATCH_DIR}
+    if site.kind != "static":  # PHP through the drill pool, the scratch database as its user
+        table |= {"php_socket": DRILL_PHP_SOCKET, "user": DRILL_USER}
+    return table
 
 
 def drill_fragment(plan: CarePlan, s3_endpoint: str, push_base_urls: Mapping[str, str], feed: str | None = None) -> str:

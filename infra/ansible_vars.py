@@ -374,6 +374,13 @@ def _place_drills(client: Client, realization: Realization, hosts: dict[str, dic
             plan, realization.s3_endpoint, push_urls, vulnerability_feed(plan, realization)
         )
     paths = [agent_config.password_file(plan.client.id), agent_config.credentials_file(plan.client.id)]
+    host["carestack_drill_runtime"] = {
+        "user": agent_config.DRILL_USER,
+        "home": agent_config.DRILL_HOME,
+        "php_socket": agent_config.DRILL_PHP_SOCKET,
+        "scratch_dir": agent_config.DRILL_SCRATCH_DIR,
+        "database_pattern": agent_config.DRILL_DATABASE_PATTERN,
+    }
     for site in drilled_sites(plan):
         host["carestack_drills"][site.id] = drill_vars(site)
         if site.id in push_urls:
