@@ -52,7 +52,7 @@ def remove(path: str, done: list, what: str) -> bool:
 
 
 def pending_evidence(state_dir: str, sites: list) -> list:
-    outboxes = [os.path.join(state_dir, "outbox", site["id"]) for site in sites]
+    outboxes = [os.path.join(state_dir, "evidence", "outbox", site["id"]) for site in sites]
     return [box for box in outboxes if os.path.isdir(box) and os.listdir(box)]
 
 
@@ -140,8 +140,10 @@ def remove_state(state_dir: str, sites: list, secret_files: list, done: list) ->
     for site in sites:
         for log in glob.glob(f"/var/log/nginx/{site['id']}.*.log*"):
             remove(log, done, "log")
-        for entry in glob.glob(f"{state_dir}/*/{site['id']}") + glob.glob(f"{state_dir}/*/{site['id']}.*"):
-            remove(entry, done, "agent state")
+        # <state_dir>/<what>/<site>[.json|.lock|...], and the evidence outbox one level deeper (empty by now)
+        for pattern in ("*/{id}", "*/{id}.*", "*/*/{id}"):
+            for entry in glob.glob(f"{state_dir}/" + pattern.format(id=site["id"])):
+                remove(entry, done, "agent state")
 
 
 def main() -> None:
