@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO, cast
 
-from infra.ansible_vars import AcmeOverride, Client, ClientSecrets, HostAccess, Realization
+from infra.ansible_vars import AcmeOverride, Client, ClientSecrets, HostAccess, Realization, drilled_sites
 from infra.configure import ConvergeResult, converge
 from infra.converge_sources import converge_fingerprint
 from infra.kuma_client import connect
@@ -106,6 +106,8 @@ def realization(state: LabState) -> Realization:
         trusted_addresses=(state.bridge_address,),
         # The lab's own small feed (no agency feed in the example catalog): the scans check versions for real.
         vulnerability_feed=str(LAB_FEED),
+        # The premium tier's monthly restore drills run on the lab's standby, as in production.
+        standby=state.standby,
     )
 
 
@@ -153,6 +155,8 @@ def converge_clients(
     stale = {c.id for c in clients if not _recorded(config, c.id, prints[c.id])}
     servers = {c.server for c in clients if c.id in stale}
     run = [c for c in clients if c.server in servers]  # a shared server is converged with all its clients
+    if any(drilled_sites(c.plan) for c in run):  # their restore drills' timers and config go to the standby
+        servers.add(state.standby)
     if not run:
         return ConvergeReport([], 0, 0.0)
     result = converge_servers(config, state, [Client(c.plan, secrets[c.id]) for c in run], sorted(servers), echo)

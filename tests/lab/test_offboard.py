@@ -104,6 +104,8 @@ def test_a_client_leaves_with_its_hand_over_and_nothing_of_it_stays_on_the_share
             assert units.strip() == "", units  # (exit 1: no unit matches)
             assert lab.ssh(server, f"test -e /etc/nginx/sites-enabled/{site.id}.conf").returncode != 0
             assert lab.ssh(server, f"test -e {agent_config.push_tokens_file(site.id)}").returncode != 0
+            left = sh(lab, server, f"find /var/lib/carestack /etc/letsencrypt -name '{site.id}*'")
+            assert left.strip() == "", f"state of {site.id} left behind: {left}"
         assert sh(lab, server, f"mariadb -N -e \"SHOW DATABASES LIKE '{web.database}'\"").strip() == ""
         assert lab.ssh(server, f"test -e {agent_config.password_file(CLIENT)}").returncode != 0
         assert CLIENT not in sh(lab, server, "carestack-agent validate")
