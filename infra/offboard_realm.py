@@ -26,6 +26,7 @@ from infra.monitors import nothing_desired, sync
 from infra.offboard import OffboardError
 from infra.offboard_vars import offboard_inventory
 from infra.plan import CarePlan
+from infra.secret_file import receive_secret
 from infra.spec import PlatformSpec
 
 DOWNLOAD_TIMEOUT = 6 * 3600
@@ -72,11 +73,9 @@ class ProductionOffboardRealm:
 
     def download(self, server: str, remote: str, local: Path) -> None:
         command = ssh_argv(self._host(server), self.ssh_key, f"cat {shlex.quote(remote)}")
-        local.unlink(missing_ok=True)
-        with os.fdopen(os.open(local, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "wb") as sink:
-            done = subprocess.run(command, stdout=sink, stderr=subprocess.PIPE, timeout=DOWNLOAD_TIMEOUT, check=False)
-        if done.returncode != 0:
-            raise OffboardError(f"could not fetch {remote} from {server}: {done.stderr.decode().strip()}")
+        error = receive_secret(command, local, DOWNLOAD_TIMEOUT)
+        if error is not None:
+            raise OffboardError(f"could not fetch {remote} from {server}: {error}")
 
     def drill_server(self, plan: CarePlan) -> str | None:
         if not drilled_sites(plan):

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import subprocess
+from collections.abc import Sequence
 from pathlib import Path
 
 
@@ -14,3 +16,11 @@ def write_secret(path: Path, text: str) -> None:
     with os.fdopen(fd, "w") as f:
         f.write(text)
     tmp.replace(path)
+
+
+def receive_secret(argv: Sequence[str], path: Path, timeout: float) -> str | None:
+    """A command's output (e.g. `ssh host cat FILE`) into a new 0600 file; None, or its error output."""
+    path.unlink(missing_ok=True)
+    with os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "wb") as sink:
+        done = subprocess.run(argv, stdout=sink, stderr=subprocess.PIPE, timeout=timeout, check=False)
+    return None if done.returncode == 0 else done.stderr.decode(errors="replace").strip()

@@ -10,9 +10,7 @@ the traffic switch is the lab's (`lab.traffic`).
 from __future__ import annotations
 
 import dataclasses
-import os
 import shlex
-import subprocess
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -29,6 +27,7 @@ from infra.kuma_client import connect
 from infra.monitors import nothing_desired, sync
 from infra.offboard_vars import offboard_inventory
 from infra.plan import CarePlan
+from infra.secret_file import receive_secret
 from infra.spec import PlatformSpec, SpecError, example_stacks, load_stack
 from infra.traffic.base import TrafficSwitch
 from lab import onboard
@@ -141,11 +140,9 @@ class LabRealm:
 
     def download(self, server: str, remote: str, local: Path) -> None:
         argv = ["ssh", "-F", str(self.state.ssh_config), server, f"cat {shlex.quote(remote)}"]
-        local.unlink(missing_ok=True)
-        with os.fdopen(os.open(local, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "wb") as sink:
-            done = subprocess.run(argv, stdout=sink, stderr=subprocess.PIPE, timeout=AGENT_TIMEOUT, check=False)
-        if done.returncode != 0:
-            raise LabError(f"could not fetch {remote} from {server}: {done.stderr.decode().strip()}")
+        error = receive_secret(argv, local, AGENT_TIMEOUT)
+        if error is not None:
+            raise LabError(f"could not fetch {remote} from {server}: {error}")
 
     def drill_server(self, plan: CarePlan) -> str | None:
         standby = onboard.realization(self.state).standby
