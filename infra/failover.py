@@ -8,8 +8,8 @@ Failover, for the chosen sites of a client whose server is lost:
   page answers on the standby -> switch traffic -> lease held by the standby (its
   jobs run) -> evidence (measured RTO and RPO) in the client's bucket.
 Failback: a final backup on the standby -> restore onto the own server -> verify ->
-  switch back -> release the lease -> stop the standby's jobs for the sites
-  (converge it without them) -> evidence.
+  switch back -> release the lease -> the sites removed from the standby (their
+  timers, files, databases, vhosts, users; the client's drills placed again) -> evidence.
 
 Where the servers are and how they are reached is a `Realm`: production builds
 one from the stack and its outputs (`infra.failover_cli`), the lab from its
@@ -78,8 +78,9 @@ class Realm(Protocol):
 
     def agent(self, server: str, argv: Sequence[str], timeout: float) -> AgentAnswer: ...
 
-    def stop_jobs(self, server: str, plan: CarePlan) -> None:
-        """Disable the timers of the plan's sites' jobs on `server` (the standby after a failback)."""
+    def clear_standby(self, server: str, plan: CarePlan, sites: Sequence[SitePlan]) -> None:
+        """After a failback: the sites off `server` (their timers, files, databases, vhosts, users), and the
+        client's restore drills placed there again."""
 
     def fetch(self, server: str, domain: str, path: str) -> tuple[int | None, str]:
         """A page of a site from that server (by address, the domain in the Host header)."""
@@ -396,7 +397,7 @@ def failback(realm: Realm, plan: CarePlan, *, out: TextIO, dry_run: bool = False
             f"1. final backup of {ids} on {standby}\n2. restore onto {primary}\n3. check the pages on {primary}\n"
             f"4. switch traffic back ({plan.sla.failover.traffic}):\n"
             + "".join(f"     {r.zone_line()}\n" for r in records)
-            + f"5. release the leases; converge {standby} without {plan.client.id}\n"
+            + f"5. release the leases; remove {plan.client.id}'s sites from {standby}\n"
         )
         outcome.dry_run = True
         return outcome
@@ -430,11 +431,11 @@ def failback(realm: Realm, plan: CarePlan, *, out: TextIO, dry_run: bool = False
     clock.step("release", "release the leases", release)
     outcome.rto_seconds = round(clock.elapsed, 1)
 
-    def stop() -> str:
-        realm.stop_jobs(standby, on_server(plan, standby, sites))
-        return f"the timers of {len(sites)} site(s) disabled on {standby}"
+    def clear() -> str:
+        realm.clear_standby(standby, plan, sites)
+        return f"{len(sites)} site(s) removed from {standby}; its drills of {plan.client.id} as the plan places them"
 
-    clock.step("standby", f"{standby}: stop {plan.client.id}'s jobs", stop)
+    clock.step("standby", f"{standby}: remove {plan.client.id}'s sites", clear)
     outcome.steps = clock.steps
     _evidence(realm, plan, outcome, began)
     out.write(f"{plan.client.id} runs on {primary} again after {outcome.rto_seconds:.0f}s of failback\n")

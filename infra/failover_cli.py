@@ -47,7 +47,12 @@ def production_realm(args: argparse.Namespace, plan: CarePlan) -> Realm:
     if not isinstance(platform, PlatformSpec):
         raise FailoverError(f"--platform {args.platform}: not a platform stack (carestack:role: platform)")
     hosts = parse_hosts(args.hosts)
-    realization = Realization(hosts=hosts, s3_endpoint=args.s3_endpoint, push_base_url=args.push_base_url)
+    realization = Realization(
+        hosts=hosts,
+        s3_endpoint=args.s3_endpoint,
+        push_base_url=args.push_base_url,
+        standby=platform.stack.standby.name,  # the client's restore drills are placed there again after a failback
+    )
     return ProductionRealm(
         platform, hosts, realization, secrets_from_env(os.environ), confirm=args.confirm, ssh_key=args.ssh_key
     )

@@ -23,12 +23,13 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from infra.ansible_vars import Client, ClientSecrets, HostAccess, Realization
-from infra.configure import converge
-from infra.failover import AgentAnswer, FailoverError, Standby, job_timers
+from infra.ansible_vars import Client, ClientSecrets, HostAccess, Realization, drilled_sites
+from infra.configure import converge, run_playbook
+from infra.failover import AgentAnswer, FailoverError, Standby, on_server
 from infra.failover_lease import LeaseStore
 from infra.failover_room import capacity
-from infra.plan import CarePlan
+from infra.offboard_vars import offboard_inventory
+from infra.plan import CarePlan, SitePlan
 from infra.spec import PlatformSpec
 from infra.traffic.base import TrafficSwitch
 from infra.traffic.manual import ManualSwitch
@@ -116,11 +117,17 @@ class ProductionRealm:
         answer = self._ssh(server, "carestack-agent " + shlex.join(argv), timeout)
         return AgentAnswer(answer.returncode, answer.stdout, answer.stderr)
 
-    def stop_jobs(self, server: str, plan: CarePlan) -> None:
-        timers = job_timers(plan)
-        answer = self._ssh(server, f"systemctl disable --now {shlex.join(timers)}", 120)
-        if answer.returncode != 0:
-            raise FailoverError(f"could not stop the jobs on {server}: {answer.stderr.strip()}")
+    def clear_standby(self, server: str, plan: CarePlan, sites: Sequence[SitePlan]) -> None:
+        placed = on_server(plan, server, sites)
+        result = run_playbook(
+            "offboard.yml", offboard_inventory(placed, self.hosts, [server]), None, {}, ssh_key=self.ssh_key,
+            stream=None,
+        )  # fmt: skip
+        if not result.ok:
+            tail = " | ".join(result.output.strip().splitlines()[-5:])
+            raise FailoverError(f"could not remove {plan.client.id}'s sites from {server}: {tail}")
+        if drilled_sites(plan):  # the removal took the client's drill config and secrets along
+            self.converge(server, [plan], lambda _: None)
 
     def fetch(self, server: str, domain: str, path: str) -> tuple[int | None, str]:
         # By address with the site's name (Host and SNI): DNS still points elsewhere. The standby's

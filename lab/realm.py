@@ -26,7 +26,7 @@ from infra.failover_room import capacity
 from infra.kuma_client import connect
 from infra.monitors import nothing_desired, sync
 from infra.offboard_vars import offboard_inventory
-from infra.plan import CarePlan
+from infra.plan import CarePlan, SitePlan
 from infra.secret_file import receive_secret
 from infra.spec import PlatformSpec, SpecError, example_stacks, load_stack
 from infra.traffic.base import TrafficSwitch
@@ -127,6 +127,11 @@ class LabRealm:
         answer = self.state.ssh(server, "carestack-agent " + shlex.join(argv), timeout=min(timeout, AGENT_TIMEOUT))
         return AgentAnswer(answer.returncode, answer.stdout, answer.stderr)
 
+    def clear_standby(self, server: str, plan: CarePlan, sites: Sequence[SitePlan]) -> None:
+        self._run_offboarding(on_server(plan, server, sites), [server])
+        if drilled_sites(plan):  # the removal took the client's drill config and secrets along
+            self.converge(server, [self.state.plan(plan.client.id)], lambda _: None)
+
     def stop_jobs(self, server: str, plan: CarePlan) -> None:
         timers = job_timers(plan)
         answer = self.state.ssh(server, f"systemctl disable --now {shlex.join(timers)}", timeout=120)
@@ -149,6 +154,17 @@ class LabRealm:
         return standby if standby and drilled_sites(plan) else None
 
     def remove_sites(self, plan: CarePlan, servers: Sequence[str], echo: Callable[[str], None]) -> None:
+        self._run_offboarding(plan, servers)
+        # The lab no longer carries the client: `lab status` stops checking it, `lab up` would onboard it anew.
+        hosts = tuple(
+            dataclasses.replace(h, clients=tuple(c for c in h.clients if c != plan.client.id)) for h in self.state.hosts
+        )
+        clients = tuple(c for c in self.state.clients if c.id != plan.client.id)
+        self.state = dataclasses.replace(self.state, hosts=hosts, clients=clients)
+        self.state.save()
+
+    def _run_offboarding(self, plan: CarePlan, servers: Sequence[str]) -> None:
+        """`ansible/offboard.yml` for the plan's sites on these servers."""
         log = self.config.run_dir / "offboard.log"
         log.parent.mkdir(parents=True, exist_ok=True)
         inventory = offboard_inventory(plan, onboard.realization(self.state).hosts, servers)
@@ -160,13 +176,6 @@ class LabRealm:
             raise LabError(
                 f"Ansible could not remove {plan.client.id}'s sites from {', '.join(servers)}; {log}:\n  {tail}"
             )
-        # The lab no longer carries the client: `lab status` stops checking it, `lab up` would onboard it anew.
-        hosts = tuple(
-            dataclasses.replace(h, clients=tuple(c for c in h.clients if c != plan.client.id)) for h in self.state.hosts
-        )
-        clients = tuple(c for c in self.state.clients if c.id != plan.client.id)
-        self.state = dataclasses.replace(self.state, hosts=hosts, clients=clients)
-        self.state.save()
 
     def remove_monitors(self, plan: CarePlan) -> int:
         with connect(self.state.kuma_login()) as session:

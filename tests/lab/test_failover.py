@@ -168,6 +168,13 @@ def test_the_shop_fails_over_from_its_dead_server_is_fenced_there_and_fails_back
         timers = [f"carestack-{job.name}@{site.id}.timer" for job in site.jobs if not job.on_standby]
         states = lab.ssh(standby, f"systemctl is-active {' '.join(timers)}", timeout=30).stdout.split()
         assert states == ["inactive"] * len(timers)
+        # nothing of the site stays on the standby, and its restore drill runs there again (it would refuse a
+        # site whose root or database is still there)
+        assert lab.ssh(standby, f"test -e {site.root}").returncode != 0
+        assert sh(lab, standby, f"mariadb -N -e \"SHOW DATABASES LIKE '{site.database}'\"").strip() == ""
+        if any(job.on_standby for job in site.jobs):
+            drill = lab.ssh(standby, f"systemctl start carestack-drill@{site.id}.service", timeout=900)
+            assert drill.returncode == 0, sh(lab, standby, f"journalctl -u carestack-drill@{site.id} -n 20 -o cat")
         sh(lab, own, f"carestack-agent backup {site.id} --wait")  # its own jobs run again
         urls, _ = kuma_view(lab, "shop")
         home = "https" if site.certificate else "http"  # back home, a live site is checked with its certificate
