@@ -83,6 +83,16 @@ def _renamed(member: tarfile.TarInfo, inside: str, top: str) -> tarfile.TarInfo 
     return member
 
 
+def _raise_unless_dumped(ctx: Context, code: int | None, killed: bool, err: bytes, path: Path, part: str) -> None:
+    """A `restic dump` that did not exit 0: killed at the deadline, or its last error line (secrets redacted)."""
+    if code == 0:
+        return
+    if killed:
+        raise JobFailed(f"hand-over of the {part} killed by the watchdog at the job's deadline")
+    detail = err.decode("utf-8", "replace").strip().splitlines()
+    raise JobFailed(f"restic dump of {path} failed: {ctx.restic.redact(detail[-1]) if detail else 'no detail'}")
+
+
 def _write_files(ctx: Context, snap: str, root: Path, part: Path) -> dict[str, Any]:
     inside, top = str(root).strip("/"), ctx.site.id
     producer = ctx.restic.spawn(restic_commands.dump_tree(snap, str(root)), json_flag=False)
@@ -111,11 +121,7 @@ def _write_files(ctx: Context, snap: str, root: Path, part: Path) -> dict[str, A
         finally:
             producer.stdout.close()
             _, err = producer.communicate()
-    if producer.returncode != 0:
-        if dog.fired:
-            raise JobFailed("hand-over of the files killed by the watchdog at the job's deadline")
-        detail = err.decode("utf-8", "replace").strip().splitlines()
-        raise JobFailed(f"restic dump of {root} failed: {ctx.restic.redact(detail[-1]) if detail else 'no detail'}")
+    _raise_unless_dumped(ctx, producer.returncode, dog.fired, err, root, "files")
     return {"bytes": sink.bytes, "sha256": sink.sha256.hexdigest(), "members": members}
 
 
@@ -129,13 +135,7 @@ def _write_database(ctx: Context, snap: str, dump_file: Path, part: Path) -> dic
                 packed.write(chunk)
         producer.stdout.close()
         _, err = producer.communicate()
-    if producer.returncode != 0:
-        if dog.fired:
-            raise JobFailed("hand-over of the database killed by the watchdog at the job's deadline")
-        detail = err.decode("utf-8", "replace").strip().splitlines()
-        raise JobFailed(
-            f"restic dump of {dump_file} failed: {ctx.restic.redact(detail[-1]) if detail else 'no detail'}"
-        )
+    _raise_unless_dumped(ctx, producer.returncode, dog.fired, err, dump_file, "database")
     return {"bytes": sink.bytes, "sha256": sink.sha256.hexdigest()}
 
 
