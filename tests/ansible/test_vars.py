@@ -329,10 +329,10 @@ def test_the_standby_gets_a_drill_service_and_one_drill_timer_per_site_on_the_pl
     inv = inventory([shop], Realization(hosts, S3, PUSH, standby="standby-1"))
     units = _render_units(host_vars(inv, "standby-1"))
     site = shop.plan.sites[0]
-    assert units["timers"] == [f"carestack-drill@{s.id}.timer" for s in shop.plan.sites]
+    assert units["units"] == [f"carestack-drill@{s.id}.timer" for s in shop.plan.sites]
     timer = units["files"][f"/etc/systemd/system/carestack-drill@{site.id}.timer"]
     assert f"OnCalendar={site.job('drill').schedule.on_calendar}\n" in timer
     service = units["files"]["/etc/systemd/system/carestack-drill@.service"]
     assert "ExecStart=/usr/local/bin/carestack-agent drill %i\n" in service
     own = _render_units(host_vars(inv, shop.plan.hosting.server))
-    assert not [t for t in own["timers"] if t.startswith("carestack-drill@")]
+    assert not [t for t in own["units"] if t.startswith("carestack-drill@")]
