@@ -174,6 +174,10 @@ FORKS_PER_CPU = 10
 MAX_FORKS = 50
 
 
+# The roles of site.yml, each tagged with its name: `--only` converges those alone.
+ROLES = ("common", "web", "site", "agent")
+
+
 def forks_for(servers: int, cpus: int | None = None) -> int:
     """Ansible's forks for a run over `servers` servers: every one at once, within the controller's means."""
     means = max(FORKS_PER_CPU, FORKS_PER_CPU * (cpus or os.cpu_count() or 1))
@@ -189,8 +193,15 @@ def converge(
     verbosity: int = 0,
     stream: TextIO | None = sys.stdout,
     limit: Sequence[str] = (),
+    only: Sequence[str] = (),
 ) -> ConvergeResult:
-    """Run the playbook for these clients' servers; the output goes to `stream` as it comes."""
+    """Run the playbook for these clients' servers; the output goes to `stream` as it comes.
+
+    `only` names roles (ROLES) to converge alone, on servers a whole converge has built before.
+    """
+    unknown = [role for role in only if role not in ROLES]
+    if unknown:
+        raise ConfigureError(f"--only: {', '.join(unknown)} is not a role; valid: {', '.join(ROLES)}")
     check_realization(clients, realization)
     inv = inventory(clients, realization)
     return run_playbook(
@@ -203,6 +214,7 @@ def converge(
         verbosity=verbosity,
         stream=stream,
         limit=limit,
+        tags=only,
     )
 
 
@@ -217,6 +229,7 @@ def run_playbook(
     verbosity: int = 0,
     stream: TextIO | None = sys.stdout,
     limit: Sequence[str] = (),
+    tags: Sequence[str] = (),
 ) -> ConvergeResult:
     """One of carestack's playbooks over this inventory; secrets only through a 0600 vars file."""
     playbook = _ansible_playbook()
@@ -230,6 +243,7 @@ def run_playbook(
             cmd += ["-e", f"@{write_private(workdir / 'secrets.json', secrets)}"]
         cmd += ["-" + "v" * verbosity] if verbosity else []
         cmd += ["--limit", ",".join(limit)] if limit else []
+        cmd += ["--tags", ",".join(tags)] if tags else []
         servers = len(limit) if limit else len(group["hosts"])
         cmd += ["--forks", str(forks_for(servers))]
         env = {k: v for k, v in os.environ.items() if k not in SECRET_ENV}
@@ -283,7 +297,12 @@ def _configure(args: argparse.Namespace) -> int:
             trusted_addresses=tuple(args.trusted_address),
         )
         result = converge(
-            [client], realization, ssh_config=args.ssh_config, ssh_key=args.ssh_key, verbosity=args.verbose
+            [client],
+            realization,
+            ssh_config=args.ssh_config,
+            ssh_key=args.ssh_key,
+            verbosity=args.verbose,
+            only=args.only,
         )
     except (SpecError, ConfigureError, RealizationError, WheelError) as exc:
         print(exc, file=sys.stderr)
@@ -331,5 +350,13 @@ def register(verbs: Verbs) -> None:
     )
     parser.add_argument("--ssh-config", type=Path, metavar="FILE", help="ssh config for reaching the servers")
     parser.add_argument("--ssh-key", type=Path, metavar="FILE", help="private key for reaching the servers")
+    parser.add_argument(
+        "--only",
+        action="append",
+        default=[],
+        choices=ROLES,
+        metavar="ROLE",
+        help=f"converge only this role ({', '.join(ROLES)}; repeatable) on servers converged before",
+    )
     parser.add_argument("-v", "--verbose", action="count", default=0, help="ansible-playbook verbosity (-v..-vvvv)")
     parser.set_defaults(run=_configure)

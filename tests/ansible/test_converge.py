@@ -61,6 +61,16 @@ def test_drift_is_repaired_silently_and_a_second_converge_changes_nothing(lab: L
         second = converge(clients, realization, ssh_config=lab.ssh_config, ssh_key=lab.ssh_key, stream=None)
         assert second.ok, second.output[-3000:]
         assert second.recap[SERVER]["changed"] == 0, second.changed_tasks()
+
+        # A partial converge: the agent role alone (with the tasks every role needs) on the converged server.
+        agent = converge(
+            clients, realization, ssh_config=lab.ssh_config, ssh_key=lab.ssh_key, stream=None, only=["agent"]
+        )
+        assert agent.ok, agent.output[-3000:]
+        assert agent.recap[SERVER]["changed"] == 0, agent.changed_tasks()
+        roles = {line.split("[", 1)[1].split(" : ", 1)[0] for line in agent.output.splitlines() if " : " in line
+                 and line.startswith("TASK [")}  # fmt: skip
+        assert roles == {"agent", "web"}, roles  # web: only the read of the PHP version the site role names pools by
     finally:
         put_back(lab)
 
