@@ -35,7 +35,7 @@ from infra.ansible_vars import Client, ClientSecrets, HostAccess, Realization  #
 from infra.configure import ANSIBLE_DIR, ConvergeResult, converge  # noqa: E402
 from infra.plan import build_plan  # noqa: E402
 from infra.spec import STACKS_DIR, ClientSpec, load_stack  # noqa: E402
-from lab import s3  # noqa: E402
+from lab import acme_server, s3, services, storage  # noqa: E402
 from lab.config import LabConfig, load_config  # noqa: E402
 from lab.down import lab_down  # noqa: E402
 from lab.onboard import realization as lab_realization  # noqa: E402
@@ -64,7 +64,7 @@ def bench_config(state_dir: Path) -> LabConfig:
     )
 
 
-def clients(state: LabState) -> list[Client]:
+def clients(state: LabState, config: LabConfig) -> list[Client]:
     """The two clients with real buckets and scoped keys in the bench lab's S3, and their Kuma push tokens."""
     placed = []
     for name in CLIENT_STACKS:
@@ -72,12 +72,13 @@ def clients(state: LabState) -> list[Client]:
         assert isinstance(spec, ClientSpec)
         placed.append(PlacedClient(STACKS_DIR / name, build_plan(spec)))
     tokens, _ = sync_monitors(state, placed)
-    assert state.s3_endpoint is not None
-    admin = s3.Credentials(*state.s3_admin_credentials())
+    # As the lab provisions its clients: buckets and keys made before IAM is enforced, and the S3
+    # gateway told each key's policy (the gateway serves the S3 API only, not IAM).
+    stored = storage.bring_up(config, placed).clients
     result = []
     for client in placed:
-        storage = client.plan.storage
-        keys = s3.provision_bucket(state.s3_endpoint, admin, storage.bucket, object_lock_days=storage.object_lock_days)
+        keys = s3.read_env_file(stored[client.id].env_file)
+        assert keys is not None, f"no S3 keys for {client.id}"
         password = secrets.token_urlsafe(24)
         result.append(
             Client(client.plan, ClientSecrets(password, keys.access_key_id, keys.secret_access_key, tokens[client.id]))
@@ -151,7 +152,7 @@ def main() -> int:
     with open(log, "w") as out:
         state = lab_up(config, [PLATFORM_STACK], out=out).state
     try:
-        these = clients(state)
+        these = clients(state, config)
         fresh: list[ConvergeResult] = []
         reruns: list[ConvergeResult] = []
         trips: list[float] = []
@@ -159,8 +160,11 @@ def main() -> int:
             # The lab's own realization (its S3, Kuma, CA, admin range and key, feed), the plans' server
             # played by this fresh host.
             realization = dataclasses.replace(
-                lab_realization(state), hosts={SERVER: HostAccess(state.host(host).address, "root", None)}
+                lab_realization(state), hosts={SERVER: HostAccess(state.host(host).address, "root", None)}, standby=None
             )
+            # The CA validates each site's names at this host (the lab's DNS for the CA, as `lab up` sets it).
+            names = {name: state.host(host).address for c in these for site in c.plan.sites for name in site.names}
+            acme_server.resolve(services.start_acme(config), names)
             fresh.append(timed("fresh", run, these, realization, state, log))
             reruns += [timed("rerun", n, these, realization, state, log) for n in range(1, args.reruns + 1)]
             with tempfile.TemporaryDirectory() as tmp:

@@ -295,16 +295,20 @@ def root_pem(server: AcmeServer) -> str:
 
 
 def resolve(server: AcmeServer, names: dict[str, str]) -> None:
-    """Make pebble's validation resolve each name to its address (challtestsrv's A records)."""
+    """Make pebble's validation resolve each name to its address alone (challtestsrv's A records).
+
+    challtestsrv's add-a adds to the addresses a name has: a name that moved (a cutover, another
+    server) is cleared first, or the CA would still reach the old server.
+    """
     for name, address in sorted(names.items()):
-        body = json.dumps({"host": name, "addresses": [address]}).encode()
-        url = f"http://{server.bridge_host}:{server.ports.dns_management}/add-a"
-        request = urllib.request.Request(url, data=body, method="POST")
-        try:
-            with urllib.request.urlopen(request, timeout=10) as answer:
-                answer.read()
-        except (urllib.error.URLError, OSError) as exc:
-            raise AcmeServerError(f"pebble-challtestsrv did not take the address of {name}: {exc}") from None
+        for verb, body in (("clear-a", {"host": name}), ("add-a", {"host": name, "addresses": [address]})):
+            url = f"http://{server.bridge_host}:{server.ports.dns_management}/{verb}"
+            request = urllib.request.Request(url, data=json.dumps(body).encode(), method="POST")
+            try:
+                with urllib.request.urlopen(request, timeout=10) as answer:
+                    answer.read()
+            except (urllib.error.URLError, OSError) as exc:
+                raise AcmeServerError(f"pebble-challtestsrv did not take the address of {name}: {exc}") from None
 
 
 def remove_state(state_dir: Path) -> None:
