@@ -175,7 +175,7 @@ def edited_files(spec: dict) -> dict[str, str]:
         ("lines", lambda t, e: with_line(t, e["regexp"], e["line"])),
         ("blocks", lambda t, e: with_block(t, e["marker"], e["block"])),
     ):
-        for entry in spec.get(kind, []):
+        for entry in spec.get(kind) or []:
             path = entry["path"]
             if path not in texts:
                 try:
@@ -273,13 +273,13 @@ def main() -> int:
     then: list[list[str]] = []
     if spec.get("hostname"):
         changed += ensure_hostname(spec["hostname"])
-    changed += [line for entry in spec.get("directories", []) for line in ensure_directory(entry)]
+    changed += [line for entry in (spec.get("directories") or []) for line in ensure_directory(entry)]
 
     entries = [
         {"path": path, "content": content, "mode": spec.get("mode", "0644")}
-        for path, content in sorted(spec.get("files", {}).items())
+        for path, content in sorted((spec.get("files") or {}).items())
     ]
-    entries += spec.get("entries", [])
+    entries += spec.get("entries") or []
     entries += [
         {"path": path, "content": text, "mode": existing_mode(path)} for path, text in edited_files(spec).items()
     ]
@@ -298,17 +298,17 @@ def main() -> int:
     changed += [f"wrote {path}" for path in touched]
 
     assemblies = []
-    for entry in spec.get("assemble", []):
+    for entry in spec.get("assemble") or []:
         mode, (uid, gid) = int(entry.get("mode", "0644"), 8), ids(entry)
         data = assembled(entry["src"], entry.get("suffix", "")).encode()
         if differs(entry["dest"], data, mode, uid, gid):
             assemblies.append((entry["dest"], data, mode, uid, gid))
             then += entry.get("then", [])
-    stage_and_replace(assemblies, {e["dest"]: e["validate"] for e in spec.get("assemble", []) if e.get("validate")})
+    stage_and_replace(assemblies, {e["dest"]: e["validate"] for e in (spec.get("assemble") or []) if e.get("validate")})
     touched += [path for path, *_ in assemblies]
     changed += [f"assembled {path}" for path, *_ in assemblies]
 
-    for link in spec.get("links", []):
+    for link in spec.get("links") or []:
         path, target = link["path"], link["target"]
         # tzdata links /etc/localtime to Etc/UTC where the plan says UTC (a link to Etc/UTC): the same file.
         if os.path.islink(path) and (os.readlink(path) == target or os.path.realpath(path) == os.path.realpath(target)):
@@ -321,7 +321,7 @@ def main() -> int:
         touched.append(path)
         then += link.get("then", [])
         changed.append(f"linked {path} to {target}")
-    for gone in spec.get("absent", []):
+    for gone in spec.get("absent") or []:
         if os.path.lexists(gone["path"]):
             os.unlink(gone["path"])
             touched.append(gone["path"])
@@ -331,7 +331,7 @@ def main() -> int:
     if any(path.startswith(UNIT_DIR) for path in touched):
         systemctl("daemon-reload")
     if changed:
-        then += spec.get("then", [])
+        then += spec.get("then") or []
     changed += run_then(read_pending(spec.get("name")) + then, spec.get("name"))
     if spec.get("units"):
         written_units = {os.path.basename(p) for p in touched if os.path.dirname(p) + "/" == UNIT_DIR}
