@@ -8,7 +8,10 @@ developer's lab keeps running) and prints a table of medians:
 - warm `lab up`: the image cached, after `lab down --keep-image`
 - no-op `lab up`: everything already up
 - the lab's memory: the PSS of all its processes (guests, nspawn, services), per part
-Goals: warm under 3 min, no-op under 10 s. Needs root.
+- with --jobs: `lab status --json`, and every site's backup started at once (all timers firing
+  together), the failed jobs counted
+Goals: warm under 3 min (a fleet: under 15 min), no-op under 10 s, status under 5 s, the fleet in
+16 GiB, no failed backup. Needs root. `--cold-runs 0` shares the developer lab's cached base image.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ import statistics
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -27,7 +31,7 @@ sys.path.insert(0, str(ROOT))
 from rows import at_most, record  # noqa: E402
 
 from lab import hosts, procs  # noqa: E402
-from lab.config import LabConfig  # noqa: E402
+from lab.config import LabConfig, load_config  # noqa: E402
 from lab.footprint import lab_processes  # noqa: E402
 from lab.state import LabState  # noqa: E402
 
@@ -47,7 +51,7 @@ def _carestack(state_dir: Path, *args: str) -> float:
     return seconds
 
 
-def bench_config(state_dir: Path) -> LabConfig:
+def bench_config(state_dir: Path, share_image: bool = False) -> LabConfig:
     """Its own subnet, bridge and ports: a developer's lab may keep running meanwhile."""
     return LabConfig(
         state_dir,
@@ -57,7 +61,41 @@ def bench_config(state_dir: Path) -> LabConfig:
         s3_port=9010,
         kuma_port=3010,
         alert_port=9110,
+        image_cache=str(load_config().image_dir) if share_image else "",
     )
+
+
+def _status_seconds(state_dir: Path, runs: int) -> list[float]:
+    env = {**os.environ, "CARESTACK_LAB_DIR": str(state_dir)}
+    times = []
+    for _ in range(runs):
+        started = time.monotonic()
+        subprocess.run([CARESTACK, "lab", "status", "--json"], env=env, capture_output=True, check=True)
+        times.append(time.monotonic() - started)
+    return times
+
+
+def _all_backups_at_once(state: LabState) -> tuple[float, int, int, list[str]]:
+    """Every site's backup unit started on every server at the same moment, as when all timers fire.
+
+    Returns the seconds until the last one ended, the jobs, the failed ones and their names."""
+    start = "systemctl start --no-block $(systemctl list-units --all --plain --no-legend 'carestack-backup@*.timer' \
+        | awk '{print $1}' | sed 's/[.]timer$/.service/')"
+    wait = (
+        "while systemctl list-units --plain --no-legend --state=activating,active 'carestack-backup@*.service' "
+        "| grep -q .; do sleep 2; done; "
+        "for u in $(systemctl list-units --all --plain --no-legend 'carestack-backup@*.service' | awk '{print $1}'); "
+        'do echo "$u $(systemctl show -p Result --value "$u")"; done'
+    )
+    servers = [h.name for h in state.hosts if h.role != "standby"]
+    started = time.monotonic()
+    with ThreadPoolExecutor(max_workers=len(servers)) as pool:
+        list(pool.map(lambda name: state.ssh(name, start), servers))
+        results = list(pool.map(lambda name: state.ssh(name, wait, timeout=3600), servers))
+    seconds = time.monotonic() - started
+    lines = [line for r in results for line in r.stdout.split("\n") if line.strip()]
+    failed = [line.split()[0] for line in lines if not line.endswith(" success")]
+    return seconds, len(lines), len(failed), failed
 
 
 def _up_args(config: LabConfig, stacks: list[Path]) -> list[str]:
@@ -98,13 +136,14 @@ def main() -> int:
     parser.add_argument("--cold-runs", type=int, default=1, help="cold runs (each builds the image)")
     parser.add_argument("--state-dir", type=Path, default=Path("/var/lib/carestack-lab-bench"))
     parser.add_argument("--keep", action="store_true", help="leave the bench lab up at the end")
+    parser.add_argument("--jobs", action="store_true", help="also time `lab status --json` and all backups at once")
     parser.add_argument("--stacks", nargs="+", type=Path, default=[], help="stack files (default: the examples), "
                         "e.g. a fleet written by `carestack lab fleet`")  # fmt: skip
     args = parser.parse_args()
     if os.geteuid() != 0:
         sys.exit("bench_lab: run as root (the lab boots servers)")
     state_dir: Path = args.state_dir
-    config = bench_config(state_dir)
+    config = bench_config(state_dir, share_image=args.cold_runs == 0)
 
     cold, warm, noop = [], [], []
     for _ in range(args.cold_runs):
@@ -118,6 +157,8 @@ def main() -> int:
         noop.append(_carestack(state_dir, *_up_args(config, args.stacks)))
     memory = _memory(config)
     state = LabState.load(state_dir)
+    status_s = _status_seconds(state_dir, args.runs) if args.jobs else []
+    backups = _all_backups_at_once(state) if args.jobs else None
     if not args.keep:
         _carestack(state_dir, "down")
 
@@ -128,6 +169,8 @@ def main() -> int:
     print(_row("cold (no cached image, debootstrap)", cold))
     print(_row("warm (cached image, after down --keep-image)", warm, "< 180 s"))
     print(_row("no-op (everything up)", noop, "< 10 s"))
+    if status_s:
+        print(_row("`lab status --json`", status_s, "< 5 s"))
     print()
     print(f"| {'lab memory (PSS)':<44} | {'MiB':>9} |")
     print(f"|{'-' * 46}|{'-' * 11}|")
@@ -142,6 +185,14 @@ def main() -> int:
     if noop:
         record(f"lab up, no-op ({which})", statistics.median(noop), "s", goal="< 10 s",
                met=at_most(statistics.median(noop), 10))  # fmt: skip
+    if backups is not None:
+        seconds, jobs, failed, names = backups
+        print(f"\nall backups at once: {jobs} jobs on {len(state.hosts) - 1} servers, {failed} failed, "
+              f"{seconds:.0f} s until the last ended {names if names else ''}")  # fmt: skip
+        record(f"backups, every site at once ({jobs} jobs)", failed, "failed jobs", goal="0", met=failed == 0)
+    if status_s:
+        record(f"lab status --json ({which})", statistics.median(status_s), "s", goal="< 5 s",
+               met=at_most(statistics.median(status_s), 5))  # fmt: skip
     total_gib = sum(memory.values()) / 1024 / 1024
     record(f"lab memory, PSS ({which})", total_gib, "GiB", goal="< 16 GiB", met=at_most(total_gib, 16))
     return 0
