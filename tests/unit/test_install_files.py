@@ -203,3 +203,10 @@ def test_a_link_to_another_name_of_the_same_file_is_left_alone(tmp_path: Path) -
     localtime.symlink_to(tmp_path / "Etc/UTC")  # as tzdata's postinst leaves it
     assert install({"links": [{"path": str(localtime), "target": str(tmp_path / "UTC")}]}) == []
     assert os.readlink(localtime) == str(tmp_path / "Etc/UTC")
+
+
+def test_empty_lists_from_a_template_with_nothing_to_list_are_nothing_to_do(tmp_path: Path) -> None:
+    # A standby serves no site: the site role's template renders `entries:` with nothing under it.
+    empty: dict[str, Any] = {key: None for key in ("directories", "files", "entries", "links", "absent", "lines",
+                                                   "blocks", "assemble", "then", "units")}  # fmt: skip
+    assert install(empty) == []
