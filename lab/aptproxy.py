@@ -9,16 +9,23 @@ directory keeps the machine's apt-cacher-ng setup (if any) untouched.
 
 from __future__ import annotations
 
+import shlex
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from urllib.parse import urlsplit
 
+import yaml
+
+from infra.configure import ANSIBLE_DIR
 from lab import procs
 from lab.config import LabConfig
 from lab.errors import LabError
 from lab.mirror import DebianMirror
+from lab.state import LabState
 
 SUPPORT_DIR = Path("/usr/lib/apt-cacher-ng")
 
@@ -95,6 +102,39 @@ def start(config: LabConfig, mirror: DebianMirror, timeout: float = 15.0) -> boo
             raise LabError(f"the apt proxy did not answer on {url(config)} within {timeout:.0f}s; see {log}")
         time.sleep(0.1)
     return True
+
+
+# A server that was never converged, with apt lists older than this, updates them before its first
+# converge (the common role's apt task refreshes lists older than an hour itself).
+FRESH_LISTS_MINUTES = 50
+# apt-cacher-ng moves an index it refreshes to <file>.<unix second>: two servers making it refresh one
+# index in the same second collide, one request fails and that server's apt hangs. Starting the
+# servers' updates this far apart keeps the refreshes in different seconds.
+STAGGER_SECONDS = 1.2
+
+
+def _never_converged_with_stale_lists() -> str:
+    """A shell test: the common role's first-converge marker is absent and the lists are stale."""
+    defaults = yaml.safe_load((ANSIBLE_DIR / "roles/common/defaults/main.yml").read_text())
+    marker = shlex.quote(defaults["common_security_updates_marker"])
+    return f'test ! -e {marker} && test -z "$(find /var/lib/apt/lists -maxdepth 0 -mmin -{FRESH_LISTS_MINUTES})"'
+
+
+def update_lists(state: LabState, servers: Sequence[str]) -> list[str]:
+    """`apt-get update` on each never-converged server with stale lists, started a second apart, before
+    a fleet's first converge asks the proxy for the same indexes all at once. Returns what failed."""
+    with ThreadPoolExecutor(max_workers=max(1, len(servers))) as pool:
+        check = _never_converged_with_stale_lists()
+        checks = list(pool.map(lambda server: state.ssh(server, check, timeout=60), servers))
+        stale = [server for server, check in zip(servers, checks, strict=True) if check.returncode == 0]
+
+        def update(index_and_server: tuple[int, str]) -> str | None:
+            index, server = index_and_server
+            time.sleep(index * STAGGER_SECONDS)
+            done = state.ssh(server, "apt-get update -q", timeout=600)
+            return None if done.returncode == 0 else f"{server}: {done.stderr.strip()[-300:]}"
+
+        return [failed for failed in pool.map(update, enumerate(stale)) if failed]
 
 
 def stop(config: LabConfig) -> bool:

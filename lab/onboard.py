@@ -147,8 +147,10 @@ def converge_clients(
     clients: Sequence[PlacedClient],
     tokens: dict[str, dict[str, dict[str, str]]],
     echo: Callable[[str], None] | None = None,
+    before: Callable[[list[str]], None] | None = None,
 ) -> ConvergeReport:
-    """Converge the servers of every client whose fingerprint changed (and their neighbours)."""
+    """Converge the servers of every client whose fingerprint changed (and their neighbours);
+    `before(servers)` runs first when there is anything to converge."""
     code = converge_fingerprint()
     secrets = {c.id: client_secrets(state, c.id, tokens[c.id]) for c in clients}
     prints = {c.id: _fingerprint(state, c, secrets[c.id], code) for c in clients}
@@ -159,6 +161,8 @@ def converge_clients(
         servers.add(state.standby)
     if not run:
         return ConvergeReport([], 0, 0.0)
+    if before is not None:
+        before(sorted(servers))
     result = converge_servers(config, state, [Client(c.plan, secrets[c.id]) for c in run], sorted(servers), echo)
     for client in run:
         _record(config, client.id, prints[client.id])

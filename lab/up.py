@@ -260,9 +260,19 @@ def lab_up(config: LabConfig, stacks: Sequence[Path] = (), out: TextIO = sys.std
             step.note(f"changes per client: {counts}", changed=any(changes.values()))
 
         with progress.step("onboarding: Ansible converges the servers") as step:
-            ran = onboard.converge_clients(config, state, placement.clients, tokens, progress.line)
+            # A fleet's first converge would have every server ask the apt proxy for the same indexes at once.
+            missed: list[str] = []
+            ran = onboard.converge_clients(
+                config,
+                state,
+                placement.clients,
+                tokens,
+                progress.line,
+                before=lambda servers: missed.extend(aptproxy.update_lists(state, servers)),
+            )
+            unwarmed = f"; apt-get update failed on {'; '.join(missed)}" if missed else ""
             step.note(
-                f"converged {', '.join(ran.clients)}: {ran.changed} tasks changed in {ran.seconds:.0f}s"
+                f"converged {', '.join(ran.clients)}: {ran.changed} tasks changed in {ran.seconds:.0f}s{unwarmed}"
                 if ran.clients
                 else "every client's servers are converged for this plan and code",
                 changed=ran.changed > 0,
