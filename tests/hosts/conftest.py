@@ -37,12 +37,17 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="client stack(s) the servers under test realize (default: every client stack in stacks/)",
     )
 
+NEW_LOGIN = "-o ControlMaster=no -o ControlPath=none"
+
 
 @dataclass(frozen=True)
 class Server:
     host: Host
     name: str
     plans: tuple[CarePlan, ...]
+    # Every command a login of its own: a multiplexed session inherits what its connection got at login
+    # (PAM's limits), and the lab's shared connection may have logged in before the converge hardened it.
+    login: Host
 
     @property
     def sites(self) -> list[tuple[CarePlan, SitePlan]]:
@@ -85,12 +90,13 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 def server(request: pytest.FixtureRequest) -> Iterator[Server]:
     config = request.config
     if config.getoption("hosts"):
-        host = testinfra.get_host(
-            request.param,
-            ssh_config=config.getoption("ssh_config"),
-            ssh_identity_file=config.getoption("ssh_identity_file"),
-            sudo=config.getoption("sudo"),
-        )
+        options = {
+            "ssh_config": config.getoption("ssh_config"),
+            "ssh_identity_file": config.getoption("ssh_identity_file"),
+            "sudo": config.getoption("sudo"),
+        }
+        host = testinfra.get_host(request.param, **options)
+        login = testinfra.get_host(request.param, ssh_extra_args=NEW_LOGIN, **options)
         name, plans = expected_server(
             request.param, host.check_output("hostname"), stack_plans(config.getoption("carestack_stack"))
         )
@@ -98,10 +104,11 @@ def server(request: pytest.FixtureRequest) -> Iterator[Server]:
         lab = request.getfixturevalue("lab")
         name = request.param
         host = testinfra.get_host(f"ssh://{name}", ssh_config=str(lab.ssh_config))
+        login = testinfra.get_host(f"ssh://{name}", ssh_config=str(lab.ssh_config), ssh_extra_args=NEW_LOGIN)
         plans = [lab.plan(c.id) for c in lab.clients if c.server == name]
         if not plans:
             pytest.fail(f"the lab places no client on {name}, which the example stacks name", pytrace=False)
-    yield Server(host, name, tuple(plans))
+    yield Server(host, name, tuple(plans), login)
 
 
 def expected_server(spec: str, hostname: str, plans: list[CarePlan]) -> tuple[str, list[CarePlan]]:

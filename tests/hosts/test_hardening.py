@@ -156,7 +156,7 @@ def test_no_core_dumps_from_logins_or_services(server: Server) -> None:
     """dev-sec os_hardening limits (sysctl-31 family): a hard core limit of 0 for logins (PAM) and for every
     service (systemd's DefaultLimitCORE, which the web services' units carry; a process started before
     the setting gets it at its next start), and systemd-coredump storing nothing."""
-    assert server.run_ok("ulimit -Hc").strip() == "0"  # this ssh session went through PAM's limits
+    assert server.login.check_output("ulimit -Hc").strip() == "0"  # a new ssh login goes through PAM's limits
     assert server.run_ok("systemctl show --property=DefaultLimitCORE").strip() == "DefaultLimitCORE=0"
     for unit in ("nginx", f"php{server.php_version}-fpm", "mariadb"):
         assert server.run_ok("systemctl show --property=LimitCORE %s", unit).strip() == "LimitCORE=0", unit
