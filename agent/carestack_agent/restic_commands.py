@@ -86,6 +86,11 @@ def ls(snapshot_id: str, dirs: Sequence[Path]) -> list[str]:
     return ["ls", snapshot_id, *[str(d) for d in dirs]]
 
 
+def ls_newest_complete(site_id: str, dirs: Sequence[Path]) -> list[str]:
+    """The site's newest complete snapshot (its first JSON line) and its nodes at `dirs`, in one repository open."""
+    return ["ls", "--tag", f"{site_tag(site_id)},{COMPLETE}", "latest", *[str(d) for d in dirs]]
+
+
 def forget_snapshot(snapshot_id: str) -> list[str]:
     """Forget one snapshot (a backup whose database dump failed)."""
     return ["forget", snapshot_id]

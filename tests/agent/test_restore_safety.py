@@ -24,7 +24,7 @@ from pathlib import Path
 
 import pytest
 from carestack_agent.actions.backup import backup
-from carestack_agent.actions.restore import RestoreOptions, do_restore, restore
+from carestack_agent.actions.restore import RestoreOptions, do_restore, newest_complete_in_one_call, restore
 from carestack_agent.jobs import Context
 from carestack_agent.journal import Journal
 
@@ -213,8 +213,10 @@ def test_kill_9_while_staging_changes_nothing_and_the_next_job_removes_what_it_l
         time.sleep(0.02)
     assert agent.poll() is None, "the restore ended before it could be killed while staging"
     children = restic_children(agent.pid)
-    # The database stages beside the files, and may already exist.
-    staging_db = [name for name in leftovers(site, mariadb) if not name.startswith(".cs-")]
+    # The dump (a file beside its mount point, then a database) stages beside the files: it may have begun.
+    dumps = site.state_dir / "dump"
+    staging_dump = [str(p) for p in dumps.iterdir() if p.name.startswith(".cs-restore-")] if dumps.is_dir() else []
+    staging_db = [f"database {name}" for name in leftovers(site, mariadb) if not name.startswith(".cs-")]
     os.killpg(agent.pid, signal.SIGKILL)
     agent.wait()
     for _ in range(100):  # restic is gone too (its lock is stale now, and the next job removes it)
@@ -229,7 +231,7 @@ def test_kill_9_while_staging_changes_nothing_and_the_next_job_removes_what_it_l
     assert leftovers(site, mariadb) == []
     assert manifest(site.root) == broken_files and table_sums(mariadb, site.db_name or "") == broken_tables
     end = [e for e in Journal(site.state_dir).entries() if e["event"] == "end"][-1]
-    assert end["figures"]["leftovers_removed"] == [str(staged), *(f"database {name}" for name in staging_db)]
+    assert end["figures"]["leftovers_removed"] == [str(staged), *staging_dump, *staging_db]
 
 
 def test_a_database_swap_that_fails_after_the_files_were_swapped_swaps_them_back(
@@ -429,3 +431,28 @@ def test_snapshots_from_before_the_complete_tag_count_when_they_hold_their_dump(
     left = _snapshots(site)
     assert len(left) == 2 and all("complete" in s["tags"] for s in left)
     assert without not in [s["short_id"] for s in left]
+
+
+def test_the_usual_restore_chooses_and_checks_its_snapshot_in_one_restic_call(
+    site_without_excludes: Site, mariadb: MariaDB
+) -> None:
+    """The newest complete snapshot comes from one `restic ls` (one repository open); anything unusual (a
+    time or id asked for, a complete snapshot lacking a part) is chosen from the full list as before."""
+    site = site_without_excludes
+    assert backup(site.config(), site.id).ok
+    newest = _snapshots(site)[-1]["short_id"]
+    cfg = site.config()
+    ctx = Context.create(cfg, cfg.site(site.id), "restore", 600)
+    ctx.restic.env()
+    plan = newest_complete_in_one_call(ctx, RestoreOptions())
+    assert plan is not None and plan.short == newest and plan.database and plan.files
+    assert newest_complete_in_one_call(ctx, RestoreOptions(snapshot=newest)) is None
+
+    lacking = _restic_backup(site, "reason:scheduled", "owner:0:0", "complete", with_dump=False)
+    assert newest_complete_in_one_call(ctx, RestoreOptions()) is None  # it lacks the dump: the full path decides
+    result = restore(site.config(), site.id)
+    assert not result.ok
+    assert result.message.endswith(
+        f"snapshot {lacking} lacks the database dump {site.state_dir}/dump/{site.id}/{site.db_name}.sql: "
+        "not restored; nothing was changed"
+    )

@@ -5,8 +5,9 @@ changes the chosen snapshot is checked to hold every part the restore takes:
 the site's paths and, with a database, its dump.
 
 In place (no --target), everything is staged first: each backed-up path is
-restored into a fresh staging directory next to it (same file system), and the
-dump is imported into a staging database. Only then are the files swapped in
+restored into a fresh staging directory next to it (same file system) while,
+at the same time, the dump is restored as a file (root-only, beside the dump's
+mount point) and imported into a staging database. Only then are the files swapped in
 (one renameat2(RENAME_EXCHANGE) per path) and, right after, the tables (one
 RENAME TABLE), so the window in which the site has the snapshot's files but
 its previous database is a few system calls and one statement long. If the
@@ -45,6 +46,7 @@ from ..hooks import mariadb
 from ..jobs import Context, JobFailed, JobResult, Settle, run_job
 from ..proc import Deadline, Watchdog
 from ..snapshots import Parts, Snapshot
+from .common import dump_dir
 
 log = logging.getLogger("carestack_agent.restore")
 
@@ -123,6 +125,52 @@ class Plan:
         return snapshots.short_id(self.snapshot)
 
 
+def _plan(ctx: Context, snap: Snapshot, opts: RestoreOptions) -> tuple[Plan, list[Path]]:
+    """What a restore of `snap` takes, and the directories whose listing shows whether the snapshot holds it."""
+    parts = snapshots.parts_of(snap)
+    wants_db = opts.database and (parts.database is not None or ctx.site.database is not None)
+    to_server = opts.target is None or bool(opts.database_socket or opts.database_name)
+    plan = Plan(snap, parts, opts.files, wants_db and to_server, wants_db and not to_server)
+    dirs = (parts.paths if opts.files else []) + ([parts.dump_dir] if wants_db and parts.dump_dir else [])
+    return plan, dirs
+
+
+def _missing(ctx: Context, plan: Plan, opts: RestoreOptions, listed: set[Path]) -> list[str]:
+    wants_db = plan.database or plan.dump_as_file
+    missing = snapshots.missing_parts(plan.parts, listed, files=opts.files, database=wants_db)
+    if wants_db and plan.parts.database is None:
+        missing.append("a database dump (it was taken without one; the site has a database)")
+    return missing
+
+
+def newest_complete_in_one_call(ctx: Context, opts: RestoreOptions) -> Plan | None:
+    """The usual restore's choice (the newest complete snapshot, checked to hold every part) in one restic call.
+
+    Each restic command opens the repository, and an open costs restic's key
+    derivation (about half a second of CPU): `restic ls` selecting `latest` by the
+    site's complete tag names the snapshot and lists its parts in one open instead
+    of `snapshots` and then `ls`. It lists where this server keeps the site; a
+    snapshot recorded elsewhere (another server's paths) or lacking a part gives
+    None, and the caller chooses from the full list as before.
+    """
+    if opts.snapshot or opts.before:
+        return None
+    site = ctx.site
+    with_dump = opts.database and site.database is not None
+    dirs = (list(site.paths) if opts.files else []) + ([dump_dir(ctx.config, site.id)] if with_dump else [])
+    if not dirs:
+        return None
+    args = restic_commands.ls_newest_complete(site.id, dirs)
+    result = ctx.retry(functools.partial(ctx.restic.run, args, ctx.deadline, what="ls"), "ls")
+    snap = next((d for d in result.documents if isinstance(d, dict) and d.get("struct_type") == "snapshot"), None)
+    if snap is None or not snapshots.is_complete(snap):
+        return None
+    plan, wanted = _plan(ctx, snap, opts)
+    if not set(wanted) <= set(dirs) or _missing(ctx, plan, opts, snapshots.listed_paths(result.documents)):
+        return None
+    return plan
+
+
 def choose_restorable(ctx: Context, found: list[Snapshot], opts: RestoreOptions) -> Plan:
     """The newest candidate that holds every part the restore takes; nothing changes before this passes.
 
@@ -133,19 +181,14 @@ def choose_restorable(ctx: Context, found: list[Snapshot], opts: RestoreOptions)
     skipped: list[str] = []
     site = ctx.site
     for snap in candidates(found, opts):
-        parts = snapshots.parts_of(snap)
-        wants_db = opts.database and (parts.database is not None or site.database is not None)
-        to_server = opts.target is None or bool(opts.database_socket or opts.database_name)
-        plan = Plan(snap, parts, opts.files, wants_db and to_server, wants_db and not to_server, skipped)
-        dirs = (parts.paths if opts.files else []) + ([parts.dump_dir] if wants_db and parts.dump_dir else [])
+        plan, dirs = _plan(ctx, snap, opts)
+        plan.skipped = skipped
         listed: set[Path] = set()
         if dirs:
             args = restic_commands.ls(plan.id, dirs)
             result = ctx.retry(functools.partial(ctx.restic.run, args, ctx.deadline, what="ls"), "ls")
             listed = snapshots.listed_paths(result.documents)
-        missing = snapshots.missing_parts(parts, listed, files=opts.files, database=wants_db)
-        if wants_db and parts.database is None:
-            missing.append("a database dump (it was taken without one; the site has a database)")
+        missing = _missing(ctx, plan, opts, listed)
         if not missing:
             return plan
         lacks = f"snapshot {plan.short} lacks {' and '.join(missing)}"
@@ -190,27 +233,40 @@ class StagedDatabase:
     staging: str
     snapshot: str
     dump_file: str
+    dump_staging: Path  # the dump restored as a file (root-only), imported from there
     swap: mariadb.Swap | None = None  # None: views/triggers/routines, imported into the recreated database
     recreated: bool = False  # the live database was dropped for a direct import
     done: bool = False
     live_since: float = 0.0  # monotonic time at which the restored database was live
 
 
-def _import(ctx: Context, snap: str, dump_file: str, socket: Path, database: str) -> None:
-    """`restic dump` of the dump file piped into `mariadb` importing into `database`."""
-    producer = ctx.restic.spawn(restic_commands.dump(snap, dump_file), json_flag=False)
-    assert producer.stdout is not None
-    consumer = mariadb.import_stream(ctx.config.agent, socket, database, producer.stdout)
-    producer.stdout.close()  # the consumer owns the pipe now
-    with Watchdog(ctx.deadline, [producer, consumer]) as dog:
+def _staged_dump(ctx: Context, staged: StagedDatabase) -> Path:
+    """The snapshot's dump restored as a file beside this server's dump mount point, in a root-only directory.
+
+    One `restic restore` fetches the dump's blobs in parallel; `restic dump` piped into
+    the import fetched them one by one while the import waited (measured in bench/).
+    """
+    staging = fsops.fresh_dir(staged.dump_staging)
+    staging.chmod(0o700)
+    args = restic_commands.restore(staged.snapshot, staging, include=Path(staged.dump_file))
+    ctx.retry(functools.partial(ctx.restic.run, args, ctx.deadline, what="restore"), "restore")
+    file = staging / Path(staged.dump_file).relative_to("/")
+    if not file.is_file():
+        raise JobFailed(f"snapshot {staged.snapshot[:8]}: the database dump {staged.dump_file} did not arrive")
+    return file
+
+
+def _import(ctx: Context, dump: Path, socket: Path, database: str) -> None:
+    """The staged dump file imported by `mariadb` into `database`."""
+    with open(dump, "rb") as source:
+        consumer = mariadb.import_stream(ctx.config.agent, socket, database, source)
+    with Watchdog(ctx.deadline, [consumer]) as dog:
         _, cerr = consumer.communicate()
-        _, perr = producer.communicate()
-    if producer.returncode != 0 or consumer.returncode != 0:
+    if consumer.returncode != 0:
         if dog.fired:
             raise JobFailed("database restore killed by the watchdog at the job's deadline")
-        detail = (perr or cerr).decode("utf-8", "replace").strip().splitlines()
-        who = "restic dump" if producer.returncode != 0 else "mariadb import"
-        raise JobFailed(f"{who} failed: {ctx.restic.redact(detail[-1]) if detail else 'no detail'}")
+        detail = cerr.decode("utf-8", "replace").strip().splitlines()
+        raise JobFailed(f"mariadb import failed: {ctx.restic.redact(detail[-1]) if detail else 'no detail'}")
 
 
 def _database_target(site: Site, plan: Plan, opts: RestoreOptions) -> mariadb.Target:
@@ -226,10 +282,18 @@ def _stage_database(ctx: Context, plan: Plan, opts: RestoreOptions) -> StagedDat
     """The dump imported into a staging database, and the swap prepared (one statement left to run)."""
     target = _database_target(ctx.site, plan, opts)
     settings = ctx.config.agent
-    staged = StagedDatabase(target, mariadb.staging_name(target.name), plan.id, str(plan.parts.dump_file))
+    mount = dump_dir(ctx.config, ctx.site.id)
+    staged = StagedDatabase(
+        target,
+        mariadb.staging_name(target.name),
+        plan.id,
+        str(plan.parts.dump_file),
+        fsops.staging_path(mount, STAGING, ctx.run_id),
+    )
+    mount.parent.mkdir(parents=True, exist_ok=True)
     mariadb.prepare_staging(settings, target, ctx.deadline)
     try:
-        _import(ctx, plan.id, staged.dump_file, target.socket, staged.staging)
+        _import(ctx, _staged_dump(ctx, staged), target.socket, staged.staging)
         try:
             staged.swap = mariadb.prepare_swap(settings, target, staged.staging, ctx.deadline)
         except mariadb.DatabaseError as e:
@@ -237,6 +301,7 @@ def _stage_database(ctx: Context, plan: Plan, opts: RestoreOptions) -> StagedDat
                 raise
     except BaseException:
         _drop_staged(ctx, staged)
+        fsops.remove_tree(staged.dump_staging)
         raise
     return staged
 
@@ -297,7 +362,7 @@ def _swap_database(ctx: Context, db: StagedDatabase) -> str:
     mariadb.drop(settings, db.target, db.staging, deadline)
     db.recreated = True
     mariadb.recreate(settings, db.target, deadline)
-    _import(ctx, db.snapshot, db.dump_file, db.target.socket, db.target.name)
+    _import(ctx, db.dump_staging / Path(db.dump_file).relative_to("/"), db.target.socket, db.target.name)
     db.done, db.live_since = True, time.monotonic()
     return "imported into the recreated database (views/triggers/routines present)"
 
@@ -395,7 +460,8 @@ def finish_interrupted_restore(ctx: Context) -> None:
     """
     path = _intent_path(ctx)
     if not path.exists():
-        removed = [str(p) for live in ctx.site.paths for p in fsops.clear_leftovers(live, STAGING)]
+        lives = [*ctx.site.paths, dump_dir(ctx.config, ctx.site.id)]
+        removed = [str(p) for live in lives for p in fsops.clear_leftovers(live, STAGING)]
         database = ctx.site.database
         if database is not None:
             target = mariadb.Target(database.name, database.socket)
@@ -428,7 +494,7 @@ def finish_interrupted_restore(ctx: Context) -> None:
 
 def _restore_in_place(ctx: Context, plan: Plan, opts: RestoreOptions) -> list[str]:
     """Stage the files and the database, then swap both in back to back (see the module docstring)."""
-    for path in plan.parts.paths:
+    for path in [*plan.parts.paths, dump_dir(ctx.config, ctx.site.id)]:
         for leftover in fsops.clear_leftovers(path, STAGING):
             ctx.figures.setdefault("leftovers_removed", []).append(str(leftover))
     files: list[StagedPath] = []
@@ -472,6 +538,7 @@ def _restore_in_place(ctx: Context, plan: Plan, opts: RestoreOptions) -> list[st
             fsops.remove_tree(item.staging)  # the old trees, or the staged ones if nothing was swapped
         if db is not None:
             _drop_staged(ctx, db)
+            fsops.remove_tree(db.dump_staging)
 
 
 def restore_to_target(ctx: Context, plan: Plan, opts: RestoreOptions) -> list[str]:
@@ -507,6 +574,7 @@ def restore_to_target(ctx: Context, plan: Plan, opts: RestoreOptions) -> list[st
     finally:
         if db is not None:
             _drop_staged(ctx, db)
+            fsops.remove_tree(db.dump_staging)
     return done
 
 
@@ -515,8 +583,10 @@ def do_restore(ctx: Context, opts: RestoreOptions) -> str:
     restic = ctx.restic
     restic.env()
     ctx.prepare()
-    found = ctx.retry(lambda: restic.snapshots(ctx.deadline), "snapshots")
-    plan = choose_restorable(ctx, found, opts)
+    plan = newest_complete_in_one_call(ctx, opts)
+    if plan is None:
+        found = ctx.retry(lambda: restic.snapshots(ctx.deadline), "snapshots")
+        plan = choose_restorable(ctx, found, opts)
     ctx.figures.update({"snapshot_id": plan.short, "snapshot_time": plan.snapshot.get("time")})
     if plan.skipped:
         ctx.figures["snapshots_passed_over"] = plan.skipped
