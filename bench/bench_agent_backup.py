@@ -21,6 +21,19 @@ Per run, on fresh repositories (one for the agent, one for plain restic):
   during the agent's first backup with its defaults (nice 10 + ionice idle) and
   with SCHED_IDLE added. The time comparison above runs the agent at plain
   restic's priority, so that only the agent's own overhead is measured.
+
+With --lab SITE (a running lab; CARESTACK_LAB_DIR names it), on the lab server
+running SITE instead: --files-mb of new random files in the site's uploads and a
+table of --db-mb in its database (fresh contents before every backup, so each one
+reads, encrypts and uploads that much), the site's first checked page (PHP under
+nginx and PHP-FPM) requested from this machine --rate times a second, idle, during
+the backup started by its systemd unit (CPUWeight=, IOWeight=, idle I/O class),
+during the same backup from an ssh session (no unit weights), with the agent's
+restic and dump at SCHED_IDLE and at nice 19 (a copy of its configuration), and
+during plain restic at nice 10 into a repository on the server's own disk, with
+and without GOMAXPROCS=1 (no upload: where the site's time goes); --variants picks
+some. The lab's S3 server runs at SCHED_IDLE meanwhile (in production it is
+another machine). The files and the table are removed afterwards.
 """
 
 from __future__ import annotations
@@ -30,6 +43,7 @@ import http.client
 import json
 import os
 import random
+import shlex
 import shutil
 import socket
 import statistics
@@ -47,8 +61,18 @@ sys.path.insert(0, str(ROOT / "agent"))
 
 from rows import at_most, record  # noqa: E402
 
+from infra.agent_config import dumps  # noqa: E402
 from lab import s3 as lab_s3  # noqa: E402
-from tests.agent.conftest import MariaDB, start_mariadb, stop_mariadb, write_secret  # noqa: E402
+from tests.agent.conftest import (  # noqa: E402
+    PLAN_JOBS,
+    PLAN_PERF,
+    PLAN_RETENTION,
+    PLAN_UPDATES,
+    MariaDB,
+    start_mariadb,
+    stop_mariadb,
+    write_secret,
+)
 
 PASSWORD = "bench password"
 SITE = "bench-www"
@@ -193,46 +217,26 @@ def plain_backup(env: dict[str, str], db: MariaDB, root: Path, dump_dir: Path) -
     return time.monotonic() - t0, restic_dt
 
 
-PRIORITIES = {
-    "same": {"nice": 0, "ionice_idle": "false", "sched_idle": "false"},  # as plain restic: fair time comparison
-    "nice": {"nice": 10, "ionice_idle": "true", "sched_idle": "false"},  # the agent's defaults
-    "idle": {"nice": 10, "ionice_idle": "true", "sched_idle": "true"},  # plus SCHED_IDLE
+PRIORITIES: dict[str, dict[str, Any]] = {
+    "same": {"nice": 0, "ionice_idle": False, "sched_idle": False},  # as plain restic: fair time comparison
+    "nice": {"nice": 10, "ionice_idle": True, "sched_idle": False},  # the agent's defaults
+    "idle": {"nice": 10, "ionice_idle": True, "sched_idle": True},  # plus SCHED_IDLE
 }
 
 
 def agent_config(work: Path, endpoint: str, bucket: str, root: Path, db: MariaDB, priority: str) -> Path:
-    prio = PRIORITIES[priority]
-    state = work / "agent-state"
+    """The agent.toml, written by the controller's TOML writer with the plan's job settings (as the tests do)."""
+    agent = {"host": "bench", "state_dir": str(work / "agent-state"), "restic": shutil.which("restic"),
+             **PRIORITIES[priority]}  # fmt: skip
+    site = {
+        "domain": "www.bench.example", "kind": "wordpress", "root": str(root), "paths": [str(root)], "exclude": [],
+        "repository": f"s3:{endpoint}/{bucket}/{SITE}", "password_file": str(work / "secrets/restic-password"),
+        "credentials_file": str(work / "secrets/agent-s3.env"), "checks": [],
+        "database": {"name": DB, "socket": str(db.socket)},
+        "retention": PLAN_RETENTION | {"keep_daily": 7}, "jobs": PLAN_JOBS, "updates": PLAN_UPDATES, "perf": PLAN_PERF,
+    }  # fmt: skip
     cfg = work / "agent.toml"
-    cfg.write_text(
-        f"""[agent]
-host = "bench"
-state_dir = "{state}"
-restic = "{shutil.which("restic")}"
-nice = {prio["nice"]}
-ionice_idle = {prio["ionice_idle"]}
-sched_idle = {prio["sched_idle"]}
-
-[sites.{SITE}]
-domain = "www.bench.example"
-kind = "wordpress"
-root = "{root}"
-paths = ["{root}"]
-repository = "s3:{endpoint}/{bucket}/{SITE}"
-password_file = "{work / "secrets/restic-password"}"
-credentials_file = "{work / "secrets/agent-s3.env"}"
-
-[sites.{SITE}.database]
-name = "{DB}"
-socket = "{db.socket}"
-
-[sites.{SITE}.retention]
-keep_daily = 7
-
-[sites.{SITE}.jobs]
-backup_timeout_seconds = 3600
-"""
-    )
+    cfg.write_text(dumps({"agent": agent, "sites": {SITE: site}}))
     return cfg
 
 
@@ -243,7 +247,14 @@ def main() -> int:
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--workdir", type=Path, default=None)
     ap.add_argument("--phases", default="timing,latency", help="timing, latency or both (comma-separated)")
+    ap.add_argument("--lab", metavar="SITE", help="measure the site's latency on the lab server running SITE")
+    ap.add_argument("--rate", type=float, default=4.0, help="--lab: requests per second to the site's page")
+    ap.add_argument("--variants", help="--lab: only these (comma-separated: unit, ssh, ssh_sched_idle, ssh_nice19, "
+                    "local_repo, local_repo_1cpu)")  # fmt: skip
     args = ap.parse_args()
+    if args.lab:
+        only = set(args.variants.split(",")) if args.variants else None
+        return on_lab(args.lab, args.files_mb, args.db_mb, args.runs, args.rate, only)
     if os.geteuid() != 0:
         print("needs root (FUSE mount for the streamed dump, mariadbd as root)", file=sys.stderr)
         return 2
@@ -422,6 +433,104 @@ def main() -> int:
            anchor_median=med["p95_idle_ms"], goal="<= 1.2x", met=at_most(p95_ratio, 1.2))  # fmt: skip
     rss = max(results.get("agent_maxrss_mb", [nan]))
     record("agent: peak RSS of a backup (restic excluded)", rss, "MB", goal="< 60 MB", met=at_most(rss, 60))
+    return 0
+
+
+def on_lab(site_id: str, files_mb: int, db_mb: int, runs: int, rate: float, only: set[str] | None) -> int:
+    """The site's p95 on a lab server during its backups, by the unit and from ssh (see the module docstring)."""
+    from lab import procs, s3_gateway
+    from lab.state import LabState
+
+    lab = LabState.load()
+    found = [(c.server, s) for c in lab.clients for s in lab.plan(c.id).sites if s.id == site_id]
+    if not found or found[0][1].database is None:
+        raise SystemExit(f"{site_id}: no site of that name with a database in the lab")
+    server, site = found[0]
+    address, page, database = lab.host(server).address, site.checks[0].path, site.database
+    extra = f"{site.root}/wp-content/uploads/cs-bench"
+    unit = f"carestack-backup@{site.id}.service"
+
+    def ssh(command: str) -> float:
+        started = time.monotonic()
+        done = lab.ssh(server, command, timeout=3600)
+        if done.returncode != 0:
+            raise SystemExit(f"{server}: {command[:80]}: {done.stderr.strip()[-300:]}")
+        return time.monotonic() - started
+
+    files = max(1, files_mb // 4)  # 4 MiB each
+    fill = (f"import os; os.makedirs('{extra}', exist_ok=True); "
+            f"[open(f'{extra}/file-{{i}}.bin', 'wb').write(os.urandom(4 << 20)) for i in range({files})]")  # fmt: skip
+    rows = max(1, db_mb)  # 1 MiB of random hex per row
+    table = (f"SET SESSION group_concat_max_len = 4194304; DROP TABLE IF EXISTS cs_bench; "
+             f"CREATE TABLE cs_bench (id INT PRIMARY KEY, body LONGTEXT); "
+             f"INSERT INTO cs_bench SELECT r.seq, GROUP_CONCAT(SHA2(RAND(), 256) SEPARATOR '') "
+             f"FROM seq_1_to_{rows} r JOIN seq_1_to_16384 h GROUP BY r.seq")  # fmt: skip
+
+    def fresh_data() -> None:
+        ssh(f"python3 -c {shlex.quote(fill)} && mariadb {database} -e {shlex.quote(table)}")
+
+    s3_dir = lab.state_dir / "run/s3"
+    gateway = procs.running(s3_dir / s3_gateway.PID_FILE)
+    s3_pids = [str(pid) for pid in (lab_s3.recorded_pid(s3_dir), gateway.pid if gateway else None) if pid]
+    for pid in s3_pids:
+        subprocess.run(["chrt", "--idle", "--all-tasks", "-p", "0", pid], check=True, capture_output=True)
+    # The same backup from ssh, also with the agent's settings changed in a copy of its configuration.
+    copy = "/root/cs-bench-agent.toml"
+    variants = [("unit", f"systemctl start {unit}"), ("ssh", f"carestack-agent backup {site.id} --reason manual")]
+    for name, setting in (("ssh_sched_idle", "sched_idle = true"), ("ssh_nice19", "nice = 19")):
+        variants.append((name, f"install -m 600 /etc/carestack/agent.toml {copy} && sed -i "
+                               f"'/^state_dir = /a {setting}' {copy} && CARESTACK_AGENT_CONFIG={copy} "
+                               f"carestack-agent backup {site.id} --reason manual"))  # fmt: skip
+    # Where the site's time goes: the same data backed up by restic at nice 10 into a repository on the
+    # server's own disk (no upload through the lab's S3 gateway on this machine's cores).
+    local = "/var/tmp/cs-bench-repo"
+    restic_local = f"env RESTIC_PASSWORD=bench-only restic -q -r {local}"
+    dump = f"mariadb-dump --single-transaction {database} > /var/tmp/cs-bench.sql"
+    local_backup = f"nice -n 10 ionice -c 3 {restic_local} backup {site.root} /var/tmp/cs-bench.sql"
+    variants.append(("local_repo", f"{dump} && {local_backup}"))
+    variants.append(("local_repo_1cpu", f"{dump} && GOMAXPROCS=1 {local_backup}"))
+    variants = [v for v in variants if only is None or v[0] in only]
+    ssh(f"rm -rf {local} && {restic_local} init")
+    results: dict[str, list[float]] = {}
+    try:
+        for run in range(runs):
+            with Load(80, rate=rate, host=address, path=page, domain=site.domain) as idle:
+                time.sleep(20)
+            results.setdefault("p95_idle_ms", []).append(idle.p95())
+            for label, command in variants:
+                fresh_data()
+                with Load(80, rate=rate, host=address, path=page, domain=site.domain) as load:
+                    took = ssh(command)
+                results.setdefault(f"p95_{label}_ms", []).append(load.p95())
+                results.setdefault(f"backup_{label}_s", []).append(took)
+            progress = ", ".join(f"{k} {v[-1]:.1f}" for k, v in results.items())
+            print(f"run {run + 1}/{runs}: {progress}", file=sys.stderr)
+    finally:
+        for pid in s3_pids:
+            subprocess.run(["chrt", "--other", "--all-tasks", "-p", "0", pid], check=False, capture_output=True)
+        ssh(f"rm -rf {extra} {copy} {local} /var/tmp/cs-bench.sql; "
+            f"mariadb {database} -e 'DROP TABLE IF EXISTS cs_bench'")  # fmt: skip
+    med = {k: statistics.median(v) for k, v in results.items()}
+    print(f"\n{site.id} on {server}: {files * 4} MiB of new files + {rows} MiB table per backup; {page} at "
+          f"{rate:g}/s; medians of {runs} run(s); load average {os.getloadavg()[0]:.2f}\n")  # fmt: skip
+    idle_ms = med["p95_idle_ms"]
+    for label, what in (("unit", "backup by its unit (CPUWeight=, IOWeight=, idle I/O)"),
+                        ("ssh", "backup from ssh (agent's nice 10, ionice idle)"),
+                        ("ssh_sched_idle", "from ssh, restic and the dump at SCHED_IDLE"),
+                        ("ssh_nice19", "from ssh, restic and the dump at nice 19"),
+                        ("local_repo", "restic at nice 10 into a repository on the server"),
+                        ("local_repo_1cpu", "the same with GOMAXPROCS=1")):  # fmt: skip
+        if f"p95_{label}_ms" not in med:
+            continue
+        p95 = med[f"p95_{label}_ms"]
+        print(f"{what:<55} {med[f'backup_{label}_s']:7.1f} s   p95 {p95:7.0f} ms  {p95 / idle_ms:5.2f}x idle")
+    print(f"{'site idle':<55} {'':9}   p95 {idle_ms:7.0f} ms")
+    if "p95_unit_ms" not in med:
+        return 0
+    ratio = med["p95_unit_ms"] / idle_ms
+    record(f"lab site p95 during its backup unit ({site.id})", med["p95_unit_ms"], "ms", anchor="the site idle",
+           anchor_median=idle_ms, goal="<= 1.2x", met=at_most(ratio, 1.2))  # fmt: skip
+    print("\nraw:", json.dumps({k: [round(x, 2) for x in v] for k, v in results.items()}))
     return 0
 
 

@@ -113,6 +113,12 @@ class AgentSettings:
     sched_idle: bool = key(
         boolean, "run restic and dumps as SCHED_IDLE (chrt --idle: CPU only when nothing else runs)", default=False
     )
+    restic_cpus: int = key(
+        integer(0, 1024),
+        "CPUs restic's Go runtime runs on at once (GOMAXPROCS); 0: half of this server's CPUs, at least one, "
+        "so the sites keep the rest (priorities alone did not keep a page's p95: see bench/README.md)",
+        default=0,
+    )
     dump_transport: str = key(
         one_of("stream", "spool"),
         "stream: a FUSE file fed by mariadb-dump (never on disk); spool: a 0600 file under state_dir, "

@@ -201,6 +201,7 @@ class Restic:
             env["RESTIC_CACHE_DIR"] = str(self.settings.state_dir / "cache")
             env["RESTIC_REPOSITORY"] = self.site.repository
             env["RESTIC_PASSWORD_FILE"] = str(self.site.password_file)
+            env["GOMAXPROCS"] = str(restic_cpus(self.settings.restic_cpus))
             if self.site.credentials_file is not None:
                 aws = s3_environment(self.site.credentials_file)
                 self._secrets = [v for k, v in aws.items() if k != "AWS_DEFAULT_REGION"]
@@ -346,6 +347,11 @@ class Restic:
         result = self.run(restic_commands.snapshots(self.site.id), deadline, what="snapshots")
         docs = result.documents[-1] if result.documents else []
         return [s for s in docs if isinstance(s, dict)] if isinstance(docs, list) else []
+
+
+def restic_cpus(setting: int) -> int:
+    """GOMAXPROCS for restic: the setting, or half of the CPUs this process may run on (at least one)."""
+    return setting or max(1, len(os.sched_getaffinity(0)) // 2)
 
 
 def endpoint_name(repository: str) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -11,6 +12,7 @@ from carestack_agent.actions.check import check
 from carestack_agent.actions.init import init
 from carestack_agent.actions.prune import prune
 from carestack_agent.journal import Journal
+from carestack_agent.restic import Restic
 
 from .conftest import PushRecorder, Site
 
@@ -143,3 +145,14 @@ def test_every_cli_job_first_settles_an_update_an_earlier_run_left_unfinished(ma
     assert ends[0]["figures"]["outcome"] == "interrupted"
     assert "before anything changed: nothing to roll back" in ends[0]["message"]
     assert backup_run["figures"]["finished_update"]["run_id"] == "u1"
+
+
+def test_restic_runs_on_half_of_the_cpus_unless_the_config_says_how_many(make_site) -> None:
+    """GOMAXPROCS keeps restic's Go runtime off some CPUs, so a site's requests find one free (bench/README.md)."""
+    site: Site = make_site(database=False)
+    cfg = site.config()
+    env = Restic(cfg.agent, cfg.site(site.id)).env()
+    assert env["GOMAXPROCS"] == str(max(1, len(os.sched_getaffinity(0)) // 2))
+    site.extra_agent["restic_cpus"] = 3
+    cfg = site.config()
+    assert Restic(cfg.agent, cfg.site(site.id)).env()["GOMAXPROCS"] == "3"
