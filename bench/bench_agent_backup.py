@@ -218,7 +218,8 @@ def plain_backup(env: dict[str, str], db: MariaDB, root: Path, dump_dir: Path) -
 
 
 PRIORITIES: dict[str, dict[str, Any]] = {
-    "same": {"nice": 0, "ionice_idle": False, "sched_idle": False},  # as plain restic: fair time comparison
+    # as plain restic (every CPU too): a fair time comparison
+    "same": {"nice": 0, "ionice_idle": False, "sched_idle": False, "restic_cpus": os.cpu_count() or 1},
     "nice": {"nice": 10, "ionice_idle": True, "sched_idle": False},  # the agent's defaults
     "idle": {"nice": 10, "ionice_idle": True, "sched_idle": True},  # plus SCHED_IDLE
 }
@@ -249,8 +250,8 @@ def main() -> int:
     ap.add_argument("--phases", default="timing,latency", help="timing, latency or both (comma-separated)")
     ap.add_argument("--lab", metavar="SITE", help="measure the site's latency on the lab server running SITE")
     ap.add_argument("--rate", type=float, default=4.0, help="--lab: requests per second to the site's page")
-    ap.add_argument("--variants", help="--lab: only these (comma-separated: unit, ssh, ssh_sched_idle, ssh_nice19, "
-                    "local_repo, local_repo_1cpu)")  # fmt: skip
+    ap.add_argument("--variants", help="--lab: only these (comma-separated: unit, ssh, ssh_agent_nice, "
+                    "ssh_sched_idle, ssh_nice19, local_repo, local_repo_1cpu)")  # fmt: skip
     args = ap.parse_args()
     if args.lab:
         only = set(args.variants.split(",")) if args.variants else None
@@ -476,7 +477,11 @@ def on_lab(site_id: str, files_mb: int, db_mb: int, runs: int, rate: float, only
         subprocess.run(["chrt", "--idle", "--all-tasks", "-p", "0", pid], check=True, capture_output=True)
     # The same backup from ssh, also with the agent's settings changed in a copy of its configuration.
     copy = "/root/cs-bench-agent.toml"
-    variants = [("unit", f"systemctl start {unit}"), ("ssh", f"carestack-agent backup {site.id} --reason manual")]
+    variants = [
+        ("unit", f"systemctl start {unit}"),
+        ("ssh", f"carestack-agent backup {site.id} --reason manual"),
+        ("ssh_agent_nice", f"nice -n 10 carestack-agent backup {site.id} --reason manual"),
+    ]
     for name, setting in (("ssh_sched_idle", "sched_idle = true"), ("ssh_nice19", "nice = 19")):
         variants.append((name, f"install -m 600 /etc/carestack/agent.toml {copy} && sed -i "
                                f"'/^state_dir = /a {setting}' {copy} && CARESTACK_AGENT_CONFIG={copy} "
@@ -516,6 +521,7 @@ def on_lab(site_id: str, files_mb: int, db_mb: int, runs: int, rate: float, only
     idle_ms = med["p95_idle_ms"]
     for label, what in (("unit", "backup by its unit (CPUWeight=, IOWeight=, idle I/O)"),
                         ("ssh", "backup from ssh (agent's nice 10, ionice idle)"),
+                        ("ssh_agent_nice", "from ssh, the agent itself at nice 10 too"),
                         ("ssh_sched_idle", "from ssh, restic and the dump at SCHED_IDLE"),
                         ("ssh_nice19", "from ssh, restic and the dump at nice 19"),
                         ("local_repo", "restic at nice 10 into a repository on the server"),

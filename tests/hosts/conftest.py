@@ -37,6 +37,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="client stack(s) the servers under test realize (default: every client stack in stacks/)",
     )
 
+
 NEW_LOGIN = "-o ControlMaster=no -o ControlPath=none"
 
 
