@@ -15,7 +15,6 @@ it, or the live tree an exchange parked there) would be merged in.
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import os
 import re
 import shutil
@@ -24,7 +23,8 @@ from pathlib import Path
 RENAME_EXCHANGE = 2
 AT_FDCWD = -100
 RUN_ID = r"[0-9]{8}T[0-9]{6}-[0-9a-f]+"  # jobs.new_run_id's form: leftovers of another path never match
-_libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+# glibc's soname on Debian: find_library("c") would run `ldconfig -p` at every job's start.
+_libc = ctypes.CDLL("libc.so.6", use_errno=True)
 
 
 def exchange(a: Path, b: Path) -> None:

@@ -24,7 +24,6 @@ else is answered with ENOSYS.
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import errno
 import fcntl
 import os
@@ -60,7 +59,8 @@ FILE_ID = 2
 MS_NOSUID, MS_NODEV = 2, 4
 MNT_DETACH = 2
 
-_libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+# glibc's soname on Debian: find_library("c") would run `ldconfig -p` at every job's start.
+_libc = ctypes.CDLL("libc.so.6", use_errno=True)
 
 
 class StreamFsError(RuntimeError):
