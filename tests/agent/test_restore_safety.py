@@ -456,3 +456,33 @@ def test_the_usual_restore_chooses_and_checks_its_snapshot_in_one_restic_call(
         f"snapshot {lacking} lacks the database dump {site.state_dir}/dump/{site.id}/{site.db_name}.sql: "
         "not restored; nothing was changed"
     )
+
+
+def test_files_that_fail_to_stage_leave_no_staged_database_or_dump_behind(
+    site_without_excludes: Site, mariadb: MariaDB, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The database stages beside the files: when the files fail, what the database staged meanwhile goes."""
+    from carestack_agent.actions import restore as restore_action
+    from carestack_agent.jobs import JobFailed
+
+    site = site_without_excludes
+    snap, _, _ = snapshot_state(site, mariadb)
+    break_the_site(site, mariadb)
+    broken_files, broken_tables = manifest(site.root), table_sums(mariadb, site.db_name or "")
+
+    def files_fail_after_the_database(ctx: Context, plan: object, staged: list[object]) -> None:
+        deadline = time.monotonic() + 60
+        while not (ctx.figures.get("stage_database_s") or time.monotonic() > deadline):
+            time.sleep(0.05)  # the database has staged (its time is in the figures) ...
+        raise JobFailed("the files could not be staged (injected)")  # ... and then the files fail
+
+    monkeypatch.setattr(restore_action, "_stage_files", files_fail_after_the_database)
+    cfg = site.config()
+    ctx = Context.create(cfg, cfg.site(site.id), "restore", 600)
+    with pytest.raises(JobFailed, match="injected"):
+        do_restore(ctx, RestoreOptions(snapshot=snap))
+    assert ctx.figures["stage_database_s"] > 0
+    assert leftovers(site, mariadb) == []
+    dumps = site.state_dir / "dump"
+    assert not dumps.is_dir() or [p.name for p in dumps.iterdir() if p.name.startswith(".cs-")] == []
+    assert manifest(site.root) == broken_files and table_sums(mariadb, site.db_name or "") == broken_tables

@@ -316,7 +316,8 @@ def _stage_side_by_side(
     They use different resources (restic writing files; the database server parsing
     the dump) and neither touches the live site, so a restore takes about the longer
     of the two instead of their sum. Each stage cleans up after its own failure; when
-    the files fail, a database staged meanwhile is dropped before the error goes on.
+    the files fail, a database staged meanwhile is dropped (and its dump file removed)
+    before the error goes on.
     """
     timed = _timed(ctx)
     if stage_database is None or stage_files is None:
@@ -330,7 +331,9 @@ def _stage_side_by_side(
         except BaseException:
             # The files' failure is the one to report; a database stage that failed cleaned up itself.
             with contextlib.suppress(Exception):
-                _drop_staged(ctx, database.result())
+                staged = database.result()
+                _drop_staged(ctx, staged)
+                fsops.remove_tree(staged.dump_staging)
             raise
         return database.result()
 
