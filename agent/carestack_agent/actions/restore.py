@@ -465,11 +465,8 @@ def finish_interrupted_restore(ctx: Context) -> None:
     if not path.exists():
         lives = [*ctx.site.paths, dump_dir(ctx.config, ctx.site.id)]
         removed = [str(p) for live in lives for p in fsops.clear_leftovers(live, STAGING)]
-        database = ctx.site.database
-        if database is not None:
-            target = mariadb.Target(database.name, database.socket)
-            staged = mariadb.drop_staging_leftover(ctx.config.agent, target, ctx.deadline)
-            removed += [f"database {staged}"] if staged else []
+        # Not the staging database: an import that died after its swap parks the previous site's tables
+        # under the same name, for its own undo (which runs after this). The next restore recreates it.
         if removed:
             log.warning("%s: removed what an interrupted restore left: %s", ctx.site.id, ", ".join(removed))
             ctx.figures["leftovers_removed"] = removed

@@ -121,20 +121,6 @@ def prepare_staging(settings: AgentSettings, target: Target, deadline: Deadline)
     return staging
 
 
-def drop_staging_leftover(settings: AgentSettings, target: Target, deadline: Deadline) -> str | None:
-    """The staging database a killed restore left (it is never live); its name if there was one."""
-    staging = staging_name(target.name)
-    found = sql(settings, target.socket, f"SHOW DATABASES LIKE '{_like(staging)}'", deadline)
-    if not found:
-        return None
-    drop(settings, target, staging, deadline)
-    return staging
-
-
-def _like(name: str) -> str:
-    return name.replace("\\", "\\\\").replace("_", "\\_").replace("%", "\\%").replace("'", "''")
-
-
 @dataclass(frozen=True)
 class Swap:
     """A prepared swap of a staging database's tables into the live one (see `prepare_swap`)."""
