@@ -135,7 +135,7 @@ def _plan(ctx: Context, snap: Snapshot, opts: RestoreOptions) -> tuple[Plan, lis
     return plan, dirs
 
 
-def _missing(ctx: Context, plan: Plan, opts: RestoreOptions, listed: set[Path]) -> list[str]:
+def _missing(plan: Plan, opts: RestoreOptions, listed: set[Path]) -> list[str]:
     wants_db = plan.database or plan.dump_as_file
     missing = snapshots.missing_parts(plan.parts, listed, files=opts.files, database=wants_db)
     if wants_db and plan.parts.database is None:
@@ -166,7 +166,7 @@ def newest_complete_in_one_call(ctx: Context, opts: RestoreOptions) -> Plan | No
     if snap is None or not snapshots.is_complete(snap):
         return None
     plan, wanted = _plan(ctx, snap, opts)
-    if not set(wanted) <= set(dirs) or _missing(ctx, plan, opts, snapshots.listed_paths(result.documents)):
+    if not set(wanted) <= set(dirs) or _missing(plan, opts, snapshots.listed_paths(result.documents)):
         return None
     return plan
 
@@ -188,7 +188,7 @@ def choose_restorable(ctx: Context, found: list[Snapshot], opts: RestoreOptions)
             args = restic_commands.ls(plan.id, dirs)
             result = ctx.retry(functools.partial(ctx.restic.run, args, ctx.deadline, what="ls"), "ls")
             listed = snapshots.listed_paths(result.documents)
-        missing = _missing(ctx, plan, opts, listed)
+        missing = _missing(plan, opts, listed)
         if not missing:
             return plan
         lacks = f"snapshot {plan.short} lacks {' and '.join(missing)}"
@@ -300,8 +300,7 @@ def _stage_database(ctx: Context, plan: Plan, opts: RestoreOptions) -> StagedDat
             if "views, triggers or routines" not in str(e):
                 raise
     except BaseException:
-        _drop_staged(ctx, staged)
-        fsops.remove_tree(staged.dump_staging)
+        _discard_staged(ctx, staged)
         raise
     return staged
 
@@ -331,9 +330,7 @@ def _stage_side_by_side(
         except BaseException:
             # The files' failure is the one to report; a database stage that failed cleaned up itself.
             with contextlib.suppress(Exception):
-                staged = database.result()
-                _drop_staged(ctx, staged)
-                fsops.remove_tree(staged.dump_staging)
+                _discard_staged(ctx, database.result())
             raise
         return database.result()
 
@@ -379,6 +376,12 @@ def _drop_staged(ctx: Context, db: StagedDatabase) -> None:
             mariadb.drop(ctx.config.agent, db.target, name, ctx.deadline)
         except mariadb.DatabaseError as e:
             log.warning("restore %s: could not drop %s: %s", ctx.site.id, name, e)
+
+
+def _discard_staged(ctx: Context, db: StagedDatabase) -> None:
+    """What staging the database left: the staging database (unless it went live) and the dump file."""
+    _drop_staged(ctx, db)
+    fsops.remove_tree(db.dump_staging)
 
 
 def _swap_back(files: list[StagedPath]) -> list[str]:
@@ -537,8 +540,7 @@ def _restore_in_place(ctx: Context, plan: Plan, opts: RestoreOptions) -> list[st
         for item in files:
             fsops.remove_tree(item.staging)  # the old trees, or the staged ones if nothing was swapped
         if db is not None:
-            _drop_staged(ctx, db)
-            fsops.remove_tree(db.dump_staging)
+            _discard_staged(ctx, db)
 
 
 def restore_to_target(ctx: Context, plan: Plan, opts: RestoreOptions) -> list[str]:
@@ -573,8 +575,7 @@ def restore_to_target(ctx: Context, plan: Plan, opts: RestoreOptions) -> list[st
             done.append(f"database {db.target.name}: {_swap_database(ctx, db)}")
     finally:
         if db is not None:
-            _drop_staged(ctx, db)
-            fsops.remove_tree(db.dump_staging)
+            _discard_staged(ctx, db)
     return done
 
 
