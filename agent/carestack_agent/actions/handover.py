@@ -18,6 +18,7 @@ import gzip
 import hashlib
 import json
 import os
+import signal
 import tarfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -90,6 +91,8 @@ def _raise_unless_dumped(ctx: Context, code: int | None, killed: bool, err: byte
     if killed:
         raise JobFailed(f"hand-over of the {part} killed by the watchdog at the job's deadline")
     detail = err.decode("utf-8", "replace").strip().splitlines()
+    if not detail and code is not None and code < 0:
+        detail = [f"killed by {signal.Signals(-code).name}"]
     raise JobFailed(f"restic dump of {path} failed: {ctx.restic.redact(detail[-1]) if detail else 'no detail'}")
 
 
@@ -115,6 +118,10 @@ def _write_files(ctx: Context, snap: str, root: Path, part: Path) -> dict[str, A
                             continue
                         out.addfile(renamed, given.extractfile(member) if member.isreg() else None)
                         members += 1
+                # tarfile stops at the first end-of-archive block; restic may still be writing the rest
+                # of its trailer, and closing the pipe under it kills restic with SIGPIPE.
+                while producer.stdout.read(1 << 16):
+                    pass
         except tarfile.TarError as e:
             producer.kill()
             raise JobFailed(f"restic dump of {root}: not a tar stream ({e})") from None
