@@ -153,6 +153,9 @@ class ProgressWatch:
                 if self.proc.poll() is None:
                     kill_group(self.proc, signal.SIGKILL)
                 return
+        # restic ended within a tick of its progress resuming: the pause it rode out still counts.
+        if time.monotonic() - since >= self.notice:
+            self.pauses.append(Pause(since, time.monotonic() - since))
 
 
 @dataclass

@@ -12,6 +12,7 @@ import contextlib
 import json
 import os
 import signal
+import subprocess
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -21,7 +22,7 @@ import pytest
 from carestack_agent import evidence, lease
 from carestack_agent.actions.backup import backup
 from carestack_agent.jobs import JobResult
-from carestack_agent.restic import endpoint_name
+from carestack_agent.restic import STALL_NOTICE_SHARE, ProgressWatch, endpoint_name
 
 from .conftest import S3, MariaDB, PushRecorder, Site
 from .test_robustness import big_files
@@ -154,6 +155,15 @@ def test_a_stall_longer_than_the_limit_fails_naming_the_endpoint_and_the_next_ru
     assert len(json.loads(site.restic("snapshots", "--json").stdout)) == 2
 
 
+def dump_connections(mariadb: MariaDB, database: str) -> int:
+    """Connections to the database other than this query's own (the dump's, while the server keeps it)."""
+    rows = mariadb.sql(
+        "SELECT COUNT(*) FROM information_schema.PROCESSLIST "
+        f"WHERE DB = '{database}' AND ID <> CONNECTION_ID() AND COMMAND <> 'Killed'"
+    )
+    return int(rows[0][0])
+
+
 def test_a_dump_cut_off_while_s3_stalled_is_reported_as_the_stall(make_site, s3: S3, mariadb: MariaDB) -> None:
     site: Site = make_site()
     site.jobs = {"repository_stall_seconds": 20}  # the database gives up first (its net_write_timeout)
@@ -169,7 +179,13 @@ def test_a_dump_cut_off_while_s3_stalled_is_reported_as_the_stall(make_site, s3:
     try:
         with stalled_s3(s3):
             t, out = backup_in_thread(site)
-            time.sleep(lease.TIMEOUT_SECONDS + 8)  # the lease read gives up first, then the dump and restic start
+            # The lease read gives up first, then the dump and restic start; S3 stays silent until the
+            # server has dropped the dump's connection, and a while longer: restic's pause is then one
+            # worth reporting. (mariadb-dump itself notices only once restic reads its pipe again.)
+            wait_until(lambda: dump_connections(mariadb, site.db_name) > 0, lease.TIMEOUT_SECONDS + 30,
+                       "the dump to start")  # fmt: skip
+            wait_until(lambda: dump_connections(mariadb, site.db_name) == 0, 30, "the server to drop the dump")
+            time.sleep(20 * STALL_NOTICE_SHARE + 1)
         t.join(120)
     finally:
         mariadb.sql("SET GLOBAL net_write_timeout = 60")
@@ -193,3 +209,19 @@ def test_the_endpoint_is_named_without_credentials_or_the_sites_prefix() -> None
         "S3 endpoint s3.eu-central-1.amazonaws.com (bucket acme-backups)"
     )
     assert endpoint_name("/srv/restic/site") == "repository /srv/restic/site"
+
+
+def test_a_pause_still_under_way_when_restic_ends_is_recorded() -> None:
+    # restic often finishes within one tick of S3 answering again: the pause it rode out must not be lost.
+    quiet = subprocess.Popen(["sleep", "30"])
+    busy = subprocess.Popen(["sh", "-c", "exec cat /dev/zero > /dev/null"])
+    try:
+        with ProgressWatch(quiet, limit=4.0) as quiet_watch, ProgressWatch(busy, limit=4.0) as busy_watch:
+            time.sleep(2.5)  # the pause is noticed from a quarter of the limit: 1 s
+    finally:
+        for proc in (quiet, busy):
+            proc.kill()
+            proc.wait()
+    assert len(quiet_watch.pauses) == 1 and 1.0 <= quiet_watch.pauses[0].seconds <= 2.6, quiet_watch.pauses
+    assert not quiet_watch.fired
+    assert busy_watch.pauses == []
