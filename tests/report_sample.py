@@ -38,6 +38,11 @@ HOME_EVENTS = [
 ]
 PROJECTS_EVENTS = [(berlin(6, 9, 0), berlin(6, 9, 30), State.DOWN, "keyword not found")]
 MISSED_BACKUP = berlin(18, 3, 15)
+# The cause of that missed backup, as the agent records it.
+STALLED_BACKUP = (
+    "restic backup: S3 endpoint s3.eu-central-1.amazonaws.com (bucket studio-backups) stalled: no progress for "
+    "600 s (limit 600 s), restic stopped"
+)
 
 
 def studio_plan() -> CarePlan:
@@ -134,6 +139,7 @@ def sample_evidence(plan: CarePlan) -> list:
         ),
         _record(plan, plans, "update", berlin(3, 6, 25), "ok", "no updates", {"outcome": "nothing to do"}),
         _record(plan, web, "check", berlin(7, 4, 35), "ok", "no errors", {}),
+        _record(plan, web, "backup", MISSED_BACKUP + timedelta(minutes=11), "failed", STALLED_BACKUP, {}),
         _record(plan, plans, "check", berlin(14, 4, 35), "failed", "pack 3f2a is damaged", {}),
         _record(
             plan,

@@ -140,6 +140,15 @@ def _backups(b: SiteBackups) -> dict[str, Any]:
     }
 
 
+def _failed_backups(evidence: list[EvidenceRecord] | None, period: Period, site: str) -> list[dict[str, Any]] | None:
+    """The site's backup jobs that failed in the period, each with the cause the agent recorded; None when
+    the evidence was not read (a missed backup then shows only as a gap between snapshots)."""
+    if evidence is None:
+        return None
+    failed = [r for r in in_period(evidence, period, ("backup",)) if r.site == site and not r.ok]
+    return [{"started": iso(r.started), "ended": iso(r.ended), "message": r.message} for r in failed]
+
+
 def _run(r: Run) -> dict[str, Any]:
     return {
         "site": r.site,
@@ -306,6 +315,7 @@ def build_report(plan: CarePlan, period: Period, sources: Sources, generated: da
                 site_credits.append({"site": site.id, **_credit(credit)})
         if site.id in sources.snapshots:
             entry["backups"] = _backups(site_backups(plan, site.id, sources.snapshots[site.id], period))
+            entry["backups"]["failed_runs"] = _failed_backups(sources.evidence, period, site.id)
         else:
             entry["backups"] = _unavailable(notes.get(f"backups:{site.id}", "the repository was not read"))
         sites.append(entry)

@@ -160,6 +160,9 @@ def _site(site: dict[str, Any], doc: dict[str, Any], w: dict[str, str]) -> str:
             f"({w['oldest']} {local(b['oldest_complete'], tz)}, "
             f"{b['oldest_age_days']} {w['days_back']} {b['retention_days']})</li></ul>"
         )
+        if b.get("failed_runs"):
+            rows = [[local(r["ended"], tz), escape(r["message"])] for r in b["failed_runs"]]
+            parts.append(f"<p>{w['failed_backups']}</p>" + _table([w["end"], w["cause"]], rows))
         ends = (period["first_day"], period["last_day"])
         chart = backup_timeline(b, period["start"], period["end"], w["backup_timeline"], ends)
         parts.append(f"<figure>{chart}<figcaption>{w['backup_timeline']}</figcaption></figure>")

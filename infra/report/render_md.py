@@ -94,6 +94,9 @@ def render_md(doc: dict[str, Any], lang: str = "en", agency: str = "") -> str:
                 f"{local(b['oldest_complete'], tz)}, {b['oldest_age_days']} {w['days_back']} {b['retention_days']})",
                 "",
             ]
+            if b.get("failed_runs"):
+                lines += [f"{w['failed_backups']}:", ""]
+                lines += [f"- {local(r['ended'], tz)}: {r['message']}" for r in b["failed_runs"]] + [""]
     lines += [f"## {w['integrity']}", "", runs_line(doc["integrity_checks"], w), ""]
     lock = doc["immutability"]["object_lock_days"]
     lines += [f"## {w['immutability']}", "", f"{w['locked']}: {lock}" if lock else w["not_locked"], ""]

@@ -16,7 +16,15 @@ from infra.report.render_html import render_html
 from infra.report.render_md import render_md
 from infra.report.text import TEXT
 from infra.report.uptime import page_key
-from tests.report_sample import NOW, berlin, sample_period, sample_recovery_evidence, sample_sources, studio_plan
+from tests.report_sample import (
+    NOW,
+    STALLED_BACKUP,
+    berlin,
+    sample_period,
+    sample_recovery_evidence,
+    sample_sources,
+    studio_plan,
+)
 
 
 @pytest.fixture(scope="module")
@@ -51,6 +59,29 @@ def test_jobs_from_the_evidence(doc: dict[str, Any]) -> None:
     assert doc["performance"]["note"] == "not run"
     md = render_md(doc)
     assert "critical 0, high 2, medium 1, info 4" in md
+
+
+@pytest.mark.parametrize("lang", ["en", "nl"])
+def test_a_backup_job_that_failed_is_listed_with_its_cause_beside_the_gap_it_left(
+    doc: dict[str, Any], lang: str
+) -> None:
+    web, plans = doc["sites"][0]["backups"], doc["sites"][1]["backups"]
+    assert web["failed_runs"] == [
+        {"started": "2026-11-18T02:23:00Z", "ended": "2026-11-18T02:26:00Z", "message": STALLED_BACKUP}
+    ]
+    assert plans["failed_runs"] == []
+    assert web["complete"] == web["called_for"] - 1  # the hour it missed
+    words = TEXT[lang]
+    assert words["failed_backups"] in render_md(doc, lang) and STALLED_BACKUP in render_md(doc, lang)
+    html = render_html(doc, lang)
+    assert words["failed_backups"] in html and "stalled: no progress for 600 s" in html
+
+
+def test_without_the_evidence_a_missed_backup_is_only_its_gap() -> None:
+    plan, period = studio_plan(), sample_period()
+    doc = build_report(plan, period, replace(sample_sources(plan, period), evidence=None), NOW)
+    web = doc["sites"][0]["backups"]
+    assert web["failed_runs"] is None and web["complete"] == web["called_for"] - 1
 
 
 def test_the_overview_puts_the_site_with_findings_first(doc: dict[str, Any]) -> None:
