@@ -97,10 +97,14 @@ def _describe(changes: list[Change]) -> str:
     return ", ".join(c.describe() for c in changes)
 
 
-def _unless_unchecked(summary: str, unchecked: list[str]) -> str:
-    """The run's summary; a failure if some provider could not check for updates (the promise is not kept)."""
+def _unless_unchecked(ctx: Context, failed: FailedVersions, summary: str, unchecked: list[str]) -> str:
+    """The run's summary; a failure if some provider could not check for updates (the promise is not kept).
+
+    That failure still names the rollbacks that stay open: the run's record is
+    what the report reads them from.
+    """
     if unchecked:
-        raise JobFailed(f"{summary}; NOT CHECKED: {'; '.join(unchecked)}")
+        raise JobFailed(f"{_still_rolled_back(ctx, failed, summary)}; NOT CHECKED: {'; '.join(unchecked)}")
     return summary
 
 
@@ -188,7 +192,7 @@ def _flow(ctx: Context, providers: list[Provider], failed: FailedVersions) -> st
     held = f" (held: {'; '.join(notes)})" if notes else ""
     if not offers:
         ctx.figures["outcome"] = "nothing to do"
-        return _unless_unchecked("no updates" + held, unchecked)
+        return _unless_unchecked(ctx, failed, "no updates" + held, unchecked)
 
     ctx.note("step", step="snapshot")
     snapshot = pre_update_snapshot(ctx)
@@ -234,7 +238,7 @@ def _flow(ctx: Context, providers: list[Provider], failed: FailedVersions) -> st
         if resolved:
             ctx.figures["resolved"] = [f.figures() for f in resolved]
         summary = f"updated: {_describe(changes)}; {probe.summary(verdicts)}; snapshot {snapshot} before{held}"
-        return _unless_unchecked(summary, unchecked)
+        return _unless_unchecked(ctx, failed, summary, unchecked)
     return _after_failure(ctx, snapshot, applied, baseline, broke, broken_since, failed)
 
 
