@@ -6,12 +6,14 @@ Called for: the schedule's runs that fell in the period. Achieved RPO: the longe
 complete snapshot, from the last one before the period (or the period's start) to the period's end;
 the plan's RPO is met when that gap is at most one backup period plus the timer's random delay.
 Retention held: the oldest complete snapshot reaches back as far as the keep rules promise.
+A site taken into care during the period (its monitoring began then, as the uptime section shows) is
+counted from that moment: no run was due before it, and retention can reach back only that far.
 """
 
 from __future__ import annotations
 
 import itertools
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, time
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -63,6 +65,7 @@ class SiteBackups:
     oldest_age_days: float | None
     retention_days: int
     retention_held: bool
+    counted_from: datetime | None = None  # the care began in the period: nothing before it was due
 
 
 def parse_snapshots(raw: Any, where: str) -> list[Snapshot]:
@@ -107,21 +110,28 @@ def scheduled_runs(on_calendar: str, period: Period) -> int:
     return len(runs)
 
 
-def site_backups(plan: CarePlan, site: str, snapshots: list[Snapshot], period: Period) -> SiteBackups:
+def site_backups(
+    plan: CarePlan, site: str, snapshots: list[Snapshot], period: Period, care_from: datetime | None = None
+) -> SiteBackups:
     backup = plan.backup
+    counted = period if care_from is None or care_from <= period.start else replace(period, start=care_from)
     complete = [s.time for s in snapshots if s.complete and s.time < period.end]
     in_period = tuple(t for t in complete if t >= period.start)
     before = [t for t in complete if t < period.start]
-    points = [before[-1] if before else period.start, *in_period, period.end]
+    points = [before[-1] if before else counted.start, *(t for t in in_period if t > counted.start), period.end]
     gaps = [Gap(a, b) for a, b in itertools.pairwise(points)]
     worst = max(gaps, key=lambda g: g.minutes)
     allowed = backup.rpo_minutes + backup.schedule.randomized_delay_seconds / 60
     oldest = complete[0] if complete else None
     age = None if oldest is None else round((period.end - oldest).total_seconds() / 86400, 2)
     made = [s for s in snapshots if period.start <= s.time < period.end]
+    if counted is period:
+        held = age is not None and age >= plan.storage.retention_days
+    else:  # the keep rules can reach back only to the care's start: held if the first backup followed it in time
+        held = oldest is not None and (oldest - counted.start).total_seconds() / 60 <= allowed
     return SiteBackups(
         site=site,
-        called_for=scheduled_runs(backup.schedule.on_calendar, period),
+        called_for=scheduled_runs(backup.schedule.on_calendar, counted),
         complete=len(in_period),
         incomplete=sum(s.incomplete for s in made),
         untagged=sum(not s.complete and not s.incomplete for s in made),
@@ -133,5 +143,6 @@ def site_backups(plan: CarePlan, site: str, snapshots: list[Snapshot], period: P
         oldest=oldest,
         oldest_age_days=age,
         retention_days=plan.storage.retention_days,
-        retention_held=age is not None and age >= plan.storage.retention_days,
+        retention_held=held,
+        counted_from=None if counted is period else counted.start,
     )

@@ -137,6 +137,7 @@ def _backups(b: SiteBackups) -> dict[str, Any]:
         "oldest_age_days": b.oldest_age_days,
         "retention_days": b.retention_days,
         "retention_held": b.retention_held,
+        "counted_from": iso(b.counted_from),
     }
 
 
@@ -298,6 +299,7 @@ def build_report(plan: CarePlan, period: Period, sources: Sources, generated: da
             "checks": [c.path for c in site.checks],
         }
         timelines = sources.timelines
+        care_from = None
         home = None if timelines is None else timelines.get(page_key(site, site.checks[0].path))
         if timelines is None or home is None:
             why = notes.get("monitoring", "") if timelines is None else f"Kuma has no history of {site.id}'s home check"
@@ -306,6 +308,7 @@ def build_report(plan: CarePlan, period: Period, sources: Sources, generated: da
             entry["response_times"] = None
         else:
             uptime = site_uptime(plan, site, timelines, period)
+            care_from = uptime.not_monitored[1] if uptime.not_monitored else None
             entry["uptime"] = _uptime(uptime)
             entry["incidents"] = [_incident(i) for i in site_incidents(site, timelines, period, windows)]
             entry["response_times"] = _response_times(site, timelines, period)
@@ -314,7 +317,7 @@ def build_report(plan: CarePlan, period: Period, sources: Sources, generated: da
                 credits.append(credit)
                 site_credits.append({"site": site.id, **_credit(credit)})
         if site.id in sources.snapshots:
-            entry["backups"] = _backups(site_backups(plan, site.id, sources.snapshots[site.id], period))
+            entry["backups"] = _backups(site_backups(plan, site.id, sources.snapshots[site.id], period, care_from))
             entry["backups"]["failed_runs"] = _failed_backups(sources.evidence, period, site.id)
         else:
             entry["backups"] = _unavailable(notes.get(f"backups:{site.id}", "the repository was not read"))

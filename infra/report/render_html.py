@@ -154,7 +154,8 @@ def _site(site: dict[str, Any], doc: dict[str, Any], w: dict[str, str]) -> str:
             "<ul>"
             f"<li>{b['complete']} {w['complete']} / {b['called_for']} {w['called_for']}; "
             f"{b['incomplete']} {w['incomplete']}</li>"
-            f"<li>{w['rpo']}: {duration(b['achieved_rpo_minutes'])} ({w['plan_rpo']} {duration(b['rpo_minutes'])}) "
+            + (f"<li>{w['counted_from']} {local(b['counted_from'], tz)}</li>" if b.get("counted_from") else "")
+            + f"<li>{w['rpo']}: {duration(b['achieved_rpo_minutes'])} ({w['plan_rpo']} {duration(b['rpo_minutes'])}) "
             f"{_status(b['rpo_met'], w)}</li>"
             f"<li>{w['retention']}: {_status(b['retention_held'], w)} "
             f"({w['oldest']} {local(b['oldest_complete'], tz)}, "

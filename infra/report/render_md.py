@@ -88,6 +88,7 @@ def render_md(doc: dict[str, Any], lang: str = "en", agency: str = "") -> str:
             lines += [
                 f"- {b['complete']} {w['complete']} / {b['called_for']} {w['called_for']}; {b['incomplete']} "
                 f"{w['incomplete']}",
+                *([f"- {w['counted_from']} {local(b['counted_from'], tz)}"] if b.get("counted_from") else []),
                 f"- {w['rpo']}: {duration(b['achieved_rpo_minutes'])} ({w['plan_rpo']} {duration(b['rpo_minutes'])}, "
                 f"{outcome(b['rpo_met'], w)})",
                 f"- {w['retention']}: {outcome(b['retention_held'], w)} ({w['oldest']} "

@@ -3,6 +3,7 @@ tier, Europe/Berlin, update window Tue 06:00 for two hours, hourly backups)."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -303,3 +304,19 @@ def test_only_the_stretch_before_the_first_beat_is_not_monitored() -> None:
     assert marked.intervals[0] == Interval(start, began, State.NOT_MONITORED)
     assert marked.time_in(State.NO_DATA) == timedelta(hours=1)
     assert not_monitored_before(t, start - timedelta(days=1)) is t
+
+
+def test_a_site_taken_into_care_mid_period_is_counted_from_then(plan: CarePlan) -> None:
+    period = november()
+    began = period.start + timedelta(days=20, hours=9, minutes=21)  # its monitors were created then
+    raw = hourly(began + timedelta(minutes=4), period.end)
+    b = site_backups(plan, "web", parse_snapshots(raw, "web"), period, care_from=began)
+    assert b.counted_from == began
+    assert b.called_for == scheduled_runs(plan.backup.schedule.on_calendar, replace(period, start=began))
+    assert b.called_for < 30 * 24 and b.complete == len(raw)
+    assert b.worst_gap.minutes == 60 and b.rpo_met  # no gap from the period's start: nothing was due then
+    assert b.retention_held  # the first backup followed the start of care: as far back as the rules can reach
+
+    late = site_backups(plan, "web", parse_snapshots(hourly(began + timedelta(days=2), period.end), "web"), period,
+                        care_from=began)  # fmt: skip
+    assert not late.retention_held and not late.rpo_met and late.worst_gap.minutes >= 2 * 24 * 60

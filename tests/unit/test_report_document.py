@@ -4,6 +4,7 @@ against the events the sample holds, credits from the tier's table, the overview
 from __future__ import annotations
 
 from dataclasses import replace
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -122,6 +123,11 @@ def test_a_site_onboarded_mid_month_shows_its_not_yet_monitored_stretch_in_every
     assert f"{TEXT[lang]['not_monitored']}: {span} ({duration(up['minutes']['not_monitored'])})" in render_md(doc, lang)
     html = render_html(doc, lang)
     assert TEXT[lang]["not_monitored"] in html and span in html
+    # Its backups are counted from the same moment: the schedule's runs before it were not due.
+    backups, whole = doc["sites"][0]["backups"], doc["sites"][1]["backups"]
+    assert backups["counted_from"] == up["not_monitored"]["end"] and whole["counted_from"] is None
+    assert backups["called_for"] == whole["called_for"] - (onboarded - period.start) // timedelta(hours=1)
+    assert f"{TEXT[lang]['counted_from']} 2026-11-03 09:00" in render_md(doc, lang) and "2026-11-03 09:00" in html
 
 
 @pytest.mark.parametrize("lang", ["en", "nl"])
