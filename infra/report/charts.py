@@ -67,6 +67,8 @@ def response_lines(series: list[dict[str, Any]], all_days: list[str], label: str
     plot_h = height - top - bottom
     peak = max([d["mean_ms"] for s in series for d in s["days"]] + [1.0])
     step = (WIDTH - left - 10) / max(1, len(all_days) - 1)
+    # One day: its points in the middle, not on the axis.
+    first_x = left + (WIDTH - left - 10) / 2 if len(all_days) == 1 else left
     index = {day: n for n, day in enumerate(all_days)}
     body = [
         f'<line x1="{left}" y1="{top + plot_h}" x2="{WIDTH - 5}" y2="{top + plot_h}" stroke="{GRID}"/>',
@@ -76,12 +78,16 @@ def response_lines(series: list[dict[str, Any]], all_days: list[str], label: str
     for n, s in enumerate(series):
         colour = LINES[n % len(LINES)]
         points = " ".join(
-            f"{left + index[d['day']] * step:.1f},{top + plot_h * (1 - d['mean_ms'] / peak):.1f}"
+            f"{first_x + index[d['day']] * step:.1f},{top + plot_h * (1 - d['mean_ms'] / peak):.1f}"
             for d in s["days"]
             if d["day"] in index
         )
         if points:
             body.append(f'<polyline class="line" points="{points}" fill="none" stroke="{colour}" stroke-width="1.5"/>')
+        # A dot per day as well: a period of one day has a point and no line.
+        for point in points.split():
+            x, y = point.split(",")
+            body.append(f'<circle class="point" cx="{x}" cy="{y}" r="2" fill="{colour}"/>')
         lx = left + n * 150
         body.append(f'<rect x="{lx}" y="{height - 12}" width="10" height="4" fill="{colour}"/>')
         body.append(_text(lx + 14, height - 7, s["check"], "start", 9))
