@@ -152,6 +152,19 @@ def bring_up(config: LabConfig, clients: Sequence[PlacedClient]) -> StorageRepor
     return StorageReport(endpoint(config), started, config.secrets_dir / "s3-admin.env", stored, tuple(restarted))
 
 
+def start_gateway(config: LabConfig) -> bool:
+    """The gateway again, with the policies the last `bring_up` wrote (after a test cut the servers off S3)."""
+    directory = s3_dir(config)
+    return s3_gateway.start(
+        directory, (config.bridge_address, config.s3_port), (LOOPBACK, config.s3_port), directory / POLICIES_FILE
+    )
+
+
+def stop_gateway(config: LabConfig) -> bool:
+    """Only the gateway: the servers lose S3 while this machine's clients still reach moto."""
+    return s3_gateway.stop(s3_dir(config))
+
+
 def stop(config: LabConfig) -> bool:
-    gateway = s3_gateway.stop(s3_dir(config))
+    gateway = stop_gateway(config)
     return s3.stop(s3_dir(config)) or gateway
