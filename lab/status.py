@@ -22,8 +22,8 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from infra.failover import active_failover
 from infra.failover_lease import LeaseError, LeaseStore
-from infra.kuma_client import KumaError, connect
-from infra.monitors import monitor_states, status_page_slug
+from infra.monitors import status_page_slug
+from infra.monitors.states import StatusPageUnreadable, public_monitor_states
 from infra.plan import SitePlan
 from lab import aptproxy, hosts, storage, traffic
 from lab import services as lab_services
@@ -197,17 +197,24 @@ def failovers(state: LabState) -> list[str]:
 
 
 def monitor_counts(state: LabState) -> dict[str, dict[str, int]]:
-    """Each client's monitors in Kuma by state: up, down, pending, maintenance, unchecked."""
-    if state.kuma_url is None or state.kuma_credentials_file is None or not state.kuma_credentials_file.exists():
+    """Each client's monitors in Kuma by state (up, down, pending, maintenance, unchecked), read from the
+    clients' public status pages at once; {} if Kuma does not answer."""
+    url = state.kuma_url
+    if url is None:
         return {}
-    counts: dict[str, dict[str, int]] = {}
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        read = pool.map(lambda client: _page_states(url, client.id), state.clients)
+        counts = {client.id: states for client, states in zip(state.clients, read, strict=True)}
+    if any(states is None for states in counts.values()):
+        return {}
+    return {client: dict(Counter(states.values())) for client, states in counts.items() if states is not None}
+
+
+def _page_states(url: str, client_id: str) -> dict[str, str] | None:
     try:
-        with connect(state.kuma_login(), timeout=30) as session:
-            for client in state.clients:
-                counts[client.id] = dict(Counter(monitor_states(session, client.id).values()))
-    except (KumaError, OSError):
-        return {}
-    return counts
+        return public_monitor_states(url, client_id, timeout=30)
+    except StatusPageUnreadable:
+        return None
 
 
 def _config_of(state: LabState) -> LabConfig:

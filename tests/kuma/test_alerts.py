@@ -22,6 +22,7 @@ import pytest
 from infra.alerting import LAB_AGENCY, recipients
 from infra.kuma_client import KumaSession, connect
 from infra.monitors import MIN_INTERVAL_SECONDS, desired_state, monitor_states, sync
+from infra.monitors.states import public_monitor_states
 from lab.alert_receiver import Alert
 from lab.services import lab_alerting
 from tests.kuma.conftest import Kuma, Receiver
@@ -87,6 +88,8 @@ def test_a_job_that_stops_pushing_alerts_the_agency_only(kuma: Kuma, receiver: R
         # ... and then stays silent: the monitor goes down and the agency, only the agency, hears of it.
         down = all_of(receiver, "silent", monitor["name"], "down", pushed, {AGENCY})
         assert state(session, "silent", monitor) == "down"
+        assert public_monitor_states(kuma.login.url, "silent") == {monitor["name"]: "down"}
+    assert public_monitor_states(kuma.login.url, "nobody") == {}  # no status page: no monitors
     assert set(down) == {AGENCY}
     assert "No heartbeat" in down[AGENCY].message  # the agency gets Kuma's own detail
 
@@ -115,11 +118,16 @@ def test_a_site_going_down_and_up_alerts_the_clients_contacts_in_plain_words_and
             stopped = time.time()
             down = all_of(receiver, "outage", name, "down", stopped, contacts | {AGENCY})
             assert state(session, "outage", monitor) == "down"
+            # `lab status` reads the same states from the client's public status page, without a login.
+            assert (
+                public_monitor_states(kuma.login.url, "outage") == monitor_states(session, "outage") == {name: "down"}
+            )
 
             web.start()
             started = time.time()
             up = all_of(receiver, "outage", name, "up", started, contacts | {AGENCY})
             assert state(session, "outage", monitor) == "up"
+            assert public_monitor_states(kuma.login.url, "outage") == {name: "up"}
     assert set(down) == set(up) == contacts | {AGENCY}
     for recipient in contacts:
         assert down[recipient].message == (
