@@ -170,12 +170,11 @@ class KumaSession:
         if isinstance(answer, dict) and answer.get("ok") is False and answer.get("msg") == _NO_STATUS_PAGE:
             return None
         config: dict[str, Any] = self._checked("getStatusPage", answer)["config"]
-        url = f"{self.login.url}/api/status-page/{urllib.parse.quote(slug)}"
-        request = urllib.request.Request(url, headers={"x-apicache-bypass": "1"})
         try:
-            with urllib.request.urlopen(request, timeout=self.timeout) as response:
-                public = json.loads(response.read())
-        except (urllib.error.URLError, OSError, ValueError) as exc:
+            public = read_public(f"{self.login.url}/api/status-page/{urllib.parse.quote(slug)}", self.timeout)
+            if not isinstance(public, dict):
+                raise KumaError("no such page in the public API")
+        except KumaError as exc:
             raise KumaError(f"Uptime Kuma at {self.login.url} did not show status page {slug}: {exc}") from None
         return {**config, "publicGroupList": public.get("publicGroupList") or []}
 
@@ -334,6 +333,23 @@ class KumaSession:
                 f"Uptime Kuma refused {len(failures)} {event} request(s): {'; '.join(sorted(set(failures)))}"
             )
         return answers
+
+
+def read_public(url: str, timeout: float) -> Any:
+    """An answer of Kuma's public (status page) API, its cache bypassed; None where Kuma answers 404.
+
+    Those answers are cached for 1 to 5 minutes; the bypass header asks for the current state.
+    """
+    request = urllib.request.Request(url, headers={"x-apicache-bypass": "1"})
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            return json.loads(response.read())
+    except urllib.error.HTTPError as exc:
+        if exc.code == 404:  # a slug Kuma does not know
+            return None
+        raise KumaError(f"{url}: {exc}") from None
+    except (urllib.error.URLError, OSError, ValueError) as exc:
+        raise KumaError(f"{url}: {exc}") from None
 
 
 def need_setup(api: UptimeKumaApi, url: str, timeout: float = 30.0) -> bool:

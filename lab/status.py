@@ -22,8 +22,9 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from infra.failover import active_failover
 from infra.failover_lease import LeaseError, LeaseStore
+from infra.kuma_client import KumaError
 from infra.monitors import status_page_slug
-from infra.monitors.states import StatusPageUnreadable, public_monitor_states
+from infra.monitors.states import public_monitor_states
 from infra.plan import SitePlan
 from lab import aptproxy, hosts, storage, traffic
 from lab import services as lab_services
@@ -213,7 +214,7 @@ def monitor_counts(state: LabState) -> dict[str, dict[str, int]]:
 def _page_states(url: str, client_id: str) -> dict[str, str] | None:
     try:
         return public_monitor_states(url, client_id, timeout=30)
-    except StatusPageUnreadable:
+    except KumaError:
         return None
 
 

@@ -2,13 +2,9 @@
 
 from __future__ import annotations
 
-import json
-import urllib.error
 import urllib.parse
-import urllib.request
-from typing import Any
 
-from infra.kuma_client import KumaSession
+from infra.kuma_client import KumaError, KumaSession, read_public
 from infra.monitors.desired import MAX_INTERVAL_SECONDS
 from infra.monitors.ownership import is_owned, status_page_slug
 
@@ -34,24 +30,6 @@ def monitor_states(session: KumaSession, client_id: str) -> dict[str, str]:
 _STATUS_NAMES = {0: "down", 1: "up", 2: "pending", 3: "maintenance"}
 
 
-class StatusPageUnreadable(RuntimeError):
-    """The client's public status page did not answer, or not as Kuma does."""
-
-
-def _public(url: str, timeout: float) -> Any:
-    # Kuma caches these answers (1 to 5 minutes); the bypass header asks for the current state.
-    request = urllib.request.Request(url, headers={"x-apicache-bypass": "1"})
-    try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:
-            return json.loads(response.read())
-    except urllib.error.HTTPError as exc:
-        if exc.code == 404:  # Kuma's answer for a slug it does not know
-            return None
-        raise StatusPageUnreadable(f"{url}: {exc}") from None
-    except (urllib.error.URLError, OSError, ValueError) as exc:
-        raise StatusPageUnreadable(f"{url}: {exc}") from None
-
-
 def public_monitor_states(kuma_url: str, client_id: str, timeout: float = 10.0) -> dict[str, str]:
     """Like `monitor_states`, from the client's public status page: two HTTP reads, no login.
 
@@ -65,13 +43,13 @@ def public_monitor_states(kuma_url: str, client_id: str, timeout: float = 10.0) 
     slug = urllib.parse.quote(status_page_slug(client_id))
     # The heartbeats first: for a slug it does not know, Kuma 1.23's page API never answers, while the
     # heartbeat API answers an empty list.
-    beats = _public(f"{kuma_url}/api/status-page/heartbeat/{slug}", timeout)
-    if beats is None or (isinstance(beats, dict) and beats.get("heartbeatList") == {}):
+    beats = read_public(f"{kuma_url}/api/status-page/heartbeat/{slug}", timeout)
+    lists = beats.get("heartbeatList") if isinstance(beats, dict) else None
+    if beats is None or lists == {}:
         return {}
-    page = _public(f"{kuma_url}/api/status-page/{slug}", timeout)
-    if not isinstance(page, dict) or not isinstance(beats, dict) or not isinstance(beats.get("heartbeatList"), dict):
-        raise StatusPageUnreadable(f"{kuma_url}: status page {slug} is not a Kuma status page")
-    lists = beats["heartbeatList"]
+    page = read_public(f"{kuma_url}/api/status-page/{slug}", timeout)
+    if not isinstance(page, dict) or not isinstance(lists, dict):
+        raise KumaError(f"{kuma_url}: status page {slug} is not a Kuma status page")
     states = {}
     for group in page.get("publicGroupList") or []:
         for monitor in group.get("monitorList") or []:
