@@ -142,9 +142,7 @@ def bring_up(config: LabConfig, clients: Sequence[PlacedClient]) -> StorageRepor
     write_secret(policies_file, json.dumps(policies, indent=2, sort_keys=True) + "\n")
     gateway_died = not gateway_running(config) and (directory / s3_gateway.PID_FILE).exists()
     try:
-        gateway_started = s3_gateway.start(
-            directory, (config.bridge_address, config.s3_port), (LOOPBACK, config.s3_port), policies_file
-        )
+        gateway_started = start_gateway(config)
     except s3_gateway.GatewayError as exc:
         raise LabError(str(exc)) from None
     if gateway_started and gateway_died and not started:
@@ -153,7 +151,7 @@ def bring_up(config: LabConfig, clients: Sequence[PlacedClient]) -> StorageRepor
 
 
 def start_gateway(config: LabConfig) -> bool:
-    """The gateway again, with the policies the last `bring_up` wrote (after a test cut the servers off S3)."""
+    """The gateway (the servers' only way to S3), enforcing the policies `bring_up` wrote."""
     directory = s3_dir(config)
     return s3_gateway.start(
         directory, (config.bridge_address, config.s3_port), (LOOPBACK, config.s3_port), directory / POLICIES_FILE

@@ -14,7 +14,7 @@ import pytest
 from infra.agent_config import credentials_file
 from infra.evidence import read_records
 from infra.plan import SitePlan
-from lab import s3_gateway, storage
+from lab import storage
 from lab.config import load_config
 from lab.evidence import evidence_access
 from lab.state import LabClient, LabState
@@ -54,7 +54,7 @@ def test_with_s3_down_the_backup_fails_on_its_own_and_its_record_lands_with_the_
     config = load_config(lab.state_dir)
     since = datetime.now(UTC)  # the servers share this machine's clock
     before = set(lab.ssh(client.server, f"ls -A {OUTBOX}/{site.id}").stdout.split())
-    assert s3_gateway.stop(storage.s3_dir(config))  # the servers' only way to S3
+    assert storage.stop_gateway(config)  # the servers' only way to S3
     try:
         backup_code, out = agent(lab, client, "backup", site.id, "--reason", "manual", "--wait")
         queued = set(lab.ssh(client.server, f"ls -A {OUTBOX}/{site.id}").stdout.split()) - before
