@@ -1,7 +1,8 @@
 """Monitors as code: a client's CarePlan reconciled into Uptime Kuma.
 
 desired (plan -> DesiredState) -> diff (one reading of Kuma -> Changes) ->
-apply (Changes -> Kuma), tied together by `sync`; `ownership` says what is
+apply (Changes -> Kuma), tied together by `sync` (one client) and
+`sync_clients` (several in one batch); `ownership` says what is
 carestack's in a shared Kuma, `states` reads how the monitors are doing,
 `history` what they did over a time range (`read_timelines`).
 The design and its reasons: README.md next to this file.
@@ -26,7 +27,7 @@ from infra.monitors.ownership import (
     status_page_slug,
 )
 from infra.monitors.states import monitor_states
-from infra.monitors.sync import SyncResult, sync
+from infra.monitors.sync import SyncResult, sync, sync_clients
 
 __all__ = [
     "KEY_TAG",
@@ -46,4 +47,5 @@ __all__ = [
     "read_timelines",
     "status_page_slug",
     "sync",
+    "sync_clients",
 ]

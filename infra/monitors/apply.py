@@ -2,7 +2,7 @@
 
 Monitors are created the fastest way the server's version has, edited and deleted
 pipelined (see `infra.kuma_client`); fields the bulk import cannot set get one edit
-afterwards.
+afterwards. Several clients are applied together, each kind of write once for all.
 Push tokens are chosen here; a monitor that has one keeps it.
 """
 
@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import secrets
 import string
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from infra.kuma_client import KumaError, KumaSession
@@ -31,6 +31,9 @@ _IMPORT_DEFAULTS: dict[str, Any] = {
     "resendInterval": 0,
     "timeout": 48,
 }
+# Fields Kuma's bulk import (1.23, 2.0.0-dev.0) does not copy, with what the new monitor holds instead
+# (the column's default); such a monitor gets one edit after the import.
+IMPORT_LEAVES: dict[str, Any] = {"expiryNotification": True}
 
 
 def _new_token() -> str:
@@ -63,76 +66,120 @@ def _edited(
     return record
 
 
-def _created(session: KumaSession, desired: DesiredState, keys: set[str]) -> dict[str, dict[str, Any]]:
-    """The freshly imported monitors, by key, once Kuma's list shows all of them."""
+def _created(session: KumaSession, wanted: Mapping[str, set[str]]) -> dict[str, dict[str, dict[str, Any]]]:
+    """The freshly imported monitors, client -> key -> monitor, once Kuma's list shows all of them."""
 
-    def owned_keys(listed: list[dict[str, Any]]) -> set[str | None]:
-        return {tag_value(m, KEY_TAG) for m in listed if is_owned(m, desired.client_id)}
+    def owned_keys(listed: list[dict[str, Any]], client_id: str) -> set[str | None]:
+        return {tag_value(m, KEY_TAG) for m in listed if is_owned(m, client_id)}
 
-    listed = session.wait_for_monitors(lambda monitors: keys <= owned_keys(monitors))
-    found: dict[str, dict[str, Any]] = {}
+    listed = session.wait_for_monitors(
+        lambda monitors: all(keys <= owned_keys(monitors, client) for client, keys in wanted.items())
+    )
+    found: dict[str, dict[str, dict[str, Any]]] = {client: {} for client in wanted}
     for monitor in sorted(listed, key=lambda m: int(m["id"])):
         key = tag_value(monitor, KEY_TAG)
-        if key in keys and key not in found and is_owned(monitor, desired.client_id):
-            found[key] = monitor
+        for client, keys in wanted.items():
+            if key in keys and key not in found[client] and is_owned(monitor, client):
+                found[client][key] = monitor
     return found
 
 
-def apply_work(
-    session: KumaSession, desired: DesiredState, work: Work, done: Callable[[Change], None]
-) -> dict[str, dict[str, Any]]:
-    """Apply `work` in the order of `work.changes`; returns the client's monitors by key afterwards."""
-    if work.settings is not None:
-        session.save_settings(work.settings)
-        done(work.changes[0])
+def _import_leaves_unset(monitor: DesiredMonitor) -> bool:
+    """Whether the bulk import will leave one of the monitor's fields other than wanted."""
+    return any(monitor.fields.get(name, value) != value for name, value in IMPORT_LEAVES.items())
+
+
+def apply_clients(
+    session: KumaSession, works: Sequence[tuple[DesiredState, Work]], done: Callable[[Change], None]
+) -> list[dict[str, dict[str, Any]]]:
+    """Apply each client's compared `Work` (from one `compare_clients`); each client's monitors by key afterwards.
+
+    Each kind of write is made for all clients at once: Kuma rebuilds and sends its whole monitor
+    list after every import and every edit, so one import for every client's new monitors costs
+    one rebuild where one per client cost one each. Within a client, changes land in the order
+    of its `work.changes`.
+    """
+    settings = [w.settings for _, w in works if w.settings is not None]
+    if settings:  # planned cumulatively: the last holds every client's
+        session.save_settings(settings[-1])
+        for _, work in works:
+            for change in work.changes:
+                if change.kind == "setting":
+                    done(change)
     names = {int(n["id"]): str(n["name"]) for n in session.notifications()}
-    for change, notification_id, notification in work.notification_saves:
-        names[session.save_notification(notification.fields, notification_id)] = notification.name
-        done(change)
-    for change, notification_id in work.notification_deletes:
-        session.delete_notification(notification_id)
-        names.pop(notification_id, None)
-        done(change)
+    for _, work in works:
+        for change, notification_id, notification in work.notification_saves:
+            names[session.save_notification(notification.fields, notification_id)] = notification.name
+            done(change)
+        for change, notification_id in work.notification_deletes:
+            session.delete_notification(notification_id)
+            names.pop(notification_id, None)
+            done(change)
     ids = {name: i for i, name in names.items()}
 
     def routed(monitor: DesiredMonitor) -> list[int]:
         return sorted(ids[name] for name in monitor.notifications)
 
-    session.delete_monitors([monitor_id for _, monitor_id in work.deletes])
-    for change, _ in work.deletes:
-        done(change)
-    session.add_monitor_tags([(monitor_id, tags) for _, monitor_id, tags in work.adoptions])
-    for change, _, _ in work.adoptions:
-        done(change)
-    final = dict(work.existing)
-    session.create_monitors([_import_record(m, desired.client_id, routed(m)) for _, m in work.creates])
-    if work.creates:
-        final.update(_created(session, desired, {m.key for _, m in work.creates}))
-    for change, _ in work.creates:
-        done(change)
-    # Edits: changed monitors, and created ones whose fields the import could not set.
-    edits = [(have, wanted) for _, have, wanted in work.updates]
-    edits += [(final[m.key], m) for _, m in work.creates if field_diff(final[m.key], m.fields)]
-    records = [_edited(have, wanted, routed(wanted), names, desired.owned_prefix) for have, wanted in edits]
-    session.edit_monitors(records)
-    for (_, wanted), record in zip(edits, records, strict=True):
-        final[wanted.key] = record
-    for change, _, _ in work.updates:
-        done(change)
+    session.delete_monitors([monitor_id for _, w in works for _, monitor_id in w.deletes])
+    session.add_monitor_tags([(monitor_id, tags) for _, w in works for _, monitor_id, tags in w.adoptions])
+    for _, work in works:
+        for change, _ in work.deletes:
+            done(change)
+        for change, _, _ in work.adoptions:
+            done(change)
+    finals = [dict(work.existing) for _, work in works]
+    creates = [(n, change, m) for n, (_, work) in enumerate(works) for change, m in work.creates]
+    # The monitors the import cannot fully set go first, and get their edit while Kuma's list is short.
+    first = [c for c in creates if _import_leaves_unset(c[2])]
+    for batch in (first, [c for c in creates if not _import_leaves_unset(c[2])]):
+        if not batch:
+            continue
+        session.create_monitors([_import_record(m, works[n][0].client_id, routed(m)) for n, _, m in batch])
+        wanted: dict[str, set[str]] = {}
+        for n, _, m in batch:
+            wanted.setdefault(works[n][0].client_id, set()).add(m.key)
+        created = _created(session, wanted)
+        for n, _, m in batch:
+            finals[n][m.key] = created[works[n][0].client_id][m.key]
+        for _, change, _ in batch:
+            done(change)
+        fixes = [(n, m) for n, _, m in batch if field_diff(finals[n][m.key], m.fields)]
+        _edit(session, works, finals, [(n, finals[n][m.key], m) for n, m in fixes], routed, names)
+    updates = [(n, have, wanted) for n, (_, work) in enumerate(works) for _, have, wanted in work.updates]
+    _edit(session, works, finals, updates, routed, names)
+    for _, work in works:
+        for change, _, _ in work.updates:
+            done(change)
 
-    if work.maintenance is not None:
-        if desired.maintenance is None:
-            if work.maintenance_id is not None:
-                session.delete_maintenance(work.maintenance_id)
-        else:
-            maintenance_id = session.save_maintenance(desired.maintenance, work.maintenance_id)
-            page_ids = sorted(int(final[m.key]["id"]) for m in desired.monitors if m.job is None)
-            session.set_maintenance_monitors(maintenance_id, page_ids)
-        done(work.maintenance)
-    if work.status_page is not None:
-        _apply_status_page(session, desired, work.status_page_have, final)
-        done(work.status_page)
-    return final
+    for (desired, work), final in zip(works, finals, strict=True):
+        if work.maintenance is not None:
+            if desired.maintenance is None:
+                if work.maintenance_id is not None:
+                    session.delete_maintenance(work.maintenance_id)
+            else:
+                maintenance_id = session.save_maintenance(desired.maintenance, work.maintenance_id)
+                page_ids = sorted(int(final[m.key]["id"]) for m in desired.monitors if m.job is None)
+                session.set_maintenance_monitors(maintenance_id, page_ids)
+            done(work.maintenance)
+        if work.status_page is not None:
+            _apply_status_page(session, desired, work.status_page_have, final)
+            done(work.status_page)
+    return finals
+
+
+def _edit(
+    session: KumaSession,
+    works: Sequence[tuple[DesiredState, Work]],
+    finals: list[dict[str, dict[str, Any]]],
+    edits: Sequence[tuple[int, dict[str, Any], DesiredMonitor]],
+    routed: Callable[[DesiredMonitor], list[int]],
+    names: Mapping[int, str],
+) -> None:
+    """Save the edited monitors (client index, as read, as wanted), pipelined; `finals` follows."""
+    records = [_edited(have, wanted, routed(wanted), names, works[n][0].owned_prefix) for n, have, wanted in edits]
+    session.edit_monitors(records)
+    for (n, _, wanted), record in zip(edits, records, strict=True):
+        finals[n][wanted.key] = record
 
 
 def _apply_status_page(

@@ -1,6 +1,6 @@
 """Compare one reading of Uptime Kuma with a client's desired state: the changes, none applied.
 
-`compare` reads Kuma once (the reads side by side) and returns the `Work`: every
+`compare_clients` reads Kuma once (the reads side by side) and returns the `Work`: every
 `Change` in the order it will apply, with what applying each needs. Only what
 carestack owns is compared; a monitor's notifications attached by hand stay.
 """
@@ -8,7 +8,7 @@ carestack owns is compared; a monitor's notifications attached by hand stay.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
@@ -195,13 +195,6 @@ def _adopt(desired: DesiredState, candidates: list[dict[str, Any]], work: Work) 
     return adopted
 
 
-def _read_maintenance(session: KumaSession, client_id: str) -> tuple[dict[str, Any] | None, set[int]]:
-    """The client's maintenance window, if any, and the monitors it covers."""
-    title = maintenance_title(client_id)
-    have = next((m for m in session.maintenances() if m.get("title") == title), None)
-    return have, session.maintenance_monitors(int(have["id"])) if have else set()
-
-
 def _plan_maintenance(desired: DesiredState, have: dict[str, Any] | None, attached_ids: set[int], work: Work) -> None:
     title = maintenance_title(desired.client_id)
     work.maintenance_id = int(have["id"]) if have else None
@@ -268,25 +261,37 @@ def _plan_status_page(desired: DesiredState, have: dict[str, Any] | None, work: 
         work.changes.append(work.status_page)
 
 
-def compare(session: KumaSession, desired: DesiredState) -> Work:
-    """Read Kuma once and work out every change (nothing is written).
+def compare_clients(session: KumaSession, states: Sequence[DesiredState]) -> list[Work]:
+    """Read Kuma once and work out every change for each client (nothing is written).
 
-    The reads run side by side: Kuma answers the small ones while it builds the
-    monitor list, which takes seconds at hundreds of monitors.
+    What all clients share (settings, notifications, monitors, maintenance windows) is read once.
+    The reads run side by side: Kuma answers the small ones while it builds the monitor list, which
+    takes seconds at hundreds of monitors. A client's settings changes are planned on top of the
+    previous client's, so one save at the end holds them all.
     """
     with ThreadPoolExecutor(max_workers=4) as pool:
-        reads_settings = desired.cert_expiry_days is not None or bool(desired.monitors)
-        settings = pool.submit(session.settings) if reads_settings else None
-        maintenance = pool.submit(_read_maintenance, session, desired.client_id)
-        status_page = pool.submit(session.status_page, status_page_slug(desired.client_id))
+        wants_settings = [d.cert_expiry_days is not None or bool(d.monitors) for d in states]
+        settings = pool.submit(session.settings) if any(wants_settings) else None
+        maintenances = pool.submit(session.maintenances)
+        pages = [pool.submit(session.status_page, status_page_slug(d.client_id)) for d in states]
         monitors = pool.submit(session.monitors)
         notifications = session.notifications()
         names = {int(n["id"]): str(n["name"]) for n in notifications}
-        work = Work()
-        if settings is not None:
-            _plan_settings(desired, settings.result(), work)
-        _plan_notifications(desired, notifications, work)
-        _plan_monitors(desired, monitors.result(), names, work)
-        _plan_maintenance(desired, *maintenance.result(), work)
-        _plan_status_page(desired, status_page.result(), work)
-    return work
+        windows: list[dict[str, Any] | None] = []
+        for desired in states:
+            title = maintenance_title(desired.client_id)
+            windows.append(next((m for m in maintenances.result() if m.get("title") == title), None))
+        attached = [pool.submit(session.maintenance_monitors, int(have["id"])) if have else None for have in windows]
+        planned = settings.result() if settings is not None else None
+        works = []
+        for desired, wants, page, window, covered in zip(states, wants_settings, pages, windows, attached, strict=True):
+            work = Work()
+            if planned is not None and wants:
+                _plan_settings(desired, planned, work)
+                planned = work.settings or planned
+            _plan_notifications(desired, notifications, work)
+            _plan_monitors(desired, monitors.result(), names, work)
+            _plan_maintenance(desired, window, covered.result() if covered else set(), work)
+            _plan_status_page(desired, page.result(), work)
+            works.append(work)
+    return works

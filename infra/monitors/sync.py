@@ -8,14 +8,14 @@ never created twice. Push tokens are kept across syncs, returned in
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from infra.kuma_client import KumaSession
-from infra.monitors.apply import apply_work
+from infra.monitors.apply import apply_clients
 from infra.monitors.desired import DesiredState
-from infra.monitors.diff import Change, compare
+from infra.monitors.diff import Change, compare_clients
 
 
 @dataclass(frozen=True)
@@ -61,17 +61,38 @@ def sync(
     delete before it broadcasts the new monitor list, so a second sync of the same
     client on the same session could read the list from before the first one's deletes.
     """
+    return sync_clients(session, [desired], dry_run=dry_run, report=report, on_applied=on_applied)[0]
+
+
+def sync_clients(
+    session: KumaSession,
+    states: Sequence[DesiredState],
+    *,
+    dry_run: bool = False,
+    report: Callable[[str], None] | None = print,
+    on_applied: Callable[[Change], None] | None = None,
+) -> list[SyncResult]:
+    """`sync` for several clients at once (each once): one reading of Kuma, each kind of write made
+    for all of them together. Each result's `writes` counts the writes of the whole batch."""
+    clients = [d.client_id for d in states]
+    repeated = sorted({c for c in clients if clients.count(c) > 1})
+    if repeated:
+        raise ValueError(f"a sync takes each client once; given more than once: {', '.join(repeated)}")
     writes_before = session.writes
-    work = compare(session, desired)
-    for change in work.changes:
+    works = compare_clients(session, states)
+    for work in works:
+        for change in work.changes:
+            if report:
+                report(str(change))
+    finals = [work.existing for work in works]
+    if any(work.changes for work in works) and not dry_run:
+        finals = apply_clients(session, list(zip(states, works, strict=True)), on_applied or (lambda change: None))
+    writes = session.writes - writes_before
+    results = [
+        SyncResult(desired.client_id, tuple(work.changes), writes, dry_run, _push_tokens(desired, final))
+        for desired, work, final in zip(states, works, finals, strict=True)
+    ]
+    for result in results:
         if report:
-            report(str(change))
-    final = work.existing
-    if work.changes and not dry_run:
-        final = apply_work(session, desired, work, on_applied or (lambda change: None))
-    result = SyncResult(
-        desired.client_id, tuple(work.changes), session.writes - writes_before, dry_run, _push_tokens(desired, final)
-    )
-    if report:
-        report(result.summary())
-    return result
+            report(result.summary())
+    return results

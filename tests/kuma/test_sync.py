@@ -20,6 +20,7 @@ from infra.monitors import (
     nothing_desired,
     status_page_slug,
     sync,
+    sync_clients,
 )
 from infra.monitors.desired import MAX_INTERVAL_SECONDS
 from infra.plan import CarePlan
@@ -331,26 +332,33 @@ def test_interrupted_sync_is_completed_without_duplicates(kuma: Kuma, receiver: 
     with pytest.raises(KeyboardInterrupt):  # after the first notification: no monitor yet
         run_sync(kuma, receiver, plan, on_applied=interrupt_at("notification", "create"))
     assert state(kuma, "crash") == {}
-    with pytest.raises(KeyboardInterrupt):  # after the monitors: no maintenance window yet
+    # After the first monitors landed: those the bulk import cannot set up fully (a page without the
+    # certificate warning), created first and not yet edited; the others, the window and the page not yet.
+    with pytest.raises(KeyboardInterrupt):
         run_sync(kuma, receiver, plan, on_applied=interrupt_at("monitor", "create"))
     partial = state(kuma, "crash")
-    assert partial
+    wanted = {m.key: m for m in desired_state(plan, lab_alerting(receiver.url), loopback(plan)).monitors}
+    assert partial and set(partial) < set(wanted)
 
     result, _ = run_sync(kuma, receiver, plan)
     complete = state(kuma, "crash")  # owned() fails on a second monitor with the same key
+    assert set(complete) == set(wanted)
     assert {k: m["id"] for k, m in complete.items() if k in partial} == {k: m["id"] for k, m in partial.items()}
-    assert not [c for c in result.changes if c.kind == "monitor" and c.action == "create"]
-    # Left to do: the created monitors the import could not set up fully (a site's further pages carry
-    # no certificate warning), the maintenance window and the status page.
-    # (2.x stable creates each monitor complete: nothing left there but the window and the page.)
+    created = [c.name for c in result.changes if (c.kind, c.action) == ("monitor", "create")]
+    assert sorted(created) == sorted(wanted[k].fields["name"] for k in set(wanted) - set(partial))
+    # Left to do besides: the edit of the monitors the import could not set up fully (2.x stable
+    # creates each monitor complete), the maintenance window and the status page.
     with connect(kuma.login) as session:
         bulk = session.version.bulk_import
-    further_pages = sum(len(site.checks) - 1 for site in plan.sites if site.https) if bulk else 0
-    assert [(c.kind, c.action) for c in result.changes] == [("monitor", "update")] * further_pages + [
+    unfinished = sorted(
+        wanted[k].fields["name"] for k in partial if bulk and not wanted[k].fields["expiryNotification"]
+    )
+    assert sorted(c.name for c in result.changes if (c.kind, c.action) == ("monitor", "update")) == unfinished
+    assert all(c.details == ("expiryNotification: True → False",) for c in result.changes if c.action == "update")
+    assert [(c.kind, c.action) for c in result.changes if c.kind != "monitor"] == [
         ("maintenance", "create"),
         ("status page", "create"),
     ]
-    assert all(c.details == ("expiryNotification: True → False",) for c in result.changes if c.kind == "monitor")
     assert run_sync(kuma, receiver, plan)[0].writes == 0
 
 
@@ -422,6 +430,30 @@ def test_global_certificate_warning_days_are_only_ever_added_to(kuma: Kuma, rece
         sync(session, nothing_desired("certdays"), report=None)
     with connect(kuma.login) as session:
         assert session.settings()["tlsExpiryNotifyDays"] == sorted([*agency_days, day])
+
+
+def test_clients_synced_in_one_batch_hold_what_each_sync_alone_would(kuma: Kuma, receiver: Receiver) -> None:
+    """`lab up` syncs every client in one batch: one reading, one import, the settings merged."""
+    plans = [
+        client_plan("studio", "batcha"),
+        client_plan("shop", "batchb"),
+        client_plan("bakery", "batchc", lambda c: c.update(overrides={"monitoring": {"cert_expiry_warning": "9d"}})),
+    ]
+    states = [desired_state(plan, lab_alerting(receiver.url), loopback(plan)) for plan in plans]
+    with connect(kuma.login) as session:
+        with pytest.raises(ValueError, match="given more than once: batcha"):
+            sync_clients(session, [states[0], states[1], states[0]], report=None)
+        results = sync_clients(session, states, report=None)
+
+    assert [r.client_id for r in results] == ["batcha", "batchb", "batchc"]
+    for plan, state_, result in zip(plans, states, results, strict=True):
+        assert set(state(kuma, plan.client.id)) == {m.key for m in state_.monitors}
+        alone, _ = run_sync(kuma, receiver, plan)
+        assert alone.changes == () and alone.writes == 0
+        assert result.push_tokens and alone.push_tokens == result.push_tokens
+    with connect(kuma.login) as session:
+        days = set(session.settings()["tlsExpiryNotifyDays"])
+    assert {plan.monitoring.cert_expiry_days for plan in plans} <= days and 9 in days
 
 
 def test_dry_run_prints_and_changes_nothing(kuma: Kuma, receiver: Receiver) -> None:
