@@ -1,6 +1,6 @@
 """Onboarding the clients in the lab: monitors in Kuma, servers converged by Ansible, a first backup.
 
-The same code production runs: `infra.monitors.sync` (push tokens come from it),
+The same code production runs: `infra.monitors.sync_clients` (push tokens come from it),
 `infra.configure.converge` (the agent and its config go onto the servers),
 and the agent's own `backup` verb over ssh.
 
@@ -22,6 +22,7 @@ import re
 import shlex
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO, cast
@@ -30,7 +31,7 @@ from infra.ansible_vars import AcmeOverride, Client, ClientSecrets, HostAccess, 
 from infra.configure import ConvergeResult, converge
 from infra.converge_sources import converge_fingerprint
 from infra.kuma_client import connect
-from infra.monitors import desired_state, sync
+from infra.monitors import desired_state, sync_clients
 from infra.secret_file import write_secret
 from lab import status, traffic
 from lab.config import LabConfig
@@ -40,6 +41,7 @@ from lab.services import lab_alerting
 from lab.state import LabState
 
 BACKUP_TIMEOUT = 900
+FIRST_BACKUPS_AT_ONCE = 8  # servers backing up their sites at the same time
 _RECAP_LINE = re.compile(r"^\S+\s+: ok=\d+")
 
 
@@ -76,12 +78,11 @@ def sync_monitors(
     alerting = lab_alerting(state.alert_url)
     tokens: dict[str, dict[str, dict[str, str]]] = {}
     changes: dict[str, int] = {}
+    states = [desired_state(client.plan, alerting, site_addresses(state, client)) for client in clients]
     with connect(state.kuma_login()) as session:
-        for client in clients:
-            desired = desired_state(client.plan, alerting, site_addresses(state, client))
-            result = sync(session, desired, report=None)
-            tokens[client.id] = result.push_tokens
-            changes[client.id] = len(result.changes)
+        for result in sync_clients(session, states, report=None):
+            tokens[result.client_id] = result.push_tokens
+            changes[result.client_id] = len(result.changes)
     return tokens, changes
 
 
@@ -225,16 +226,29 @@ def _record(config: LabConfig, client_id: str, fingerprint: str) -> None:
 
 
 def first_backups(state: LabState, clients: Sequence[PlacedClient]) -> list[str]:
-    """Back up every site that has no snapshot yet, with the agent on its server."""
-    done = []
-    for client in clients:
-        for site in client.plan.sites:
-            if status.last_backup(state, client.id, site.id) is not None:
-                continue
-            command = f"carestack-agent backup {shlex.quote(site.id)} --reason manual --wait"
-            answer = state.ssh(client.server, command, timeout=BACKUP_TIMEOUT)
+    """Back up every site that has no snapshot yet, with the agent on its server.
+
+    Servers back up side by side, each server's sites one after another (a fleet's 60 sites took
+    minutes one at a time); every failure is reported, after all have run."""
+    sites = [(client, site) for client in clients for site in client.plan.sites]
+    newest = status.last_backups(state, [(client.id, site.id) for client, site in sites])
+    missing = [(client, site) for (client, site), snapshot in zip(sites, newest, strict=True) if snapshot is None]
+    by_server: dict[str, list[str]] = {}
+    for client, site in missing:
+        by_server.setdefault(client.server, []).append(site.id)
+
+    def back_up(server: str) -> list[str]:
+        failures = []
+        for site_id in by_server[server]:
+            command = f"carestack-agent backup {shlex.quote(site_id)} --reason manual --wait"
+            answer = state.ssh(server, command, timeout=BACKUP_TIMEOUT)
             if answer.returncode != 0:
                 detail = (answer.stderr or answer.stdout).strip().splitlines()[-5:]
-                raise LabError(f"the first backup of {site.id} on {client.server} failed: " + " | ".join(detail))
-            done.append(site.id)
-    return done
+                failures.append(f"the first backup of {site_id} on {server} failed: " + " | ".join(detail))
+        return failures
+
+    with ThreadPoolExecutor(max_workers=FIRST_BACKUPS_AT_ONCE) as pool:
+        failures = [line for lines in pool.map(back_up, by_server) for line in lines]
+    if failures:
+        raise LabError("\n".join(failures))
+    return [site.id for _, site in missing]

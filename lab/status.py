@@ -12,6 +12,7 @@ import http.client
 import socket
 import time
 from collections import Counter
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -30,7 +31,7 @@ from lab import aptproxy, hosts, storage, traffic
 from lab import services as lab_services
 from lab.alert_receiver import read_alerts
 from lab.config import LabConfig, load_config
-from lab.state import LabClient, LabState
+from lab.state import LabClient, LabHost, LabState
 
 HTTP_TIMEOUT = 3.0
 LATEST_ALERTS = 5
@@ -96,12 +97,13 @@ def http_status(address: str, domain: str, path: str = "/") -> int | None:
     return fetch_page(address, domain, path)[0]
 
 
-def last_backup(state: LabState, client_id: str, site_id: str) -> str | None:
-    """Newest snapshot object of the site's restic repository, read with the client's keys."""
+def _client_s3(state: LabState, client_id: str) -> Any | None:
+    """An S3 client with the client's own keys, None without S3 or keys. Made in the calling thread:
+    boto3's default session is not safe to make clients from in several threads at once."""
     if state.s3_endpoint is None or state.client(client_id).s3_env_file is None:
         return None
     key_id, secret = state.s3_credentials(client_id)
-    s3 = boto3.client(
+    return boto3.client(
         "s3",
         endpoint_url=state.s3_endpoint,
         region_name="us-east-1",
@@ -109,36 +111,61 @@ def last_backup(state: LabState, client_id: str, site_id: str) -> str | None:
         aws_secret_access_key=secret,
         config=Config(retries={"max_attempts": 1}, connect_timeout=2, read_timeout=5),
     )
+
+
+def _newest_snapshot(s3: Any | None, bucket: str, site_id: str) -> str | None:
+    if s3 is None:
+        return None
     try:
-        listing = s3.list_objects_v2(Bucket=state.client(client_id).bucket, Prefix=f"{site_id}/snapshots/")
+        listing = s3.list_objects_v2(Bucket=bucket, Prefix=f"{site_id}/snapshots/")
     except (BotoCoreError, ClientError):
         return None
     times = [obj["LastModified"] for obj in listing.get("Contents", [])]
     return max(times).isoformat(timespec="seconds") if times else None
 
 
-def _site_status(state: LabState, client: LabClient, site: SitePlan) -> SiteStatus:
-    server = state.host(traffic.switched(state, client.id).get(site.id, client.server))  # where its traffic goes
+def last_backup(state: LabState, client_id: str, site_id: str) -> str | None:
+    """Newest snapshot object of the site's restic repository, read with the client's keys."""
+    return last_backups(state, [(client_id, site_id)])[0]
+
+
+def last_backups(state: LabState, sites: Sequence[tuple[str, str]]) -> list[str | None]:
+    """`last_backup` of each (client, site), read side by side, one S3 client per client."""
+    s3 = {client_id: _client_s3(state, client_id) for client_id in dict.fromkeys(c for c, _ in sites)}
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        return list(pool.map(lambda pair: _newest_snapshot(s3[pair[0]], state.client(pair[0]).bucket, pair[1]), sites))
+
+
+def _server_status(cfg: LabConfig, host: LabHost) -> ServerStatus:
+    running = hosts.running(hosts.host(cfg, host.name, host.address))
+    return ServerStatus(host.name, host.address, host.role, list(host.clients), running, _ssh_answers(host.address))
+
+
+def _site_answer(state: LabState, client: LabClient, site: SitePlan) -> tuple[LabHost, int | None]:
+    """Where the site's traffic goes, and how its first checked page answers there."""
+    server = state.host(traffic.switched(state, client.id).get(site.id, client.server))
     path = site.checks[0].path if site.checks else "/"
-    answer = http_status(server.address, site.domain, path)
-    return SiteStatus(
-        client.id, site.id, site.domain, server.name, server.address, answer, last_backup(state, client.id, site.id)
-    )
+    return server, http_status(server.address, site.domain, path)
 
 
 def summary(state: LabState, config: LabConfig | None = None) -> Summary:
+    """Every part's state, the slow reads (servers, pages, buckets, Kuma, leases) side by side."""
     cfg = config or _config_of(state)
-    server_list = []
-    for host in state.hosts:
-        h = hosts.host(cfg, host.name, host.address)
-        server_list.append(
-            ServerStatus(
-                host.name, host.address, host.role, list(host.clients), hosts.running(h), _ssh_answers(host.address)
-            )
-        )
     pairs = [(client, site) for client in state.clients for site in state.plan(client.id).sites]
-    with ThreadPoolExecutor(max_workers=8) as pool:  # each site: an HTTP request and an S3 listing
-        sites = list(pool.map(lambda pair: _site_status(state, *pair), pairs))
+    s3 = {client.id: _client_s3(state, client.id) for client in state.clients}
+    leases = _admin_s3(state)
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        counts = pool.submit(monitor_counts, state)
+        moved = [pool.submit(_failover_line, state, client, leases) for client in state.clients]
+        backups = [pool.submit(_newest_snapshot, s3[c.id], c.bucket, site.id) for c, site in pairs]
+        server_list = list(pool.map(lambda host: _server_status(cfg, host), state.hosts))
+        answers = list(pool.map(lambda pair: _site_answer(state, *pair), pairs))
+        sites = [
+            SiteStatus(c.id, site.id, site.domain, server.name, server.address, answer, backup.result())
+            for (c, site), (server, answer), backup in zip(pairs, answers, backups, strict=True)
+        ]
+        failover_lines = [line for line in (f.result() for f in moved) if line is not None]
+        monitors = counts.result()
     services: dict[str, dict[str, Any]] = {
         "apt_proxy": {"url": aptproxy.url(cfg), "running": aptproxy.running(cfg)},
         "s3": {
@@ -172,29 +199,40 @@ def summary(state: LabState, config: LabConfig | None = None) -> Summary:
         }
         for a in alerts[-LATEST_ALERTS:]
     ]
-    return Summary(str(state.state_dir), server_list, sites, services, monitor_counts(state), latest, failovers(state))
+    return Summary(str(state.state_dir), server_list, sites, services, monitors, latest, failover_lines)
+
+
+def _admin_s3(state: LabState) -> Any | None:
+    """The lab's admin S3 client (the leases are read as the platform reads them); None without S3 or
+    without a client that has failover."""
+    if state.s3_endpoint is None or state.s3_admin_env_file is None:
+        return None
+    if not any(state.plan(client.id).sla.failover for client in state.clients):
+        return None
+    key_id, secret = state.s3_admin_credentials()
+    return boto3.client(
+        "s3", endpoint_url=state.s3_endpoint, region_name="us-east-1", aws_access_key_id=key_id,
+        aws_secret_access_key=secret, config=Config(s3={"addressing_style": "path"}),
+    )  # fmt: skip
+
+
+def _failover_line(state: LabState, client: LabClient, s3: Any | None) -> str | None:
+    """The client's active failover (its leases in the bucket) with its age against the plan's max_days."""
+    plan = state.plan(client.id)
+    if plan.sla.failover is None or s3 is None:
+        return None
+    try:
+        active = active_failover(plan, LeaseStore(s3, plan.storage.bucket).active())
+    except (BotoCoreError, ClientError, LeaseError) as exc:
+        return f"{client.id}: leases unreadable ({exc})"
+    return active.line() if active is not None else None
 
 
 def failovers(state: LabState) -> list[str]:
     """Each client's active failover (its leases in the bucket) with its age against the plan's max_days."""
-    lines = []
-    for client in state.clients:
-        plan = state.plan(client.id)
-        if plan.sla.failover is None or state.s3_endpoint is None:
-            continue
-        try:
-            key_id, secret = state.s3_admin_credentials()
-            s3 = boto3.client(
-                "s3", endpoint_url=state.s3_endpoint, region_name="us-east-1", aws_access_key_id=key_id,
-                aws_secret_access_key=secret, config=Config(s3={"addressing_style": "path"}),
-            )  # fmt: skip
-            active = active_failover(plan, LeaseStore(s3, plan.storage.bucket).active())
-        except (BotoCoreError, ClientError, LeaseError) as exc:
-            lines.append(f"{client.id}: leases unreadable ({exc})")
-            continue
-        if active is not None:
-            lines.append(active.line())
-    return lines
+    s3 = _admin_s3(state)
+    lines = [_failover_line(state, client, s3) for client in state.clients]
+    return [line for line in lines if line is not None]
 
 
 def monitor_counts(state: LabState) -> dict[str, dict[str, int]]:
