@@ -122,7 +122,7 @@ def measure(version: str, sites: int, receiver_url: str, address: str, naive: in
 def fleet_states(servers: int, sites: int, receiver_url: str, address: str) -> list[DesiredState]:
     """The desired states of a generated fleet's clients, every site at `address`."""
     with tempfile.TemporaryDirectory() as out:
-        plans = [client.plan for client in place(list(write_fleet(Path(out), servers, sites).paths)).clients]
+        plans = [client.plan for client in place(list(write_fleet(Path(out), servers, sites).files)).clients]
     alerting = lab_alerting(receiver_url)
     return [desired_state(plan, alerting, {site.id: address for site in plan.sites}) for plan in plans]
 

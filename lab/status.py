@@ -12,7 +12,7 @@ import http.client
 import socket
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -26,7 +26,7 @@ from infra.failover_lease import LeaseError, LeaseStore
 from infra.kuma_client import KumaError
 from infra.monitors import status_page_slug
 from infra.monitors.states import public_monitor_states
-from infra.plan import SitePlan
+from infra.plan import CarePlan, SitePlan
 from lab import aptproxy, hosts, storage, traffic
 from lab import services as lab_services
 from lab.alert_receiver import read_alerts
@@ -148,22 +148,29 @@ def _site_answer(state: LabState, client: LabClient, site: SitePlan) -> tuple[La
     return server, http_status(server.address, site.domain, path)
 
 
+def _where(answer: tuple[LabHost, int | None]) -> tuple[str, str, int | None]:
+    server, status = answer
+    return server.name, server.address, status
+
+
 def summary(state: LabState, config: LabConfig | None = None) -> Summary:
     """Every part's state, the slow reads (servers, pages, buckets, Kuma, leases) side by side."""
     cfg = config or _config_of(state)
-    pairs = [(client, site) for client in state.clients for site in state.plan(client.id).sites]
+    plans = {client.id: state.plan(client.id) for client in state.clients}  # each stack file read once
+    pairs = [(client, site) for client in state.clients for site in plans[client.id].sites]
     s3 = {client.id: _client_s3(state, client.id) for client in state.clients}
-    leases = _admin_s3(state)
+    leases = _admin_s3(state, plans.values())
     with ThreadPoolExecutor(max_workers=8) as pool:
         counts = pool.submit(monitor_counts, state)
-        moved = [pool.submit(_failover_line, state, client, leases) for client in state.clients]
+        moved = [pool.submit(_failover_line, plans[client.id], leases) for client in state.clients]
         backups = [pool.submit(_newest_snapshot, s3[c.id], c.bucket, site.id) for c, site in pairs]
-        server_list = list(pool.map(lambda host: _server_status(cfg, host), state.hosts))
-        answers = list(pool.map(lambda pair: _site_answer(state, *pair), pairs))
+        server_list = [pool.submit(_server_status, cfg, host) for host in state.hosts]
+        answers = [pool.submit(_site_answer, state, *pair) for pair in pairs]
         sites = [
-            SiteStatus(c.id, site.id, site.domain, server.name, server.address, answer, backup.result())
-            for (c, site), (server, answer), backup in zip(pairs, answers, backups, strict=True)
+            SiteStatus(c.id, site.id, site.domain, *_where(answer.result()), backup.result())
+            for (c, site), answer, backup in zip(pairs, answers, backups, strict=True)
         ]
+        servers = [f.result() for f in server_list]
         failover_lines = [line for line in (f.result() for f in moved) if line is not None]
         monitors = counts.result()
     services: dict[str, dict[str, Any]] = {
@@ -199,15 +206,15 @@ def summary(state: LabState, config: LabConfig | None = None) -> Summary:
         }
         for a in alerts[-LATEST_ALERTS:]
     ]
-    return Summary(str(state.state_dir), server_list, sites, services, monitors, latest, failover_lines)
+    return Summary(str(state.state_dir), servers, sites, services, monitors, latest, failover_lines)
 
 
-def _admin_s3(state: LabState) -> Any | None:
+def _admin_s3(state: LabState, plans: Iterable[CarePlan]) -> Any | None:
     """The lab's admin S3 client (the leases are read as the platform reads them); None without S3 or
     without a client that has failover."""
     if state.s3_endpoint is None or state.s3_admin_env_file is None:
         return None
-    if not any(state.plan(client.id).sla.failover for client in state.clients):
+    if not any(plan.sla.failover for plan in plans):
         return None
     key_id, secret = state.s3_admin_credentials()
     return boto3.client(
@@ -216,22 +223,22 @@ def _admin_s3(state: LabState) -> Any | None:
     )  # fmt: skip
 
 
-def _failover_line(state: LabState, client: LabClient, s3: Any | None) -> str | None:
+def _failover_line(plan: CarePlan, s3: Any | None) -> str | None:
     """The client's active failover (its leases in the bucket) with its age against the plan's max_days."""
-    plan = state.plan(client.id)
     if plan.sla.failover is None or s3 is None:
         return None
     try:
         active = active_failover(plan, LeaseStore(s3, plan.storage.bucket).active())
     except (BotoCoreError, ClientError, LeaseError) as exc:
-        return f"{client.id}: leases unreadable ({exc})"
+        return f"{plan.client.id}: leases unreadable ({exc})"
     return active.line() if active is not None else None
 
 
 def failovers(state: LabState) -> list[str]:
     """Each client's active failover (its leases in the bucket) with its age against the plan's max_days."""
-    s3 = _admin_s3(state)
-    lines = [_failover_line(state, client, s3) for client in state.clients]
+    plans = [state.plan(client.id) for client in state.clients]
+    s3 = _admin_s3(state, plans)
+    lines = [_failover_line(plan, s3) for plan in plans]
     return [line for line in lines if line is not None]
 
 
