@@ -130,8 +130,9 @@ def apply_clients(
     finals = [dict(work.existing) for _, work in works]
     creates = [(n, change, m) for n, (_, work) in enumerate(works) for change, m in work.creates]
     # The monitors the import cannot fully set go first, and get their edit while Kuma's list is short.
-    first = [c for c in creates if _import_leaves_unset(c[2])]
-    for batch in (first, [c for c in creates if not _import_leaves_unset(c[2])]):
+    unfinished = [_import_leaves_unset(m) for _, _, m in creates]
+    first = [c for c, later in zip(creates, unfinished, strict=True) if later]
+    for batch in (first, [c for c, later in zip(creates, unfinished, strict=True) if not later]):
         if not batch:
             continue
         session.create_monitors([_import_record(m, works[n][0].client_id, routed(m)) for n, _, m in batch])
