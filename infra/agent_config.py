@@ -29,6 +29,9 @@ CONFIG_DIR = "/etc/carestack"
 SECRETS_DIR = f"{CONFIG_DIR}/secrets"
 # Where converge puts a vulnerability feed given as a file (a URL feed is fetched by each scan).
 FEED_FILE = f"{CONFIG_DIR}/vulnerabilities.json"
+# Where converge puts the agency's WordPress core checksum files (the agent's default `scan.core_checksums`).
+CORE_CHECKSUMS_DIR = f"{CONFIG_DIR}/core-checksums"
+CORE_CHECKSUM_NAME = re.compile(r"^[0-9][0-9A-Za-z.+~-]{0,39}\.json$")
 STATE_DIR = "/var/lib/carestack"
 # The restore drills' scratch sites on the standby: PHP runs as this user through this pool, and the
 # scratch database is reached as the MariaDB user of the same name (unix_socket, rights on drill_*).

@@ -107,6 +107,7 @@ def check_realization(clients: Sequence[Client], realization: Realization) -> No
             problems += _missing_token_problems(plan, client.secrets.push_tokens)
     problems += _acme_problems(clients, realization)
     problems += _feed_problems(clients, realization)
+    problems += _core_checksum_problems(clients)
     if realization.standby is not None and realization.standby not in realization.hosts:
         known = ", ".join(sorted(realization.hosts)) or "none"
         problems.append(
@@ -167,6 +168,41 @@ def _feed_file(plan: CarePlan, realization: Realization) -> str:
     if feed is None or agent_config.feed_location(feed) != agent_config.FEED_FILE:
         return ""
     return Path(feed).read_text(encoding="utf-8")
+
+
+def core_checksum_files(directory: str | None) -> dict[str, str]:
+    """The agency's WordPress core checksum files by name (`<version>.json`), as the servers get them."""
+    if directory is None:
+        return {}
+    return {path.name: path.read_text(encoding="utf-8") for path in sorted(Path(directory).glob("*.json"))}
+
+
+def _core_checksum_problems(clients: Sequence[Client]) -> list[str]:
+    """Each checksum file must be WordPress's checksums JSON before anything is converged (the agent checks
+    the paths and sums again at each scan)."""
+    problems = []
+    for directory in sorted({d for c in clients if (d := c.plan.security.core_checksums)}):
+        if not Path(directory).is_dir():
+            problems.append(f"agency.core_checksums: {directory}: not a directory on this controller")
+            continue
+        try:
+            files = core_checksum_files(directory)
+        except OSError as exc:
+            problems.append(f"agency.core_checksums: {directory}: {exc.strerror or exc}")
+            continue
+        for name, text in files.items():
+            where = f"agency.core_checksums: {Path(directory) / name}"
+            if not agent_config.CORE_CHECKSUM_NAME.match(name):
+                problems.append(f"{where}: expected a WordPress version as the name, such as 6.4.3.json")
+                continue
+            try:
+                data = json.loads(text)
+            except ValueError as exc:
+                problems.append(f"{where}: not JSON ({exc})")
+                continue
+            if not (isinstance(data, dict) and isinstance(data.get("checksums"), dict) and data["checksums"]):
+                problems.append(f'{where}: expected {{"checksums": {{path: md5}}}}, the core checksums API\'s answer')
+    return problems
 
 
 def _acme_problems(clients: Sequence[Client], realization: Realization) -> list[str]:
@@ -288,6 +324,7 @@ def _host_vars(plan: CarePlan, access: HostAccess, realization: Realization) -> 
         "carestack_secret_paths": [],
         "carestack_acme": acme_vars(plan, realization),
         "carestack_vulnerability_feed": _feed_file(plan, realization),
+        "carestack_core_checksums": core_checksum_files(plan.security.core_checksums),
     }
 
 

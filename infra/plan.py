@@ -18,7 +18,7 @@ CarePlan
           restore_timeout_seconds, stall_seconds (no repository progress for this long fails a job)
   updates: schedule, window{weekday, start, duration_minutes}, apt_policy,
            wordpress_policy, rollback, probe_slowdown_limit, timeout_seconds
-  security: scan (schedule), scan_timeout_seconds, vulnerability_feed (the agency's, or None)
+  security: scan (schedule), scan_timeout_seconds, vulnerability_feed and core_checksums (the agency's, or None)
   performance: sample (schedule), requests_per_page, limit_percent, floor_ms, baseline_weeks, keep_days,
                timeout_seconds
   monitoring: interval_seconds, retries, retry_interval_seconds, timeout_seconds,
@@ -161,6 +161,7 @@ class SecurityPlan:
     scan: Schedule
     scan_timeout_seconds: int
     vulnerability_feed: str | None = None  # the agency's: a URL, or a file on the controller; None: not checked
+    core_checksums: str | None = None  # the agency's directory of WordPress core checksum files; None: none
 
 
 @dataclass(frozen=True)
@@ -522,6 +523,7 @@ def security_plan(spec: ClientSpec) -> SecurityPlan:
         scan=recurring_schedule(scan, spec.stack.timezone),
         scan_timeout_seconds=scan.timeout,
         vulnerability_feed=spec.agency.vulnerability_feed,
+        core_checksums=spec.agency.core_checksums,
     )
 
 

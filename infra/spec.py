@@ -340,6 +340,15 @@ def _vulnerability_feed(value: object) -> str:
 VulnerabilityFeed = Annotated[str, BeforeValidator(_vulnerability_feed)]
 
 
+def _controller_directory(value: object) -> str:
+    if isinstance(value, str) and value.startswith("/") and ".." not in value.split("/"):
+        return value
+    raise ValueError(f"expected the absolute path of a directory on the controller, got {value!r}")
+
+
+ControllerDirectory = Annotated[str, BeforeValidator(_controller_directory)]
+
+
 # --- the stacks --------------------------------------------------------------
 
 _DOMAIN_LABEL = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
@@ -432,6 +441,12 @@ class Agency(Strict):
     (JSON, agent/carestack_agent/scan/vulns.py's format): an http(s) URL every server fetches at each
     scan, or the absolute path of a file on the controller that every converge copies to the servers.
     Unset: versions are not checked."""
+    core_checksums: ControllerDirectory | None = None
+    """A directory on the controller of WordPress core checksum files, one per release the agency's sites
+    run that Debian's wordpress package is not (an imported site's own WordPress): `<version>.json`, the
+    answer of WordPress's core checksums API (`core/checksums/1.0`) for that version. Every converge copies
+    them to the servers, where the weekly scan compares the core files with them, offline. Unset: only
+    sites on the package's version have their core compared."""
 
 
 class ClientInfo(Strict):

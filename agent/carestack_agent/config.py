@@ -260,7 +260,7 @@ class Updates:
 
 @dataclass(frozen=True, kw_only=True)
 class Scan:
-    """The security scan (`scan SITE`): where uploads live and where the vulnerability feed is."""
+    """The security scan (`scan SITE`): where uploads live, where the vulnerability feed and the core checksums are."""
 
     upload_dirs: tuple[str, ...] = key(
         list_of(string(RELATIVE_PATH, "a path inside the site root"), non_empty=False),
@@ -273,6 +273,13 @@ class Scan:
         "unset: versions are not checked",
         default=None,
         example="/etc/carestack/vulnerabilities.json",
+    )
+    core_checksums: Path = key(
+        abspath,
+        "WordPress core checksum files, <version>.json each (WordPress's core checksums API format: "
+        '{"checksums": {path: md5}}), for the versions Debian\'s wordpress package is not; '
+        "a missing file: that version's core is not compared",
+        default=Path("/etc/carestack/core-checksums"),
     )
 
 

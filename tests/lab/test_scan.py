@@ -102,3 +102,50 @@ def test_a_planted_attack_is_found_and_the_scan_monitor_goes_down(
     finally:
         assert lab.ssh(server, undo.format(**fill)).returncode == 0
     assert scan(lab, server, site) == (0, [])
+
+
+# The agency's answer of WordPress's core checksums API for a release, as the server's copy of it would be:
+# every file of the release with its md5 sum (here the site's own tree, made a release of its own version).
+RELEASE_CHECKSUMS = (
+    'python3 -c \'import hashlib, json, os, sys; root = sys.argv[1]; print(json.dumps({{"checksums": {{'
+    'os.path.relpath(os.path.join(d, n), root): hashlib.md5(open(os.path.join(d, n), "rb").read()).hexdigest() '
+    "for d, _, ns in os.walk(root) for n in ns}}}}))' {root} > /etc/carestack/core-checksums/{version}.json"
+)
+
+
+def core_findings(findings: list[dict[str, object]]) -> list[tuple[str, str]]:
+    return [(str(f["severity"]), str(f["message"])) for f in findings if f["check"] == "core"]
+
+
+def test_a_site_on_a_release_the_package_is_not_is_compared_with_the_agencys_checksums(lab: LabState) -> None:
+    """An imported site runs WordPress's own release, not Debian's package: its core is compared with the
+    checksum file converge installed for that version, and a modified core file is found; without the file
+    the check says it has no reference instead of passing it."""
+    server, site = wordpress_site(lab)
+    version = "6.0.99"
+    fill = {"root": site.root, "version": version}
+    assert lab.ssh(server, "test -d /etc/carestack/core-checksums").returncode == 0  # converge made it
+    plant = (
+        "cp {root}/wp-includes/version.php /root/v.keep && cp {root}/wp-includes/load.php /root/l.keep && "
+        "sed -i \"s/^\\$wp_version = .*/\\$wp_version = '{version}';/\" {root}/wp-includes/version.php"
+    )
+    undo = (
+        "cat /root/v.keep > {root}/wp-includes/version.php && cat /root/l.keep > {root}/wp-includes/load.php && "
+        "rm -f /root/v.keep /root/l.keep /etc/carestack/core-checksums/{version}.json"
+    )
+    assert lab.ssh(server, plant.format(**fill)).returncode == 0
+    try:
+        scan(lab, server, site, "--accept")
+        [(severity, message)] = core_findings(scan(lab, server, site)[1])
+        assert severity == "info" and message.startswith(f"WordPress {version}: no offline core reference ("), message
+        assert f"no /etc/carestack/core-checksums/{version}.json" in message
+        assert lab.ssh(server, RELEASE_CHECKSUMS.format(**fill)).returncode == 0
+        assert scan(lab, server, site) == (0, [])
+        assert lab.ssh(server, "echo '// x' >> {root}/wp-includes/load.php".format(**fill)).returncode == 0
+        code, findings = scan(lab, server, site)
+        assert code == 1
+        assert ("critical", "WordPress core file modified: wp-includes/load.php") in core_findings(findings), findings
+    finally:
+        assert lab.ssh(server, undo.format(**fill)).returncode == 0
+    scan(lab, server, site, "--accept")
+    assert scan(lab, server, site) == (0, [])

@@ -85,7 +85,7 @@ def test_the_catalog_must_name_its_agency(tmp_path: Path) -> None:
     assert caught.value.problems[:2] == [
         "agency.bucket_prefix: is required",
         "agency.bucket_prefx: unknown key; did you mean 'bucket_prefix'? "
-        "(valid keys: bucket_prefix, acme, vulnerability_feed)",
+        "(valid keys: bucket_prefix, acme, vulnerability_feed, core_checksums)",
     ]
 
 

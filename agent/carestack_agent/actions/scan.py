@@ -85,8 +85,8 @@ def scan_site(config: Config, site_id: str, files: dict[str, dict[str, object]])
     return ScanSite(
         id=site.id, domain=site.domain, root=site.root, kind=site.kind, upload_dirs=settings.upload_dirs,
         database=db, mariadb=config.agent.mariadb, yara=config.agent.yara, rules_dir=RULES_DIR,
-        feed=settings.feed, other_roots=others, files=files, nice=config.agent.nice,
-        cache_dir=scan_dir(config, site_id), regenerated=regenerated(site.root, site.exclude),
+        feed=settings.feed, core_checksums=settings.core_checksums, other_roots=others, files=files,
+        nice=config.agent.nice, cache_dir=scan_dir(config, site_id), regenerated=regenerated(site.root, site.exclude),
     )  # fmt: skip
 
 

@@ -77,6 +77,7 @@ class ScanSite:
     yara: Path
     rules_dir: Path
     feed: str | None  # the vulnerability feed: a file path or an http(s) URL
+    core_checksums: Path  # WordPress core checksum files, <version>.json (core.py)
     other_roots: tuple[Path, ...]  # the other sites' roots on this host (their owners must not own our files)
     files: dict[str, dict[str, Any]]  # the current inventory (files.inventory), walked once per scan
     nice: int = 10

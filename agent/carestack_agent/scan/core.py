@@ -1,17 +1,24 @@
 """Core integrity: the site's WordPress core files against the reference for the installed version.
 
-The reference is the md5sums file dpkg keeps for Debian's `wordpress` package
-(/var/lib/dpkg/info/wordpress.md5sums, what `dpkg --verify` and `debsums`
-read): offline, signed into the archive the package came from, and the source
-every lab site is copied from. It is a reference only when the package's
-version is the site's version; otherwise the check says it has none (info)
-rather than guessing. Compared: the top-level files, wp-admin/ and wp-includes/
-(wp-content belongs to the site; plugins and themes are updated on their own).
+Two references, both offline on the server:
+- the md5sums file dpkg keeps for Debian's `wordpress` package
+  (/var/lib/dpkg/info/wordpress.md5sums, what `dpkg --verify` and `debsums`
+  read): signed into the archive the package came from, and the source every
+  lab site is copied from; a reference only when the package's version is the
+  site's version;
+- for other versions (a site imported with WordPress's own release), a
+  checksum file `<version>.json` in the scan's `core_checksums` directory, in
+  the format of WordPress's core checksums API (`{"checksums": {path: md5}}`),
+  which converge copies from the agency's controller.
+Without either the check says it has none (info) rather than guessing. Compared:
+the top-level files, wp-admin/ and wp-includes/ (wp-content belongs to the site;
+plugins and themes are updated on their own).
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import re
 from pathlib import Path
@@ -25,6 +32,13 @@ PACKAGE_ROOT = "usr/share/wordpress/"
 SITE_OWN = ("wp-config.php",)  # the site's own file where the package has Debian's
 CORE_DIRS = ("wp-admin/", "wp-includes/")
 VERSION = re.compile(r"""^\$wp_version\s*=\s*['"]([^'"]+)['"]\s*;""", re.M)
+MD5 = re.compile(r"^[0-9a-f]{32}$")
+# A version as a file name: WordPress's own (6.4.3, 6.5-RC1), never a path.
+SAFE_VERSION = re.compile(r"^[0-9][0-9A-Za-z.+~-]{0,39}$")
+
+
+class CoreReferenceError(ValueError):
+    """A core checksum file that cannot serve as a reference; the message names the file and why."""
 
 
 def wp_version(root: Path) -> str | None:
@@ -89,6 +103,36 @@ def reference(
     return wp_version(package_root), sums
 
 
+def checksum_file(directory: Path, version: str) -> Path | None:
+    """Where `version`'s checksum file would be, or None for a version string that cannot name a file."""
+    return directory / f"{version}.json" if SAFE_VERSION.match(version) else None
+
+
+def checksums_reference(path: Path, version: str) -> dict[str, str]:
+    """The in-scope core paths and md5 sums of a checksum file, as WordPress's checksums API gives them:
+    `{"checksums": {path: md5}}` for one version, or `{"checksums": {version: {path: md5}}}`."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except OSError as e:
+        raise CoreReferenceError(f"{path}: {e.strerror or e}") from None
+    except ValueError as e:
+        raise CoreReferenceError(f"{path}: not JSON ({e})") from None
+    sums = data.get("checksums") if isinstance(data, dict) else None
+    if isinstance(sums, dict) and isinstance(sums.get(version), dict):
+        sums = sums[version]
+    if not isinstance(sums, dict) or not sums:
+        raise CoreReferenceError(f'{path}: expected {{"checksums": {{path: md5}}}} for WordPress {version}')
+    out: dict[str, str] = {}
+    for rel, digest in sums.items():
+        if not isinstance(rel, str) or rel.startswith("/") or ".." in rel.split("/"):
+            raise CoreReferenceError(f"{path}: {rel!r} is not a path inside the site root")
+        if not isinstance(digest, str) or not MD5.match(digest):
+            raise CoreReferenceError(f"{path}: checksums[{rel!r}]: expected an md5 sum (32 hex digits), got {digest!r}")
+        if _in_scope(rel):
+            out[rel] = digest
+    return out
+
+
 def md5_of(path: Path) -> str:
     h = hashlib.md5(usedforsecurity=False)
     with open(path, "rb") as f:
@@ -111,8 +155,16 @@ class CoreIntegrity:
             return [Finding(NAME, "medium", "WordPress core: wp-includes/version.php is missing or unreadable")]
         ref_version, sums = reference(self.dpkg_info)
         if ref_version != installed or not sums:
-            have = f"the {PACKAGE} package has {ref_version}" if ref_version else f"no {PACKAGE} package installed"
-            return [Finding(NAME, "info", f"WordPress {installed}: no offline core reference ({have}); not compared")]
+            found = checksum_file(site.core_checksums, installed)
+            if found is None or not found.is_file():
+                have = f"the {PACKAGE} package has {ref_version}" if ref_version else f"no {PACKAGE} package installed"
+                where = found or site.core_checksums
+                return [Finding(NAME, "info", f"WordPress {installed}: no offline core reference ({have}, "
+                                              f"no {where}); not compared")]  # fmt: skip
+            try:
+                sums = checksums_reference(found, installed)
+            except CoreReferenceError as e:
+                return [Finding(NAME, "medium", f"WordPress {installed}: the core reference is unusable: {e}")]
         out: list[Finding] = []
         for rel, digest in sorted(sums.items()):
             path = site.root / rel
