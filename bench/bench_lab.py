@@ -8,10 +8,12 @@ developer's lab keeps running) and prints a table of medians:
 - warm `lab up`: the image cached, after `lab down --keep-image`
 - no-op `lab up`: everything already up
 - the lab's memory: the PSS of all its processes (guests, nspawn, services), per part
-- with --jobs: `lab status --json`, and every site's backup started at once (all timers firing
-  together), the failed jobs counted
+- with --jobs (the default with --stacks: a fleet's goals): `lab status --json`, every site's backup
+  started at once (all timers firing together), the failed jobs counted, and `carestack report --all`
+  for every client from its real sources (Kuma's history, the buckets' snapshots and evidence)
 Goals: warm under 3 min (a fleet: under 15 min), no-op under 10 s, status under 5 s, the fleet in
-16 GiB, no failed backup. Needs root. `--cold-runs 0` shares the developer lab's cached base image.
+16 GiB, no failed backup, the report of every client under 1 min. Needs root. `--cold-runs 0`
+shares the developer lab's cached base image.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import os
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -33,6 +36,7 @@ from rows import at_most, record  # noqa: E402
 from lab import hosts, procs  # noqa: E402
 from lab.config import LabConfig, load_config  # noqa: E402
 from lab.footprint import lab_processes  # noqa: E402
+from lab.report_access import write_lab_outputs  # noqa: E402
 from lab.state import LabState  # noqa: E402
 
 CARESTACK = str(Path(sys.executable).with_name("carestack"))
@@ -98,6 +102,28 @@ def _all_backups_at_once(state: LabState) -> tuple[float, int, int, list[str]]:
     return seconds, len(lines), len(failed), failed
 
 
+def _report_all_seconds(state: LabState, stacks: list[Path]) -> float | None:
+    """`carestack report --all` over the lab's stack files (this month to date), every client's outputs
+    and Kuma's credentials given, so each source is read for real; None when the stacks are not one
+    directory's (`--all` reads a directory)."""
+    folders = {stack.parent for stack in stacks} or {ROOT / "stacks"}
+    if len(folders) != 1 or state.kuma_credentials_file is None:
+        return None
+    with tempfile.TemporaryDirectory(prefix="bench-report-") as tmp:
+        outputs = Path(tmp) / "outputs"
+        outputs.mkdir()
+        for client in state.clients:
+            write_lab_outputs(state, client.id, outputs / f"{client.id}.outputs.json")
+        command = [CARESTACK, "report", "--all", "--stacks", str(folders.pop()), "--outputs-dir", str(outputs),
+                   "--credentials", str(state.kuma_credentials_file), "--out", str(Path(tmp) / "reports")]  # fmt: skip
+        started = time.monotonic()
+        done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, check=False)
+        seconds = time.monotonic() - started
+        if done.returncode != 0:
+            sys.exit(f"carestack report --all failed ({done.returncode}): {done.stderr.strip()[-600:]}")
+        return seconds
+
+
 def _up_args(config: LabConfig, stacks: list[Path]) -> list[str]:
     args = ["up", *map(str, stacks)]
     for key, value in config.to_json().items():
@@ -137,10 +163,14 @@ def main() -> int:
     parser.add_argument("--cold-runs", type=int, default=1, help="cold runs (each builds the image)")
     parser.add_argument("--state-dir", type=Path, default=Path("/var/lib/carestack-lab-bench"))
     parser.add_argument("--keep", action="store_true", help="leave the bench lab up at the end")
-    parser.add_argument("--jobs", action="store_true", help="also time `lab status --json` and all backups at once")
+    parser.add_argument("--jobs", action=argparse.BooleanOptionalAction, default=None,
+                        help="also time `lab status --json`, all backups at once and `report --all` "
+                        "(default: with --stacks)")  # fmt: skip
     parser.add_argument("--stacks", nargs="+", type=Path, default=[], help="stack files (default: the examples), "
                         "e.g. a fleet written by `carestack lab fleet`")  # fmt: skip
     args = parser.parse_args()
+    if args.jobs is None:
+        args.jobs = bool(args.stacks)
     if os.geteuid() != 0:
         sys.exit("bench_lab: run as root (the lab boots servers)")
     state_dir: Path = args.state_dir
@@ -160,6 +190,7 @@ def main() -> int:
     state = LabState.load(state_dir)
     status_s = _status_seconds(state_dir, args.runs) if args.jobs else []
     backups = _all_backups_at_once(state) if args.jobs else None
+    report_s = _report_all_seconds(state, args.stacks) if args.jobs else None
     if not args.keep:
         _carestack(state_dir, "down")
 
@@ -176,6 +207,8 @@ def main() -> int:
             print(_row(name, values, goal))
     if status_s:
         print(_row("`lab status --json`", status_s, "< 5 s"))
+    if report_s is not None:
+        print(_row(f"`report --all` ({len(state.clients)} clients)", [report_s], "< 60 s"))
     print()
     print(f"| {'lab memory (PSS)':<44} | {'MiB':>9} |")
     print(f"|{'-' * 46}|{'-' * 11}|")
@@ -198,6 +231,8 @@ def main() -> int:
     if status_s:
         record(f"lab status --json ({which})", statistics.median(status_s), "s", goal="< 5 s",
                met=at_most(statistics.median(status_s), 5))  # fmt: skip
+    if report_s is not None:
+        record(f"report --all from real sources ({which})", report_s, "s", goal="< 60 s", met=at_most(report_s, 60))
     total_gib = sum(memory.values()) / 1024 / 1024
     record(f"lab memory, PSS ({which})", total_gib, "GiB", goal="< 16 GiB", met=at_most(total_gib, 16))
     return 0
