@@ -24,7 +24,6 @@ from infra.aws.onboarding import pending_site_addresses
 from infra.monitors import KumaPlanError, desired_state
 from infra.plan import CarePlan, build_plan
 from infra.spec import (
-    CATALOG_PATH,
     LETS_ENCRYPT_DIRECTORY,
     STACKS_DIR,
     ClientSpec,
@@ -34,6 +33,7 @@ from infra.spec import (
 )
 from lab.failover import on_standby
 from lab.services import lab_alerting
+from tests.unit.agency_catalog import catalog_with
 
 RECEIVER = "http://127.0.0.1:9099/alert"
 PEM = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n"
@@ -63,11 +63,7 @@ def problems_of(config_change: Any) -> list[str]:
 
 
 def write_catalog(tmp_path: Path, acme: Any) -> Path:
-    document = yaml.safe_load(CATALOG_PATH.read_text())
-    document["agency"]["acme"] = acme
-    path = tmp_path / "tiers.yaml"
-    path.write_text(yaml.safe_dump(document, sort_keys=False))
-    return path
+    return catalog_with(tmp_path, "acme", acme)
 
 
 # --- the agency's ACME account ---------------------------------------------------

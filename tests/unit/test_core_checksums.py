@@ -7,21 +7,18 @@ from __future__ import annotations
 import hashlib
 import json
 from pathlib import Path
-from typing import Any
 
 import pytest
-import yaml
 from carestack_agent.config import Scan
 from carestack_agent.scan.base import ScanSite
 from carestack_agent.scan.core import CoreIntegrity
 
 from infra import agent_config
-from infra.ansible_vars import Client, ClientSecrets, HostAccess, Realization, RealizationError, check_realization
-from infra.ansible_vars import inventory as build_inventory
-from infra.plan import CarePlan, build_plan
-from infra.spec import CATALOG_PATH, ClientSpec, SpecError, load_catalog, parse_stack
+from infra.ansible_vars import RealizationError
+from infra.plan import CarePlan
+from infra.spec import SpecError, load_catalog
+from tests.unit.agency_catalog import catalog_with, studio_host_vars, studio_plan
 
-STACK = Path(__file__).resolve().parents[2] / "stacks" / "Pulumi.studio.yaml"
 VERSION = "6.4.3"
 RELEASE = {  # a release's files as the checksums API lists them: core and the bundled wp-content
     "index.php": "<?php\nrequire __DIR__ . '/wp-blog-header.php';\n",
@@ -42,44 +39,16 @@ def api_answer(files: dict[str, str] = RELEASE, *, by_version: bool = False) -> 
     return json.dumps({"checksums": {VERSION: sums} if by_version else sums})
 
 
-def catalog_with(tmp_path: Path, directory: Any) -> Path:
-    document = yaml.safe_load(CATALOG_PATH.read_text())
-    document["agency"]["core_checksums"] = directory
-    path = tmp_path / "tiers.yaml"
-    path.write_text(yaml.safe_dump(document, sort_keys=False))
-    return path
-
-
-def studio_plan(catalog: Path | None = None) -> CarePlan:
-    document = yaml.safe_load(STACK.read_text())
-    config = {k.split(":", 1)[1]: v for k, v in document["config"].items() if k.startswith("carestack:")}
-    spec = parse_stack("studio", config, load_catalog(catalog) if catalog else None)
-    assert isinstance(spec, ClientSpec)
-    return build_plan(spec)
-
-
-def host_vars(plan: CarePlan) -> dict[str, Any]:
-    realization = Realization(
-        hosts={plan.hosting.server: HostAccess("10.77.0.10")}, s3_endpoint="http://10.77.0.1:9000"
-    )
-    clients = [Client(plan, ClientSecrets("pw", "key", "secret"))]
-    check_realization(clients, realization)
-    found: dict[str, Any] = build_inventory(clients, realization)["all"]["children"]["carestack"]["hosts"][
-        plan.hosting.server
-    ]
-    return found
-
-
 def test_the_agencys_checksum_files_go_to_every_server_where_the_scan_reads_them(tmp_path: Path) -> None:
     directory = tmp_path / "core-checksums"
     directory.mkdir()
     (directory / f"{VERSION}.json").write_text(api_answer())
     (directory / "6.5.json").write_text(api_answer(by_version=True))
     (directory / "README.txt").write_text("fetched once per release\n")  # not a checksum file: not copied
-    plan = studio_plan(catalog_with(tmp_path, str(directory)))
+    plan = studio_plan(catalog_with(tmp_path, "core_checksums", str(directory)))
     assert plan.security.core_checksums == str(directory)
     assert CarePlan.from_dict(plan.to_dict()) == plan
-    found = host_vars(plan)
+    found = studio_host_vars(plan)
     assert found["carestack_core_checksums"] == {"6.4.3.json": api_answer(), "6.5.json": api_answer(by_version=True)}
     # converge writes them where the agent looks by default
     assert str(Scan().core_checksums) == agent_config.CORE_CHECKSUMS_DIR
@@ -88,7 +57,7 @@ def test_the_agencys_checksum_files_go_to_every_server_where_the_scan_reads_them
 def test_without_checksums_nothing_is_copied_and_an_older_plan_still_reads() -> None:
     plan = studio_plan()
     assert plan.security.core_checksums is None
-    assert host_vars(plan)["carestack_core_checksums"] == {}
+    assert studio_host_vars(plan)["carestack_core_checksums"] == {}
     data = plan.to_dict()
     del data["security"]["core_checksums"]  # as a Pulumi state of an earlier carestack holds it
     assert CarePlan.from_dict(data) == plan
@@ -96,21 +65,21 @@ def test_without_checksums_nothing_is_copied_and_an_older_plan_still_reads() -> 
 
 def test_bad_checksums_are_named_before_anything_changes(tmp_path: Path) -> None:
     with pytest.raises(SpecError) as raised:
-        load_catalog(catalog_with(tmp_path, "checksums/"))
+        load_catalog(catalog_with(tmp_path, "core_checksums", "checksums/"))
     assert any(
         p.startswith("agency.core_checksums: expected the absolute path of a directory") and "'checksums/'" in p
         for p in raised.value.problems
     ), raised.value.problems
     gone = tmp_path / "gone"
     with pytest.raises(RealizationError, match=rf"agency.core_checksums: {gone}: not a directory"):
-        host_vars(studio_plan(catalog_with(tmp_path, str(gone))))
+        studio_host_vars(studio_plan(catalog_with(tmp_path, "core_checksums", str(gone))))
     directory = tmp_path / "sums"
     directory.mkdir()
     (directory / "wordpress.json").write_text(api_answer())
     (directory / "6.3.json").write_text("{not json")
     (directory / "6.2.json").write_text(json.dumps({"checksums": False}))
     with pytest.raises(RealizationError) as raised_all:
-        host_vars(studio_plan(catalog_with(tmp_path, str(directory))))
+        studio_host_vars(studio_plan(catalog_with(tmp_path, "core_checksums", str(directory))))
     problems = str(raised_all.value).splitlines()
     assert f"agency.core_checksums: {directory}/wordpress.json: expected a WordPress version as the name, such as " \
         "6.4.3.json" in problems  # fmt: skip
