@@ -170,11 +170,11 @@ def main() -> int:
             rows.append((wall, figures["restore_seconds"], figures["verify_seconds"], figures["rto_seconds"]))
         med = [statistics.median(col) for col in zip(*rows, strict=True)]
         print(f"drill of one site: {args.files_mb} MB files + {args.db_mb} MB database, median of {args.runs}")
-        print(f"{'restore (files + dump import)':32} {med[1]:8.1f} s")
-        print(f"{'verify (page checks)':32} {med[2]:8.1f} s")
-        print(f"{'RTO measured (restore + verify)':32} {med[3]:8.1f} s   plan's RTO {rto_target} s "
+        print(f"{'restore (files + dump import)':32} {med[1]:8.2f} s")
+        print(f"{'verify (page checks)':32} {med[2]:8.2f} s")
+        print(f"{'RTO measured (restore + verify)':32} {med[3]:8.2f} s   plan's RTO {rto_target} s "
               f"({100 * med[3] / rto_target:.1f} % of it)")  # fmt: skip
-        print(f"{'whole drill job (CLI, cleanup)':32} {med[0]:8.1f} s")
+        print(f"{'whole drill job (CLI, cleanup)':32} {med[0]:8.2f} s")
         print(f"restic {subprocess.run(['restic', 'version'], capture_output=True, text=True).stdout.split()[1]}")
         record(f"restore drill RTO ({args.files_mb} MB + {args.db_mb} MB db)", med[3], "s",
                goal=f"within the plan's RTO ({rto_target} s)", met=med[3] <= rto_target)  # fmt: skip
