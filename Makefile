@@ -1,6 +1,14 @@
 # The two commands of the README: `make demo` and `make test`. Both set everything up first.
 VENV := .venv/bin
 STACKS := $(wildcard stacks/Pulumi.*.yaml)
+# The released Kuma versions (1.23.16, 2.5.3) are built from upstream's source tarballs: where the
+# environment names none, the shared vendor directory beside the clone (as .ci/run does), if it is there.
+KUMA_SOURCES_BESIDE := $(wildcard $(abspath $(CURDIR)/..)/shared/vendor/uptime-kuma)
+ifeq ($(CARESTACK_KUMA_SOURCES),)
+ifneq ($(KUMA_SOURCES_BESIDE),)
+export CARESTACK_KUMA_SOURCES := $(KUMA_SOURCES_BESIDE)
+endif
+endif
 
 .PHONY: setup demo test test-fast lint down bench bench-quick
 
