@@ -128,6 +128,10 @@ def _fingerprint(state: LabState, client: PlacedClient, secrets: ClientSecrets, 
         "secrets": [secrets.restic_password, secrets.s3_access_key_id, secrets.s3_secret_access_key],
         "tokens": secrets.push_tokens,
         "server": [state.host(client.server).address, state.host(client.server).machine_id],
+        # Its restore drills' timers and config live on the standby: a new standby must get them again.
+        "standby": [state.host(state.standby).address, state.host(state.standby).machine_id]
+        if drilled_sites(client.plan)
+        else None,
         "s3": state.s3_endpoint,
         "push": state.kuma_push_base_url,
         # A new lab CA root: the servers forgot their certificates and order them again.

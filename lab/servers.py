@@ -9,13 +9,14 @@ Addresses are kept per server across runs (`host.json`).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
-from lab import access, hosts, network
+from lab import access, hosts, image, network
 from lab.config import LabConfig
 from lab.errors import LabError
 from lab.placement import PlacedHost
+from lab.state import LabState
 
 
 @dataclass(frozen=True)
@@ -127,3 +128,24 @@ def power_on(config: LabConfig, name: str) -> float:
     if not hosts.running(h):
         hosts.boot(h, host_link(config, h))
     return hosts.wait_ssh(h)
+
+
+def rebuild_fresh(config: LabConfig, state: LabState, name: str) -> LabState:
+    """`name` as a new cloud server comes: its disk removed, booted again from the cached base image and
+    never converged (no packages, no agent). The lab's records follow it (its ssh host key and machine
+    id); its clients' next converge, or the next `lab up`, starts it from nothing."""
+    cached = image.cached(config)
+    if cached is None:
+        raise LabError("no cached base image to rebuild a server from (run `carestack lab up` first)")
+    if name not in {h.name for h in state.hosts}:
+        raise LabError(f"no lab server {name!r}")
+    take_down(config, name, remove_data=True)
+    placed = [PlacedHost(h.name, h.role, h.clients) for h in state.hosts]
+    report = bring_up(config, placed, cached.root, access.ensure_key(config))
+    access.write_files(config, report.endpoints)
+    machine_id = machine_ids(config, [name])[name]
+    rebuilt = replace(
+        state, hosts=tuple(replace(h, machine_id=machine_id) if h.name == name else h for h in state.hosts)
+    )
+    rebuilt.save()
+    return rebuilt
