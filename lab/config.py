@@ -141,6 +141,11 @@ class LabConfig:
         return data
 
 
+def settings_saved(state_dir: Path) -> bool:
+    """Whether a lab was set up in `state_dir` (`lab up` saves its settings before it starts anything)."""
+    return (Path(state_dir) / CONFIG_FILE).exists()
+
+
 def _read_saved(state_dir: Path) -> dict[str, Any] | None:
     path = state_dir / CONFIG_FILE
     try:

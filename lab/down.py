@@ -15,7 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import TextIO
 
 from lab import access, aptproxy, hosts, network, procs, servers, services, storage
-from lab.config import LabConfig
+from lab.config import CONFIG_FILE, LabConfig, settings_saved
 from lab.errors import LabError
 from lab.footprint import footprint
 from lab.lock import LOCK_FILE, exclusive
@@ -42,6 +42,14 @@ def lab_down(config: LabConfig, *, keep_image: bool = False, out: TextIO = sys.s
     require_root()
     if not config.state_dir.exists():
         print(f"no lab in {config.state_dir}: nothing to do", file=out)
+        return
+    if not settings_saved(config.state_dir):
+        # Nothing of a lab ever started here (or `down` already stopped it all): its network and its
+        # processes cannot be told by name, and the defaults are another lab's (csbr0, 10.77.0.0/24).
+        with exclusive(config.state_dir):
+            _remove_state(config, keep_image)
+        kept = f"; kept the caches in {config.cache_dir}" if keep_image else ""
+        print(f"no lab set up in {config.state_dir} (no {CONFIG_FILE}): nothing to stop{kept}", file=out)
         return
     with exclusive(config.state_dir):
         names = hosts.host_names(config)

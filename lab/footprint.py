@@ -92,9 +92,12 @@ def lab_processes(config: LabConfig) -> list[int]:
     image_dir = str(config.image_dir).encode()
     upper_prefix = str(config.hosts_dir) + "/"
     me = os.getpid()
+    # Whoever called this (a bench or test naming the state directory on its command line) is not
+    # the lab's: the lab never starts its own callers.
+    callers = set(procs.ancestors(me))
     roots = []
     for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit() or int(entry.name) == me:
+        if not entry.name.isdigit() or int(entry.name) == me or int(entry.name) in callers:
             continue
         pid = int(entry.name)
         try:
@@ -111,7 +114,7 @@ def lab_processes(config: LabConfig) -> list[int]:
             or (procs.root_upperdir(pid) or "").startswith(upper_prefix)
         ):
             roots.append(pid)
-    return sorted(set(procs.descendants(roots)) - {me})
+    return sorted(set(procs.descendants(roots)) - {me} - callers)
 
 
 def lab_mounts(config: LabConfig) -> list[str]:

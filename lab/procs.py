@@ -173,6 +173,16 @@ def pss_kib(pid: int) -> int:
     return 0
 
 
+def ancestors(pid: int) -> list[int]:
+    """The parent of `pid`, its parent, and so on up to (not including) PID 0."""
+    found: list[int] = []
+    current = parent(pid)
+    while current > 0 and current not in found:
+        found.append(current)
+        current = parent(current)
+    return found
+
+
 def descendants(roots: Sequence[int]) -> list[int]:
     """The roots and every process below them."""
     children: dict[int, list[int]] = {}
