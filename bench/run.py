@@ -204,6 +204,7 @@ def main() -> int:
     logs.mkdir(exist_ok=True)
     started = datetime.now(UTC)
     host = machine()
+    measured = commit()  # at the start: the scripts run from this tree, which may move on meanwhile
     results: list[dict[str, object]] = []
     for bench in BENCHES:
         if args.only and bench.script not in args.only:
@@ -218,7 +219,7 @@ def main() -> int:
         results.append(run_one(bench, args.quick, logs, timeout))
     document = {
         "date": started.isoformat(timespec="seconds"),
-        "commit": commit(),
+        "commit": measured,
         "machine": host,
         "mode": "quick" if args.quick else "full",
         "results": results,
