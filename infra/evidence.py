@@ -14,6 +14,7 @@ the client stack's outputs (`bucket`, `s3_endpoint`, `s3_access_key_id`, `s3_sec
 from __future__ import annotations
 
 import re
+import threading
 from collections.abc import Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -32,6 +33,7 @@ BASELINE_DIR = "scan-baseline"
 # A record is a few kilobytes; anything far larger is not one of ours and is not read into memory.
 MAX_RECORD_BYTES = 1024 * 1024
 FETCH_THREADS = 16
+_CLIENTS_LOCK = threading.Lock()
 _AWS_ENDPOINT = re.compile(r"^https://s3[.-](?P<region>[a-z0-9-]+)\.amazonaws\.com/?$")
 _STAMP = re.compile(r"/(?P<stamp>\d{8}T\d{6}Z)-[A-Za-z0-9-]+\.json$")
 
@@ -71,6 +73,10 @@ class EvidenceAccess:
         )
 
     def client(self) -> Any:
+        with _CLIENTS_LOCK:  # boto3's default session is not safe to make clients from in several threads
+            return self._client()
+
+    def _client(self) -> Any:
         return boto3.client(
             "s3",
             endpoint_url=self.endpoint,

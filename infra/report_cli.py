@@ -17,10 +17,13 @@ JSON is the document every other format is made from (docs/report.md).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
+import threading
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -28,7 +31,7 @@ from typing import Any
 from infra.command import Verbs
 from infra.evidence import EvidenceUnavailable, read_records
 from infra.evidence_record import EvidenceRecord
-from infra.kuma_client import KumaError, KumaLogin, connect, read_login
+from infra.kuma_client import KumaError, KumaLogin, KumaSession, connect, read_login
 from infra.ledger import ledger_path, read_ledger
 from infra.monitors.history import HistoryRangeError, read_timelines
 from infra.monitors_cli import ENV_PASSWORD, ENV_URL, ENV_USER
@@ -46,6 +49,9 @@ from infra.report.text import LANGUAGES
 from infra.spec import ClientSpec, SpecError, load_stack
 
 FORMATS = ("html", "json", "md", "pdf")
+# `--all` gathers this many clients side by side: their restic and S3 reads mostly wait (on the network
+# and on each restic process's key derivation), and Kuma is read one client at a time over one session.
+GATHER_WORKERS = 8
 SUFFIX = {"html": ".html", "json": ".json", "md": ".md", "pdf": ".pdf"}
 
 # Reads the Kuma history of a plan's monitors for a period: (timelines by monitor key, or None and why).
@@ -60,17 +66,44 @@ def no_monitoring(plan: CarePlan, period: Period) -> tuple[dict[str, Any] | None
     return None, "the monitoring history was not read (no Kuma login given: --credentials FILE or CARESTACK_KUMA_*)"
 
 
-def kuma_monitoring(login: KumaLogin) -> MonitoringReader:
-    """Reads each client's monitors' history from Kuma; an unreachable Kuma is a note, not an error."""
+class KumaMonitoring:
+    """Reads each client's monitors' history from Kuma over one session, opened at the first read (a
+    login makes Kuma send the session every list it has: with `--all` it is paid once, not per client)
+    and shared by the threads that gather clients, one read at a time. An unreachable Kuma is a note for
+    every client, not an error; `close()` ends the session."""
 
-    def read(plan: CarePlan, period: Period) -> tuple[dict[str, Any] | None, str]:
-        try:
-            with connect(login) as session:
-                return dict(read_timelines(session, plan, period.start, period.end)), ""
-        except (KumaError, HistoryRangeError) as e:
-            return None, f"the monitoring history could not be read from {login.url}: {e}"
+    def __init__(self, login: KumaLogin) -> None:
+        self.login = login
+        self._lock = threading.Lock()
+        self._stack = contextlib.ExitStack()
+        self._session: KumaSession | None = None
+        self._unreachable = ""
 
-    return read
+    def __call__(self, plan: CarePlan, period: Period) -> tuple[dict[str, Any] | None, str]:
+        with self._lock:
+            if self._unreachable:
+                return None, self._unreachable
+            try:
+                if self._session is None:
+                    self._session = self._stack.enter_context(connect(self.login))
+            except KumaError as e:
+                self._unreachable = f"the monitoring history could not be read from {self.login.url}: {e}"
+                return None, self._unreachable
+            try:
+                return dict(read_timelines(self._session, plan, period.start, period.end)), ""
+            except (KumaError, HistoryRangeError) as e:
+                if isinstance(e, KumaError):  # the session may be broken: the next client logs in again
+                    self.close()
+                return None, f"the monitoring history could not be read from {self.login.url}: {e}"
+
+    def close(self) -> None:
+        self._session = None
+        self._stack.close()
+        self._stack = contextlib.ExitStack()
+
+
+def kuma_monitoring(login: KumaLogin) -> KumaMonitoring:
+    return KumaMonitoring(login)
 
 
 def kuma_login(args: argparse.Namespace) -> KumaLogin | None:
@@ -198,17 +231,21 @@ def report_all(args: argparse.Namespace, monitoring: MonitoringReader, now: date
     docs, links, label = [], {}, ""
     branding = _branding(args, stacks[0])
     fmt = "html" if args.format == "pdf" else args.format
+    clients: list[tuple[Path, CarePlan, Period, Path | None]] = []
     for stack in stacks:
         spec = load_stack(stack)
         if not isinstance(spec, ClientSpec):
             continue
         plan = build_plan(spec)
-        period = period_of(args, plan.client.timezone, now)
-        label = period.label
         outputs = None
         if args.outputs_dir is not None and outputs_path(args.outputs_dir, plan.client.id).exists():
             outputs = outputs_path(args.outputs_dir, plan.client.id)
-        doc = build_report(plan, period, gather(plan, stack, period, outputs, None, monitoring), now)
+        clients.append((stack, plan, period_of(args, plan.client.timezone, now), outputs))
+    with ThreadPoolExecutor(max_workers=GATHER_WORKERS) as pool:
+        gathered = list(pool.map(lambda c: gather(c[1], c[0], c[2], c[3], None, monitoring), clients))
+    for (_, plan, period, _), sources in zip(clients, gathered, strict=True):
+        label = period.label
+        doc = build_report(plan, period, sources, now)
         name = f"{plan.client.id}{SUFFIX[fmt]}"
         write(doc, fmt, args.lang, branding, args.out / name)
         if args.format == "pdf":
@@ -228,7 +265,8 @@ def run(args: argparse.Namespace, monitoring: MonitoringReader | None = None, no
             monitoring = no_monitoring if login is None else kuma_monitoring(login)
         if args.all == (args.stack is not None):
             raise ReportUsageError("give a STACK_FILE, or --all for every client stack (not both)")
-        return report_all(args, monitoring, now) if args.all else report_one(args, monitoring, now)
+        with contextlib.closing(monitoring) if isinstance(monitoring, KumaMonitoring) else contextlib.nullcontext():
+            return report_all(args, monitoring, now) if args.all else report_one(args, monitoring, now)
     except (ReportUsageError, PeriodError) as exc:
         print(f"carestack report: {exc}", file=sys.stderr)
         return 2

@@ -3,15 +3,20 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from infra import report_cli
 from infra.cli import main
+from infra.kuma_client import KumaError, KumaLogin
 from infra.report.access import load_access
 from infra.report.snapshots import read_snapshots
 from infra.report.text import TEXT
@@ -191,3 +196,42 @@ def test_a_bad_branding_file_is_named_key_by_key(capsys: pytest.CaptureFixture[s
     branding.write_text("name: Example Agency\nlogo: missing.svg\n", encoding="utf-8")
     code, _, err = run(capsys, STUDIO, "--month", "2026-11", "--branding", str(branding))
     assert code == 1 and "missing.svg does not exist (paths are relative to the branding file)" in err
+
+
+def test_all_reads_kuma_over_one_session_and_says_so_once_when_it_cannot(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A login makes Kuma send the session every list it has: `--all` logs in once for every client
+    (their reads in turn), and an unreachable Kuma is one attempt and the same note in each report."""
+    logins: list[str] = []
+    read: list[str] = []
+
+    @contextlib.contextmanager
+    def fake_connect(login: KumaLogin) -> Iterator[object]:
+        logins.append(login.url)
+        if login.url.endswith(":9"):
+            raise KumaError(f"cannot reach Uptime Kuma at {login.url} (is it running, is the URL right?)")
+        yield object()
+
+    def fake_timelines(session: object, plan: Any, start: Any, end: Any) -> dict[str, Any]:
+        read.append(plan.client.id)
+        return {}
+
+    monkeypatch.setattr(report_cli, "connect", fake_connect)
+    monkeypatch.setattr(report_cli, "read_timelines", fake_timelines)
+    for url in ("http://127.0.0.1:3001", "http://127.0.0.1:9"):
+        logins.clear()
+        credentials = tmp_path / "kuma.json"
+        credentials.write_text(json.dumps({"url": url, "username": "admin", "password": "secret"}))
+        credentials.chmod(0o600)
+        out = tmp_path / url.rsplit(":", 1)[1]
+        code, _, err = run(capsys, "--all", "--month", "2026-11", "--out", str(out), "--credentials", str(credentials),
+                           "--format", "json")  # fmt: skip
+        assert code == 0, err
+        assert logins == [url]
+        notes = {json.loads(p.read_text())["sources"]["monitoring"]["note"] for p in out.glob("*.json")}
+        if url.endswith(":9"):
+            assert notes == {f"the monitoring history could not be read from {url}: cannot reach Uptime Kuma at "
+                             f"{url} (is it running, is the URL right?)"}  # fmt: skip
+        else:
+            assert notes == {""} and sorted(read) == ["bakery", "shop", "studio"]
