@@ -61,7 +61,7 @@ def test_the_process_that_called_it_is_never_the_labs(tmp_path: Path) -> None:
     sibling = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)", str(state_dir)])
     try:
         # the shell is the caller: its command line names the state directory, as a bench's does
-            caller = subprocess.run(
+        caller = subprocess.run(
             ["sh", "-ec", f'{shlex.quote(sys.executable)} -c {shlex.quote(child)}; echo "$$"', "sh", str(state_dir)],
             capture_output=True, text=True, check=True, cwd=ROOT,
         )  # fmt: skip
