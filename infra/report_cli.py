@@ -102,10 +102,6 @@ class KumaMonitoring:
         self._stack = contextlib.ExitStack()
 
 
-def kuma_monitoring(login: KumaLogin) -> KumaMonitoring:
-    return KumaMonitoring(login)
-
-
 def kuma_login(args: argparse.Namespace) -> KumaLogin | None:
     if args.credentials:
         return read_login(args.credentials)
@@ -262,7 +258,7 @@ def run(args: argparse.Namespace, monitoring: MonitoringReader | None = None, no
     try:
         if monitoring is None:
             login = kuma_login(args)
-            monitoring = no_monitoring if login is None else kuma_monitoring(login)
+            monitoring = no_monitoring if login is None else KumaMonitoring(login)
         if args.all == (args.stack is not None):
             raise ReportUsageError("give a STACK_FILE, or --all for every client stack (not both)")
         with contextlib.closing(monitoring) if isinstance(monitoring, KumaMonitoring) else contextlib.nullcontext():
