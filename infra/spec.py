@@ -328,8 +328,13 @@ def _bucket_prefix(value: object) -> str:
 BucketPrefix = Annotated[str, BeforeValidator(_bucket_prefix)]
 
 
+def _controller_path(value: object) -> bool:
+    """An absolute path on the controller that does not climb out of where it names (no `..`)."""
+    return isinstance(value, str) and value.startswith("/") and ".." not in value.split("/")
+
+
 def _vulnerability_feed(value: object) -> str:
-    if isinstance(value, str) and (_URL.match(value) or (value.startswith("/") and ".." not in value.split("/"))):
+    if isinstance(value, str) and (_URL.match(value) or _controller_path(value)):
         return value
     raise ValueError(
         "expected an http(s) URL the servers fetch at every scan, or the absolute path of a JSON file on the "
@@ -341,7 +346,7 @@ VulnerabilityFeed = Annotated[str, BeforeValidator(_vulnerability_feed)]
 
 
 def _controller_directory(value: object) -> str:
-    if isinstance(value, str) and value.startswith("/") and ".." not in value.split("/"):
+    if isinstance(value, str) and _controller_path(value):
         return value
     raise ValueError(f"expected the absolute path of a directory on the controller, got {value!r}")
 
